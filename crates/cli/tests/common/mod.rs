@@ -1,0 +1,164 @@
+//! Helpers shared by the interop tests: real peers, free ports, processes with deadlines.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// Path of the `enet-dtls` binary built for this test run.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_enet-dtls"))
+}
+
+/// The shared folder (`../shared` next to the repository root), where the Godot fixtures live.
+pub fn shared_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.join("../shared").canonicalize().expect("../shared next to the repository")
+}
+
+/// Godot fixtures folder (`shared/godot`).
+pub fn godot_dir() -> PathBuf {
+    shared_dir().join("godot")
+}
+
+/// Is this run in CI (`CI=true`)? Then a missing peer is a failure, never a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+}
+
+/// Checks that an external peer program exists. Returns `false` (and prints a loud SKIP line)
+/// when it is missing outside CI; panics in CI, where a missing peer is a failure.
+pub fn require_program(name: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        if in_ci() {
+            panic!("required interop peer `{name}` is missing (CI=true): run scripts/test to install it");
+        }
+        eprintln!("SKIP: interop peer `{name}` is missing; run scripts/test to install it");
+    }
+    found
+}
+
+/// A free UDP port on 127.0.0.1 (bind to port 0, read it back, release it).
+/// Prefer letting the program under test bind port 0 and print its port; use this only for
+/// peers that cannot do that (openssl s_server, Godot fixtures).
+pub fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind port 0");
+    s.local_addr().unwrap().port()
+}
+
+/// A child process whose stdout lines arrive on a channel; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub lines: Receiver<String>,
+    pub seen: Vec<String>,
+    pub name: String,
+}
+
+impl Proc {
+    /// Spawns `cmd` with piped stdout (stderr inherited so failures are visible).
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdout(Stdio::piped()).stdin(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc { child, lines: rx, seen: Vec::new(), name: name.to_string() }
+    }
+
+    /// Waits until a stdout line contains `needle`; returns that line. Panics with everything
+    /// seen so far after `timeout`.
+    pub fn expect_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{}: no line containing {needle:?} within {timeout:?}; saw:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for the process to exit (killing it after `timeout`) and returns its exit code.
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                // drain remaining lines
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(50)) {
+                    self.seen.push(l);
+                }
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                while let Ok(l) = self.lines.try_recv() {
+                    self.seen.push(l);
+                }
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every line seen so far, plus whatever is waiting.
+    pub fn drain(&mut self) -> &[String] {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+        &self.seen
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `godot3-server` command running `script` from the shared fixtures with `key=value` args.
+pub fn godot(script: &str, args: &[String]) -> Command {
+    let mut c = Command::new("godot3-server");
+    c.env("LANG", "en_US.UTF-8")
+        .arg("--path")
+        .arg(godot_dir())
+        .arg("-s")
+        .arg(script)
+        .args(args);
+    c
+}
+
+/// Parses the address out of a `LISTENING <addr:port>` line.
+pub fn listening_addr(line: &str) -> SocketAddr {
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad LISTENING line: {line}"))
+}
