@@ -1,0 +1,98 @@
+//! What the blocking and the tokio drivers share: the host, the transmit batch and the order
+//! in which inputs are fed and outputs drained (the drain contract of [`enet_proto`]).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use enet_proto::{Event, Host, HostConfig, Transmit};
+
+/// Datagrams read per receive round before transmits are flushed and events looked at
+/// (C ENet reads up to 256 per `enet_host_service`).
+pub(crate) const MAX_RECV_PER_ROUND: usize = 256;
+
+/// Datagrams gathered from the host before they are handed to the socket in one batch.
+const SEND_BATCH: usize = 64;
+
+/// Shortest sleep when a timer is already due (ENet's clock has millisecond resolution), so a
+/// timer that stays due cannot make the driver spin.
+pub(crate) const MIN_TIMER_SLEEP: Duration = Duration::from_millis(1);
+
+/// The ENet host plus the reusable transmit batch.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) host: Host,
+    outbox: Vec<Transmit>,
+}
+
+impl Core {
+    /// Creates the host; the MTU is capped at what the socket can carry.
+    pub(crate) fn new(
+        mut config: HostConfig,
+        max_datagram: usize,
+        now: Instant,
+    ) -> Result<Core, enet_proto::Error> {
+        let cap = u32::try_from(max_datagram).unwrap_or(u32::MAX);
+        if config.mtu > cap {
+            config.mtu = cap;
+        }
+        Ok(Core {
+            host: Host::new(config, now)?,
+            outbox: Vec::with_capacity(SEND_BATCH),
+        })
+    }
+
+    /// Feeds one received datagram.
+    pub(crate) fn receive(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.host.handle_datagram(now, from, data);
+    }
+
+    /// Runs the host's timers if they are due.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        if self.host.poll_timeout().is_some_and(|t| t <= now) {
+            self.host.handle_timeout(now);
+        }
+    }
+
+    /// Drains every datagram the host wants to send, in batches, through `send`.
+    pub(crate) fn flush(
+        &mut self,
+        now: Instant,
+        send: &mut dyn FnMut(&[Transmit]) -> io::Result<usize>,
+    ) -> io::Result<()> {
+        loop {
+            self.outbox.clear();
+            while self.outbox.len() < SEND_BATCH {
+                match self.host.poll_transmit(now) {
+                    Some(t) => self.outbox.push(t),
+                    None => break,
+                }
+            }
+            if self.outbox.is_empty() {
+                return Ok(());
+            }
+            send(&self.outbox)?;
+        }
+    }
+
+    /// The next queued event, if any.
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+        self.host.poll_event()
+    }
+
+    /// When the driver must wake up: the earliest of the caller's deadline, the host's timers
+    /// and the socket's timers. A timer that is already due yields `now + MIN_TIMER_SLEEP`.
+    pub(crate) fn wake_at(
+        &self,
+        now: Instant,
+        deadline: Option<Instant>,
+        socket_timer: Option<Instant>,
+    ) -> Option<Instant> {
+        let timer = [self.host.poll_timeout(), socket_timer]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.max(now + MIN_TIMER_SLEEP));
+        [deadline, timer].into_iter().flatten().min()
+    }
+}

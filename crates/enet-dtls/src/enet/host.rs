@@ -1,0 +1,229 @@
+//! The blocking driver: [`EnetHost`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use enet_proto::{Event, Host, HostConfig, Packet, Peer, PeerId};
+use tracing::debug;
+
+use super::driver::{Core, MAX_RECV_PER_ROUND};
+use super::socket::{EnetSocket, UdpEnetSocket};
+
+/// Why [`EnetHost::bind`] (or [`EnetHost::with_socket`]) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    /// The socket could not be created or bound.
+    #[error("cannot bind the ENet socket: {0}")]
+    Io(#[from] io::Error),
+    /// The host configuration was refused by the ENet core.
+    #[error("invalid ENet host configuration: {0}")]
+    Config(#[from] enet_proto::Error),
+}
+
+/// An ENet host on a real socket, driven like C ENet's `enet_host_service`.
+///
+/// It owns an [`EnetSocket`] (plain UDP by default) and an [`enet_proto::Host`], and is the
+/// only place that reads the clock. Calls that only queue work ([`connect`](Self::connect),
+/// [`send`](Self::send), [`disconnect`](Self::disconnect)...) do no I/O; the datagrams go out on
+/// the next [`service`](Self::service) or [`flush`](Self::flush).
+///
+/// # Example: a client
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use enet_dtls::enet::EnetHost;
+/// use enet_dtls::enet_proto::{Event, HostConfig, Packet};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut host = EnetHost::bind("127.0.0.1:0".parse()?, HostConfig::default())?;
+/// let server = host.connect("127.0.0.1:7777".parse()?, 2, 0)?;
+/// while let Some(event) = host.service(Duration::from_secs(5))? {
+///     match event {
+///         Event::Connect { .. } => host.send(server, 0, Packet::reliable(b"hi".to_vec()))?,
+///         Event::Receive { packet, .. } => {
+///             println!("echo: {:?}", packet.data);
+///             host.disconnect(server, 0);
+///         }
+///         Event::Disconnect { .. } => break,
+///         _ => {}
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct EnetHost<S: EnetSocket = UdpEnetSocket> {
+    socket: S,
+    core: Core,
+}
+
+impl EnetHost<UdpEnetSocket> {
+    /// Binds a UDP socket to `addr` (port 0: any free port; see [`local_addr`](Self::local_addr))
+    /// and creates the host.
+    pub fn bind(addr: SocketAddr, config: HostConfig) -> Result<Self, BindError> {
+        let socket = UdpEnetSocket::bind(addr)?;
+        EnetHost::with_socket(socket, config)
+    }
+}
+
+impl<S: EnetSocket> EnetHost<S> {
+    /// Creates a host on an existing socket. The configured MTU is capped at the socket's
+    /// [`max_datagram_size`](EnetSocket::max_datagram_size).
+    pub fn with_socket(socket: S, config: HostConfig) -> Result<Self, BindError> {
+        let core = Core::new(config, socket.max_datagram_size(), Instant::now())?;
+        Ok(EnetHost { socket, core })
+    }
+
+    /// Services the host, like `enet_host_service`: returns a queued event at once if there is
+    /// one; otherwise receives every ready datagram, runs the timers, sends what is queued and
+    /// returns the first event, or waits for traffic until `timeout` has passed and returns
+    /// `Ok(None)`. `Duration::ZERO` never blocks. `Err` only for a broken socket.
+    pub fn service(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
+        if let Some(event) = self.core.poll_event() {
+            return Ok(Some(event));
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let now = Instant::now();
+            self.pump(now)?;
+            if let Some(event) = self.core.poll_event() {
+                return Ok(Some(event));
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(None);
+            }
+            let wake = self.core.wake_at(now, deadline, self.socket.poll_timeout());
+            let wait = wake.map(|w| w.saturating_duration_since(now));
+            self.socket.wait_readable(wait)?;
+        }
+    }
+
+    /// Returns an already queued event without any I/O (`enet_host_check_events`).
+    pub fn check_events(&mut self) -> Option<Event> {
+        self.core.poll_event()
+    }
+
+    /// Sends everything that is queued now, without receiving (`enet_host_flush`).
+    pub fn flush(&mut self) -> io::Result<()> {
+        let now = Instant::now();
+        self.core.tick(now);
+        self.send_queued(now)
+    }
+
+    /// Starts connecting to `addr` with `channel_count` channels, handing `data` to the remote
+    /// host's connect event. The [`Event::Connect`] for the returned peer comes from
+    /// [`service`](Self::service).
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        channel_count: usize,
+        data: u32,
+    ) -> Result<PeerId, enet_proto::Error> {
+        self.core
+            .host
+            .connect(Instant::now(), addr, channel_count, data)
+    }
+
+    /// Queues `packet` to `peer` on `channel`.
+    pub fn send(
+        &mut self,
+        peer: PeerId,
+        channel: u8,
+        packet: Packet,
+    ) -> Result<(), enet_proto::Error> {
+        self.core.host.send(peer, channel, packet)
+    }
+
+    /// Queues `packet` to every connected peer on `channel`.
+    pub fn broadcast(&mut self, channel: u8, packet: Packet) {
+        self.core.host.broadcast(channel, packet)
+    }
+
+    /// Asks `peer` to disconnect (after the queued data); an [`Event::Disconnect`] follows when
+    /// it acknowledges (or times out).
+    pub fn disconnect(&mut self, peer: PeerId, data: u32) {
+        self.core.host.disconnect(peer, data)
+    }
+
+    /// Disconnects `peer` once all its queued outgoing packets have been sent.
+    pub fn disconnect_later(&mut self, peer: PeerId, data: u32) {
+        self.core.host.disconnect_later(peer, data)
+    }
+
+    /// Disconnects `peer` at once: sends one unacknowledged disconnect datagram now and forgets
+    /// the peer (no event follows).
+    pub fn disconnect_now(&mut self, peer: PeerId, data: u32) -> io::Result<()> {
+        let now = Instant::now();
+        self.core.host.disconnect_now(now, peer, data);
+        self.send_queued(now)
+    }
+
+    /// Forgets `peer` without telling it.
+    pub fn reset_peer(&mut self, peer: PeerId) {
+        self.core.host.reset_peer(peer)
+    }
+
+    /// A peer's state, address and statistics.
+    pub fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.core.host.peer(id)
+    }
+
+    /// The protocol host, for everything this driver does not wrap (throttling, bandwidth
+    /// limits, host statistics).
+    pub fn host(&self) -> &Host {
+        &self.core.host
+    }
+
+    /// Mutable access to the protocol host. Datagrams it queues go out on the next
+    /// [`service`](Self::service) or [`flush`](Self::flush).
+    pub fn host_mut(&mut self) -> &mut Host {
+        &mut self.core.host
+    }
+
+    /// The socket.
+    pub fn socket(&self) -> &S {
+        &self.socket
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// One round: socket timers, receive (bounded), host timers, flush.
+    fn pump(&mut self, now: Instant) -> io::Result<()> {
+        if self.socket.poll_timeout().is_some_and(|t| t <= now) {
+            self.socket.handle_timeout(now)?;
+        }
+        let mut received = 0;
+        while received < MAX_RECV_PER_ROUND {
+            let core = &mut self.core;
+            let n = self
+                .socket
+                .recv_batch(now, &mut |from, data| core.receive(now, from, data))?;
+            if n == 0 {
+                break;
+            }
+            received += n;
+        }
+        self.core.tick(now);
+        self.send_queued(now)
+    }
+
+    fn send_queued(&mut self, now: Instant) -> io::Result<()> {
+        let socket = &mut self.socket;
+        self.core.flush(now, &mut |batch| {
+            let sent = socket.send_batch(now, batch)?;
+            if sent < batch.len() {
+                debug!(
+                    queued = batch.len(),
+                    sent, "socket did not send every datagram"
+                );
+            }
+            Ok(sent)
+        })
+    }
+}

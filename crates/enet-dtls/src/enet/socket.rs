@@ -1,0 +1,477 @@
+//! The socket layer between an ENet [`Host`](enet_proto::Host) and the network.
+//!
+//! [`EnetSocket`] is this crate's version of Godot's `ENetGodotSocket`: the protocol core never
+//! sees a socket, the driver ([`EnetHost`](super::EnetHost)) moves datagrams between the core
+//! and an `EnetSocket`. [`UdpEnetSocket`] is the plain UDP implementation; a DTLS
+//! implementation (one ENet datagram = one DTLS record) plugs in behind the same trait.
+
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use enet_proto::Transmit;
+use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use socket2::{Domain, Protocol, Socket, Type};
+use tracing::{debug, trace};
+
+/// Largest UDP payload over IPv4 (65535 − 20 − 8). Also the largest datagram
+/// [`UdpEnetSocket`] sends or receives.
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// Kernel send and receive buffer size asked for by [`UdpEnetSocket::bind`] (256 KiB, as C ENet's
+/// `ENET_HOST_SEND_BUFFER_SIZE`/`ENET_HOST_RECEIVE_BUFFER_SIZE`).
+pub const SOCKET_BUFFER_SIZE: usize = 256 * 1024;
+
+/// Receive slots per `recvmmsg(2)` call. Each slot is 64 KiB so that a GRO-coalesced run of
+/// datagrams always fits, so one socket holds `RECV_SLOTS` × 64 KiB of receive buffer.
+const RECV_SLOTS: usize = if quinn_udp::BATCH_SIZE < 16 {
+    quinn_udp::BATCH_SIZE
+} else {
+    16
+};
+
+/// Size of one receive slot: the largest GRO super-datagram (and any single UDP datagram).
+const SLOT_SIZE: usize = 64 * 1024;
+
+/// Largest run of datagrams sent with one GSO `sendmsg(2)` (bytes).
+const MAX_GSO_BYTES: usize = 64 * 1024 - 1;
+
+/// A datagram socket under an ENet host: sends and receives whole datagrams in batches,
+/// without blocking, and waits for readability with a timeout.
+///
+/// # Contract
+///
+/// * One call of [`send_batch`](Self::send_batch) or [`recv_batch`](Self::recv_batch) never
+///   blocks. Datagrams are whole: one ENet datagram in, one ENet datagram out.
+/// * Sending is best effort, like UDP and like C ENet's `enet_socket_send`: a datagram the
+///   socket cannot send right now (kernel buffer full, destination unreachable, a DTLS session
+///   still handshaking) is dropped or deferred by the socket, never reported as an error. ENet
+///   retransmits reliable data on its own timers. `Err` means the socket itself is broken.
+/// * Implementations with timers of their own (a DTLS handshake) report them through
+///   [`poll_timeout`](Self::poll_timeout) and are ticked with
+///   [`handle_timeout`](Self::handle_timeout); the driver sleeps until the earlier of the
+///   host's and the socket's deadlines.
+/// * [`max_datagram_size`](Self::max_datagram_size) caps the ENet MTU: a DTLS socket returns
+///   its data MTU (record payload), so an ENet datagram always fits in one record.
+///
+/// `now` is passed in (not read from the clock) so that implementations built on sans-IO cores
+/// (`dtls-proto`) can hand it on.
+pub trait EnetSocket: Send {
+    /// The local address the socket is bound to.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// The largest datagram (ENet payload, header included) this socket carries.
+    fn max_datagram_size(&self) -> usize;
+
+    /// Sends a batch of datagrams, in order, without blocking. Returns how many were handed
+    /// to the network now; the others were dropped or deferred (see the trait docs).
+    fn send_batch(&mut self, now: Instant, batch: &[Transmit]) -> io::Result<usize>;
+
+    /// Receives the datagrams that are ready (at most one batch), calling `sink(source, data)`
+    /// for each, without blocking. Returns how many were delivered; `Ok(0)` when none was ready.
+    fn recv_batch(
+        &mut self,
+        now: Instant,
+        sink: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) -> io::Result<usize>;
+
+    /// Blocks until a datagram is ready to be received or `timeout` passes (`None`: no limit).
+    /// Returns whether the socket is readable. May return `true` spuriously.
+    fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool>;
+
+    /// The socket's own next deadline (a DTLS retransmission), if any. Plain UDP has none.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Lets the socket act on its own timers; called when [`poll_timeout`](Self::poll_timeout)
+    /// has passed.
+    fn handle_timeout(&mut self, _now: Instant) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Counters kept by a [`UdpEnetSocket`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SocketStats {
+    /// Datagrams handed to the kernel.
+    pub datagrams_sent: u64,
+    /// Datagrams dropped on send (kernel buffer full, unreachable destination, too large).
+    pub datagrams_dropped: u64,
+    /// Datagrams received.
+    pub datagrams_received: u64,
+    /// `sendmsg(2)` calls that carried more than one datagram (generic segmentation offload).
+    pub gso_batches: u64,
+}
+
+/// Batched send/receive over any UDP socket, shared by the blocking and the tokio drivers.
+pub(crate) struct Batcher {
+    state: UdpSocketState,
+    /// The socket is IPv6: IPv4 destinations are sent as v4-mapped addresses.
+    ipv6: bool,
+    recv_buf: Vec<u8>,
+    meta: Vec<RecvMeta>,
+    gso_buf: Vec<u8>,
+    pub(crate) stats: SocketStats,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("ipv6", &self.ipv6)
+            .field("max_gso_segments", &self.state.max_gso_segments())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Batcher {
+    /// Sets the socket up for batching (non-blocking, GRO where available).
+    pub(crate) fn new(sock: UdpSockRef<'_>, local: SocketAddr) -> io::Result<Batcher> {
+        let state = UdpSocketState::new(sock)?;
+        Ok(Batcher {
+            state,
+            ipv6: local.is_ipv6(),
+            recv_buf: vec![0; RECV_SLOTS * SLOT_SIZE],
+            meta: vec![RecvMeta::default(); RECV_SLOTS],
+            gso_buf: Vec::new(),
+            stats: SocketStats::default(),
+        })
+    }
+
+    /// Receives one batch with `recv` (which runs the actual system call on the caller's socket)
+    /// and hands every datagram to `sink`. `Ok(0)` when nothing was ready.
+    pub(crate) fn recv_with(
+        &mut self,
+        recv: impl FnOnce(&UdpSocketState, &mut [IoSliceMut<'_>], &mut [RecvMeta]) -> io::Result<usize>,
+        sink: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) -> io::Result<usize> {
+        let mut slices: Vec<IoSliceMut<'_>> = self
+            .recv_buf
+            .chunks_mut(SLOT_SIZE)
+            .map(IoSliceMut::new)
+            .collect();
+        let n = match recv(&self.state, &mut slices, &mut self.meta) {
+            Ok(n) => n,
+            Err(e) if is_transient_recv_error(&e) => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        drop(slices);
+        let mut delivered = 0;
+        for (slot, meta) in self.recv_buf.chunks(SLOT_SIZE).zip(&self.meta).take(n) {
+            let from = unmap(meta.addr);
+            let data = &slot[..meta.len.min(slot.len())];
+            if data.is_empty() {
+                sink(from, data);
+                delivered += 1;
+                continue;
+            }
+            let stride = if meta.stride == 0 {
+                data.len()
+            } else {
+                meta.stride
+            };
+            // One datagram, or a GRO run of `stride`-sized datagrams (the last may be shorter).
+            for datagram in data.chunks(stride) {
+                trace!(%from, len = datagram.len(), "udp recv");
+                sink(from, datagram);
+                delivered += 1;
+            }
+        }
+        self.stats.datagrams_received += delivered as u64;
+        Ok(delivered)
+    }
+
+    /// Sends `batch` with `send` (one `sendmsg(2)` per call), coalescing runs of equal-size
+    /// datagrams to the same destination into one GSO send. Returns how many were sent.
+    pub(crate) fn send_with(
+        &mut self,
+        batch: &[Transmit],
+        mut send: impl FnMut(&UdpSocketState, &quinn_udp::Transmit<'_>) -> io::Result<()>,
+    ) -> io::Result<usize> {
+        let max_segments = self.state.max_gso_segments().max(1);
+        let mut sent = 0;
+        let mut i = 0;
+        while i < batch.len() {
+            let first = &batch[i];
+            let size = first.data.len();
+            // The run: same destination, same size; the last one may be shorter.
+            let mut end = i + 1;
+            let mut bytes = size;
+            if size > 0 {
+                while end < batch.len()
+                    && end - i < max_segments
+                    && batch[end].destination == first.destination
+                    && batch[end - 1].data.len() == size
+                    && batch[end].data.len() <= size
+                    && !batch[end].data.is_empty()
+                    && bytes + batch[end].data.len() <= MAX_GSO_BYTES
+                {
+                    bytes += batch[end].data.len();
+                    end += 1;
+                }
+            }
+            let destination = self.destination(first.destination);
+            let count = end - i;
+            let result = if count == 1 {
+                send(
+                    &self.state,
+                    &quinn_udp::Transmit {
+                        destination,
+                        ecn: None,
+                        contents: &first.data,
+                        segment_size: None,
+                        src_ip: None,
+                    },
+                )
+            } else {
+                self.gso_buf.clear();
+                for t in &batch[i..end] {
+                    self.gso_buf.extend_from_slice(&t.data);
+                }
+                self.stats.gso_batches += 1;
+                send(
+                    &self.state,
+                    &quinn_udp::Transmit {
+                        destination,
+                        ecn: None,
+                        contents: &self.gso_buf,
+                        segment_size: Some(size),
+                        src_ip: None,
+                    },
+                )
+            };
+            match result {
+                Ok(()) => {
+                    trace!(to = %first.destination, datagrams = count, bytes, "udp send");
+                    sent += count;
+                    self.stats.datagrams_sent += count as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Kernel buffer full: drop the rest of this batch, as C ENet does.
+                    let dropped = batch.len() - i;
+                    debug!(dropped, "udp send buffer full; datagrams dropped");
+                    self.stats.datagrams_dropped += dropped as u64;
+                    return Ok(sent);
+                }
+                Err(e) if is_fatal_send_error(&e) => return Err(e),
+                Err(e) => {
+                    debug!(to = %first.destination, error = %e, datagrams = count, "udp send failed; dropped");
+                    self.stats.datagrams_dropped += count as u64;
+                }
+            }
+            i = end;
+        }
+        Ok(sent)
+    }
+
+    pub(crate) fn max_gso_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    fn destination(&self, to: SocketAddr) -> SocketAddr {
+        match to {
+            SocketAddr::V4(v4) if self.ipv6 => {
+                SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+            }
+            other => other,
+        }
+    }
+}
+
+/// IPv4 peers of a dual-stack socket arrive as `::ffff:a.b.c.d`; report them as plain IPv4.
+fn unmap(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+/// Receive errors that mean "nothing to read now" rather than a broken socket. Linux reports
+/// ICMP errors for earlier sends (`ECONNREFUSED`...) on a later receive; UDP peers come and go.
+fn is_transient_recv_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+    ) || e
+        .raw_os_error()
+        .is_some_and(|c| c == libc::EHOSTUNREACH || c == libc::ENETUNREACH || c == libc::EMSGSIZE)
+}
+
+/// Send errors that mean the socket itself is unusable (as opposed to one bad destination).
+fn is_fatal_send_error(e: &io::Error) -> bool {
+    e.raw_os_error()
+        .is_some_and(|c| c == libc::EBADF || c == libc::ENOTSOCK)
+}
+
+/// Plain UDP [`EnetSocket`]: IPv4 or IPv6, batched with `recvmmsg(2)` and GSO `sendmsg(2)` on
+/// Linux (through [`quinn_udp`], which falls back to one datagram per call elsewhere).
+///
+/// * Binding `[::]` gives a dual-stack socket; IPv4 peers then appear as plain IPv4 addresses
+///   and IPv4 destinations work.
+/// * IPv4 datagrams larger than the path MTU are fragmented by IP, as with C ENet (on Linux the
+///   socket keeps the kernel's default `IP_PMTUDISC_WANT`). Over IPv6 they are not
+///   (`IPV6_DONTFRAG`, set by quinn-udp): keep the ENet MTU (default 1392) below the path MTU.
+/// * It holds 1 MiB of receive buffers (16 slots of 64 KiB, so GRO runs always fit).
+///
+/// # Example
+///
+/// ```no_run
+/// use enet_dtls::enet::{EnetSocket, UdpEnetSocket};
+///
+/// # fn main() -> std::io::Result<()> {
+/// let socket = UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap())?;
+/// println!("bound to {}", socket.local_addr()?);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct UdpEnetSocket {
+    socket: UdpSocket,
+    batcher: Batcher,
+}
+
+impl UdpEnetSocket {
+    /// Binds a UDP socket to `addr` (port 0: any free port; read it back with
+    /// [`EnetSocket::local_addr`]) with 256 KiB kernel buffers, like C ENet.
+    pub fn bind(addr: SocketAddr) -> io::Result<UdpEnetSocket> {
+        let socket = bind_socket(addr)?;
+        UdpEnetSocket::from_std(socket)
+    }
+
+    /// Wraps an already bound socket (it is switched to non-blocking mode).
+    pub fn from_std(socket: UdpSocket) -> io::Result<UdpEnetSocket> {
+        let local = socket.local_addr()?;
+        let batcher = Batcher::new(UdpSockRef::from(&socket), local)?;
+        allow_fragmentation(&socket, local);
+        Ok(UdpEnetSocket { socket, batcher })
+    }
+
+    /// The underlying socket.
+    pub fn get_ref(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// Send/receive counters.
+    pub fn stats(&self) -> SocketStats {
+        self.batcher.stats
+    }
+
+    /// Most datagrams one GSO `sendmsg(2)` may carry here (1: no segmentation offload).
+    pub fn max_gso_segments(&self) -> usize {
+        self.batcher.max_gso_segments()
+    }
+}
+
+/// Creates a bound, non-blocking UDP socket with C ENet's buffer sizes (`[::]`: dual stack).
+pub(crate) fn bind_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let SocketAddr::V6(v6) = addr {
+        socket.set_only_v6(!v6.ip().is_unspecified())?;
+    }
+    // Best effort: the kernel may clamp these.
+    if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER_SIZE) {
+        debug!(error = %e, "could not set SO_RCVBUF");
+    }
+    if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER_SIZE) {
+        debug!(error = %e, "could not set SO_SNDBUF");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+impl EnetSocket for UdpEnetSocket {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    fn max_datagram_size(&self) -> usize {
+        MAX_UDP_PAYLOAD
+    }
+
+    fn send_batch(&mut self, _now: Instant, batch: &[Transmit]) -> io::Result<usize> {
+        let socket = &self.socket;
+        self.batcher.send_with(batch, |state, t| {
+            state.try_send(UdpSockRef::from(socket), t)
+        })
+    }
+
+    fn recv_batch(
+        &mut self,
+        _now: Instant,
+        sink: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) -> io::Result<usize> {
+        let socket = &self.socket;
+        self.batcher.recv_with(
+            |state, bufs, meta| state.recv(UdpSockRef::from(socket), bufs, meta),
+            sink,
+        )
+    }
+
+    fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        wait_readable(&self.socket, timeout)
+    }
+}
+
+/// Gives the socket back the kernel's default path-MTU behaviour (`IP_PMTUDISC_WANT`, as C ENet
+/// has): quinn-udp sets "don't fragment" probing for QUIC, but an ENet datagram larger than the
+/// path MTU must be fragmented by IP, not dropped. Best effort (IPv6 keeps `IPV6_DONTFRAG`).
+pub(crate) fn allow_fragmentation(socket: &impl std::os::fd::AsFd, local: SocketAddr) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::net::sockopt;
+        let v4 = match local {
+            SocketAddr::V4(_) => true,
+            SocketAddr::V6(v6) => v6.ip().is_unspecified(),
+        };
+        if v4 {
+            if let Err(e) =
+                sockopt::set_ip_mtu_discover(socket, sockopt::Ipv4PathMtuDiscovery::WANT)
+            {
+                debug!(error = %e, "could not set IP_MTU_DISCOVER");
+            }
+        }
+        if local.is_ipv6() {
+            if let Err(e) =
+                sockopt::set_ipv6_mtu_discover(socket, sockopt::Ipv6PathMtuDiscovery::WANT)
+            {
+                debug!(error = %e, "could not set IPV6_MTU_DISCOVER");
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (socket, local);
+}
+
+/// `poll(2)` for readability, retried on `EINTR` until `timeout` has passed.
+pub(crate) fn wait_readable(socket: &UdpSocket, timeout: Option<Duration>) -> io::Result<bool> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        // poll(2) has millisecond resolution; round up so a short wait does not spin.
+        let spec = match left {
+            Some(l) => Some(Timespec::try_from(l).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("timeout {l:?} is too large"),
+                )
+            })?),
+            None => None,
+        };
+        let mut fds = [PollFd::new(socket, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, spec.as_ref()) {
+            Ok(n) => return Ok(n > 0),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
