@@ -1,0 +1,1246 @@
+//! The host: all peers of one socket, driven sans-IO.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, trace};
+
+use crate::peer::{
+    Channel, OutBody, OutgoingCommand, Peer, Timer, PACKET_THROTTLE_SCALE, TIMEOUT_LIMIT,
+    TIMEOUT_MAXIMUM, TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
+};
+use crate::time::{self, WireClock, WireTime};
+use crate::wire::{self, Command};
+use crate::{Compressor, Error, Packet, PacketFlags, PeerId, PeerState};
+
+/// Host configuration. `Default` gives C ENet's defaults.
+pub struct HostConfig {
+    /// Number of peer slots (1..=4095). Default 32.
+    pub peer_limit: usize,
+    /// Most channels accepted from a connecting peer (1..=255). Default 255.
+    pub channel_limit: usize,
+    /// Downstream bandwidth in bytes/s, 0 = unlimited. Default 0.
+    pub incoming_bandwidth: u32,
+    /// Upstream bandwidth in bytes/s, 0 = unlimited. Default 0.
+    pub outgoing_bandwidth: u32,
+    /// MTU offered to peers (576..=4096). Default 1392.
+    pub mtu: u32,
+    /// Most peers accepted from one IP address. Default 4095.
+    pub duplicate_peers: usize,
+    /// Largest packet sent or accepted. Default 32 MiB.
+    pub maximum_packet_size: usize,
+    /// Most received data buffered per peer before new commands are refused. Default 32 MiB.
+    pub maximum_waiting_data: usize,
+    /// Add and check a CRC32 in every datagram (C ENet's `enet_crc32` checksum).
+    pub checksum: bool,
+    /// Compress datagrams (header flag 0x4000) with this compressor.
+    pub compressor: Option<Box<dyn Compressor>>,
+    /// Seed of the host's PRNG, which draws the random connect ids. The core has
+    /// no entropy source of its own: drivers should set this from a random
+    /// source (e.g. `rand::random()`), otherwise every host with the same seed
+    /// produces the same connect ids. Default 0.
+    pub seed: u64,
+    /// Value of the 32-bit wire clock at `Host::new` (default 1). Only useful to
+    /// test behaviour around the clock's wrap.
+    pub time_base: u32,
+}
+
+impl Default for HostConfig {
+    fn default() -> HostConfig {
+        HostConfig {
+            peer_limit: 32,
+            channel_limit: 255,
+            incoming_bandwidth: 0,
+            outgoing_bandwidth: 0,
+            mtu: 1392,
+            duplicate_peers: 4095,
+            maximum_packet_size: 32 * 1024 * 1024,
+            maximum_waiting_data: 32 * 1024 * 1024,
+            checksum: false,
+            compressor: None,
+            seed: 0,
+            time_base: 1,
+        }
+    }
+}
+
+impl fmt::Debug for HostConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostConfig")
+            .field("peer_limit", &self.peer_limit)
+            .field("channel_limit", &self.channel_limit)
+            .field("incoming_bandwidth", &self.incoming_bandwidth)
+            .field("outgoing_bandwidth", &self.outgoing_bandwidth)
+            .field("mtu", &self.mtu)
+            .field("duplicate_peers", &self.duplicate_peers)
+            .field("maximum_packet_size", &self.maximum_packet_size)
+            .field("maximum_waiting_data", &self.maximum_waiting_data)
+            .field("checksum", &self.checksum)
+            .field("compressor", &self.compressor.is_some())
+            .field("seed", &self.seed)
+            .field("time_base", &self.time_base)
+            .finish()
+    }
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// The datagram (at most the peer's MTU).
+    pub data: Vec<u8>,
+}
+
+/// Why a peer was disconnected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The remote side disconnected.
+    Remote,
+    /// We disconnected (`disconnect`, `disconnect_later`, `disconnect_now`).
+    Local,
+    /// The peer stopped acknowledging (or never answered CONNECT).
+    Timeout,
+    /// The remote side refused or could not verify our CONNECT.
+    Refused,
+}
+
+/// Something that happened on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A connection was established (we connected, or a peer connected to us).
+    Connect {
+        /// The peer.
+        peer: PeerId,
+        /// Its address.
+        address: SocketAddr,
+        /// User data from the remote CONNECT (0 for outgoing connections).
+        data: u32,
+    },
+    /// A packet arrived.
+    Receive {
+        /// The peer.
+        peer: PeerId,
+        /// Channel it arrived on.
+        channel: u8,
+        /// The packet.
+        packet: Packet,
+    },
+    /// A peer is gone; its slot is free again.
+    Disconnect {
+        /// The peer.
+        peer: PeerId,
+        /// Its address.
+        address: SocketAddr,
+        /// User data from the DISCONNECT (0 if none).
+        data: u32,
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+/// Host totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostStats {
+    /// Bytes sent (datagram sizes).
+    pub bytes_sent: u64,
+    /// Datagrams sent.
+    pub packets_sent: u64,
+    /// Bytes received (datagram sizes).
+    pub bytes_received: u64,
+    /// Datagrams received.
+    pub packets_received: u64,
+    /// Datagrams dropped as malformed, unauthenticated or unexpected.
+    pub datagrams_dropped: u64,
+    /// Peers currently connected.
+    pub connected_peers: usize,
+}
+
+/// Host-wide constants from C ENet.
+const BANDWIDTH_THROTTLE_INTERVAL: u32 = 1000;
+
+/// Host state shared by all peers (split from the peer table for borrowing).
+pub(crate) struct Core {
+    pub(crate) channel_limit: usize,
+    pub(crate) incoming_bandwidth: u32,
+    pub(crate) outgoing_bandwidth: u32,
+    pub(crate) mtu: u32,
+    pub(crate) duplicate_peers: usize,
+    pub(crate) maximum_packet_size: usize,
+    pub(crate) maximum_waiting_data: usize,
+    pub(crate) checksum: bool,
+    pub(crate) compressor: Option<Box<dyn Compressor>>,
+    rng: u64,
+    clock: WireClock,
+    pub(crate) service_time: WireTime,
+    last_now: Instant,
+    bandwidth_throttle_epoch: WireTime,
+    pub(crate) recalculate_bandwidth_limits: bool,
+    pub(crate) connected_peers: usize,
+    pub(crate) bandwidth_limited_peers: usize,
+    pub(crate) events: VecDeque<Event>,
+    pending: VecDeque<Transmit>,
+    send_cursor: usize,
+    pub(crate) stats: HostStats,
+    next_deadline: Option<Instant>,
+    pub(crate) scratch: Vec<u8>,
+}
+
+impl Core {
+    fn random(&mut self) -> u32 {
+        // splitmix64
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as u32
+    }
+
+    /// Bytes of payload that fit in one fragment for a peer with `mtu`.
+    pub(crate) fn fragment_payload(&self, mtu: u32) -> usize {
+        let mut len = mtu as usize - wire::HEADER_SIZE - wire::SEND_FRAGMENT_SIZE;
+        if self.checksum {
+            len -= 4;
+        }
+        len
+    }
+
+    pub(crate) fn dropped(&mut self, from: SocketAddr, reason: &'static str) {
+        self.stats.datagrams_dropped += 1;
+        trace!(%from, reason, "dropped datagram");
+    }
+}
+
+/// Window size derived from two bandwidths (C ENet's rule), clamped to the protocol limits.
+pub(crate) fn window_from_bandwidths(a: u32, b: u32) -> u32 {
+    let w = if a == 0 && b == 0 {
+        wire::MAXIMUM_WINDOW_SIZE
+    } else if a == 0 || b == 0 {
+        (a.max(b) / WINDOW_SIZE_SCALE).saturating_mul(wire::MINIMUM_WINDOW_SIZE)
+    } else {
+        (a.min(b) / WINDOW_SIZE_SCALE).saturating_mul(wire::MINIMUM_WINDOW_SIZE)
+    };
+    w.clamp(wire::MINIMUM_WINDOW_SIZE, wire::MAXIMUM_WINDOW_SIZE)
+}
+
+/// An ENet host: a set of peer slots behind one socket, as a sans-IO state machine.
+///
+/// Inputs: [`Host::handle_datagram`], [`Host::handle_timeout`] and the API calls
+/// ([`Host::connect`], [`Host::send`], ...). Outputs: [`Host::poll_transmit`],
+/// [`Host::poll_event`] and [`Host::poll_timeout`]. After every input, drain
+/// `poll_transmit` and `poll_event` until `None`, then wait until `poll_timeout`
+/// or the next datagram (see the crate docs for a run loop).
+pub struct Host {
+    pub(crate) peers: Vec<Peer>,
+    pub(crate) core: Core,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("peers", &self.peers.len())
+            .field("connected_peers", &self.core.connected_peers)
+            .field("mtu", &self.core.mtu)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// Creates a host; `now` fixes the epoch of its 32-bit wire clock.
+    ///
+    /// Errors if `peer_limit` is not in `1..=4095`, `mtu` not in `576..=4096`,
+    /// or `maximum_packet_size` is 0. A `channel_limit` of 0 or above 255 means 255.
+    pub fn new(config: HostConfig, now: Instant) -> Result<Host, Error> {
+        if config.peer_limit == 0 || config.peer_limit > usize::from(wire::MAXIMUM_PEER_ID) {
+            return Err(Error::InvalidConfig("peer_limit must be in 1..=4095"));
+        }
+        if config.mtu < wire::MINIMUM_MTU || config.mtu > wire::MAXIMUM_MTU {
+            return Err(Error::InvalidConfig("mtu must be in 576..=4096"));
+        }
+        if config.maximum_packet_size == 0 {
+            return Err(Error::InvalidConfig("maximum_packet_size must not be 0"));
+        }
+        let channel_limit = if config.channel_limit == 0
+            || config.channel_limit > wire::MAXIMUM_CHANNEL_COUNT as usize
+        {
+            wire::MAXIMUM_CHANNEL_COUNT as usize
+        } else {
+            config.channel_limit
+        };
+        let clock = WireClock::new(now, config.time_base);
+        let peers = (0..config.peer_limit)
+            .map(|i| Peer::new(i as u16, config.mtu))
+            .collect();
+        Ok(Host {
+            peers,
+            core: Core {
+                channel_limit,
+                incoming_bandwidth: config.incoming_bandwidth,
+                outgoing_bandwidth: config.outgoing_bandwidth,
+                mtu: config.mtu,
+                duplicate_peers: config.duplicate_peers,
+                maximum_packet_size: config.maximum_packet_size,
+                maximum_waiting_data: config.maximum_waiting_data,
+                checksum: config.checksum,
+                compressor: config.compressor,
+                rng: config.seed ^ 0x454E_6574_5275_7374,
+                clock,
+                service_time: config.time_base,
+                last_now: now,
+                bandwidth_throttle_epoch: config.time_base,
+                recalculate_bandwidth_limits: false,
+                connected_peers: 0,
+                bandwidth_limited_peers: 0,
+                events: VecDeque::new(),
+                pending: VecDeque::new(),
+                send_cursor: 0,
+                stats: HostStats::default(),
+                next_deadline: None,
+                scratch: Vec::new(),
+            },
+        })
+    }
+
+    pub(crate) fn update_time_shared(&mut self, now: Instant) {
+        self.update_time(now);
+    }
+
+    pub(crate) fn refresh_deadline_pub(&mut self) {
+        self.refresh_deadline();
+    }
+
+    fn update_time(&mut self, now: Instant) {
+        if now > self.core.last_now {
+            self.core.last_now = now;
+        }
+        self.core.service_time = self.core.clock.at(self.core.last_now);
+    }
+
+    fn peer_mut(&mut self, id: PeerId) -> Result<&mut Peer, Error> {
+        self.peers.get_mut(id.index()).ok_or(Error::UnknownPeer(id))
+    }
+
+    /// Starts connecting to `address` with `channel_count` channels (clamped to
+    /// 1..=255); `data` is delivered to the remote's connect event. The
+    /// [`Event::Connect`] (or a [`Event::Disconnect`] with `Timeout`/`Refused`) follows.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        address: SocketAddr,
+        channel_count: usize,
+        data: u32,
+    ) -> Result<PeerId, Error> {
+        self.update_time(now);
+        let channel_count = channel_count.clamp(1, wire::MAXIMUM_CHANNEL_COUNT as usize);
+        let idx = self
+            .peers
+            .iter()
+            .position(|p| p.state == PeerState::Disconnected)
+            .ok_or(Error::NoFreePeer)?;
+        let connect_id = self.core.random();
+        let core = &mut self.core;
+        let peer = &mut self.peers[idx];
+        peer.channels = (0..channel_count).map(|_| Channel::default()).collect();
+        peer.state = PeerState::Connecting;
+        peer.address = address;
+        peer.connect_id = connect_id;
+        peer.mtu = core.mtu;
+        peer.window_size = if core.outgoing_bandwidth == 0 {
+            wire::MAXIMUM_WINDOW_SIZE
+        } else {
+            ((core.outgoing_bandwidth / WINDOW_SIZE_SCALE) * wire::MINIMUM_WINDOW_SIZE)
+                .clamp(wire::MINIMUM_WINDOW_SIZE, wire::MAXIMUM_WINDOW_SIZE)
+        };
+        let body = OutBody::Connect(wire::Connect {
+            outgoing_peer_id: peer.incoming_peer_id,
+            incoming_session_id: peer.incoming_session_id,
+            outgoing_session_id: peer.outgoing_session_id,
+            mtu: peer.mtu,
+            window_size: peer.window_size,
+            channel_count: channel_count as u32,
+            incoming_bandwidth: core.incoming_bandwidth,
+            outgoing_bandwidth: core.outgoing_bandwidth,
+            packet_throttle_interval: peer.packet_throttle_interval,
+            packet_throttle_acceleration: peer.packet_throttle_acceleration,
+            packet_throttle_deceleration: peer.packet_throttle_deceleration,
+            connect_id,
+            data,
+        });
+        queue_outgoing(
+            peer,
+            Command::CONNECT | wire::COMMAND_FLAG_ACKNOWLEDGE,
+            0xFF,
+            body,
+            None,
+            0,
+            0,
+        );
+        debug!(peer = idx, %address, "connecting");
+        self.refresh_deadline();
+        Ok(PeerId(idx as u16))
+    }
+
+    /// Queues `packet` to `peer` on `channel`.
+    ///
+    /// Packets larger than one fragment are split; unreliable ones are sent as
+    /// unreliable fragments only with [`PacketFlags::UNRELIABLE_FRAGMENT`],
+    /// otherwise reliably (like C ENet).
+    pub fn send(&mut self, peer: PeerId, channel: u8, packet: Packet) -> Result<(), Error> {
+        let core = &self.core;
+        let p = self
+            .peers
+            .get_mut(peer.index())
+            .ok_or(Error::UnknownPeer(peer))?;
+        send_to_peer(core, p, channel, packet.data.into(), packet.flags)
+    }
+
+    /// Queues `packet` to every connected peer (errors for single peers are ignored).
+    pub fn broadcast(&mut self, channel: u8, packet: Packet) {
+        let data: Arc<[u8]> = packet.data.into();
+        let core = &self.core;
+        for p in self.peers.iter_mut() {
+            if p.state == PeerState::Connected {
+                let _ = send_to_peer(core, p, channel, data.clone(), packet.flags);
+            }
+        }
+    }
+
+    /// Gracefully disconnects `peer`: queued data is discarded, a DISCONNECT is
+    /// sent, and [`Event::Disconnect`] with [`DisconnectReason::Local`] follows
+    /// once it is acknowledged (or `Timeout`). A peer still connecting is
+    /// dropped at once, without event.
+    pub fn disconnect(&mut self, peer: PeerId, data: u32) {
+        if peer.index() < self.peers.len() {
+            self.disconnect_idx(peer.index(), data);
+            self.refresh_deadline();
+        }
+    }
+
+    fn disconnect_idx(&mut self, idx: usize, data: u32) {
+        let peer = &mut self.peers[idx];
+        match peer.state {
+            PeerState::Disconnecting
+            | PeerState::Disconnected
+            | PeerState::AcknowledgingDisconnect
+            | PeerState::Zombie => return,
+            _ => {}
+        }
+        peer.reset_queues();
+        let connected = matches!(
+            peer.state,
+            PeerState::Connected | PeerState::DisconnectLater
+        );
+        let flag = if connected {
+            wire::COMMAND_FLAG_ACKNOWLEDGE
+        } else {
+            wire::COMMAND_FLAG_UNSEQUENCED
+        };
+        queue_outgoing(
+            peer,
+            Command::DISCONNECT | flag,
+            0xFF,
+            OutBody::Disconnect(data),
+            None,
+            0,
+            0,
+        );
+        if connected {
+            change_state(&mut self.core, peer, PeerState::Disconnecting);
+            debug!(peer = idx, "disconnecting");
+        } else {
+            self.flush_peer(idx);
+            reset_peer(&mut self.core, &mut self.peers[idx]);
+        }
+    }
+
+    /// Disconnects once every queued outgoing packet has been delivered.
+    pub fn disconnect_later(&mut self, peer: PeerId, data: u32) {
+        let Some(p) = self.peers.get_mut(peer.index()) else {
+            return;
+        };
+        if matches!(p.state, PeerState::Connected | PeerState::DisconnectLater)
+            && p.has_outgoing_commands()
+        {
+            change_state(&mut self.core, p, PeerState::DisconnectLater);
+            p.event_data = data;
+        } else {
+            self.disconnect_idx(peer.index(), data);
+        }
+        self.refresh_deadline();
+    }
+
+    /// Disconnects immediately: one unsequenced DISCONNECT is queued for
+    /// sending (see [`Host::poll_transmit`]) and the slot is freed. No event is
+    /// generated (like C ENet's `enet_peer_disconnect_now`).
+    pub fn disconnect_now(&mut self, now: Instant, peer: PeerId, data: u32) {
+        self.update_time(now);
+        let idx = peer.index();
+        let Some(p) = self.peers.get_mut(idx) else {
+            return;
+        };
+        if p.state == PeerState::Disconnected {
+            return;
+        }
+        if p.state != PeerState::Zombie && p.state != PeerState::Disconnecting {
+            p.reset_queues();
+            queue_outgoing(
+                p,
+                Command::DISCONNECT | wire::COMMAND_FLAG_UNSEQUENCED,
+                0xFF,
+                OutBody::Disconnect(data),
+                None,
+                0,
+                0,
+            );
+            self.flush_peer(idx);
+        }
+        reset_peer(&mut self.core, &mut self.peers[idx]);
+        self.refresh_deadline();
+    }
+
+    /// Forcefully frees the peer slot without telling the remote (no event).
+    pub fn reset_peer(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(peer.index()) {
+            reset_peer(&mut self.core, p);
+            self.refresh_deadline();
+        }
+    }
+
+    /// Sets the timeout parameters of `peer` (C's `enet_peer_timeout`): the peer is
+    /// dropped when the oldest unacknowledged command is older than `maximum`,
+    /// or when it was retried so often that `2^(attempts-1) >= limit` and it is
+    /// older than `minimum`. Zero values select the defaults (32, 5 s, 30 s).
+    pub fn set_peer_timeout(
+        &mut self,
+        peer: PeerId,
+        limit: u32,
+        minimum: Duration,
+        maximum: Duration,
+    ) -> Result<(), Error> {
+        let p = self.peer_mut(peer)?;
+        let ms = |d: Duration| d.as_millis().min(u128::from(u32::MAX)) as u32;
+        p.timeout_limit = if limit == 0 { TIMEOUT_LIMIT } else { limit };
+        p.timeout_minimum = if minimum.is_zero() {
+            TIMEOUT_MINIMUM
+        } else {
+            ms(minimum)
+        };
+        p.timeout_maximum = if maximum.is_zero() {
+            TIMEOUT_MAXIMUM
+        } else {
+            ms(maximum)
+        };
+        Ok(())
+    }
+
+    /// Sets the ping interval of `peer` (default 500 ms; zero selects the default).
+    pub fn set_ping_interval(&mut self, peer: PeerId, interval: Duration) -> Result<(), Error> {
+        let p = self.peer_mut(peer)?;
+        p.ping_interval = if interval.is_zero() {
+            crate::peer::PING_INTERVAL
+        } else {
+            interval.as_millis().min(u128::from(u32::MAX)) as u32
+        };
+        self.refresh_deadline();
+        Ok(())
+    }
+
+    /// Configures the packet throttle of `peer` and sends THROTTLE_CONFIGURE to the remote
+    /// (C defaults: 5000 ms, 2, 2; the scale is 32).
+    pub fn throttle_configure(
+        &mut self,
+        peer: PeerId,
+        interval: Duration,
+        acceleration: u32,
+        deceleration: u32,
+    ) -> Result<(), Error> {
+        let p = self.peer_mut(peer)?;
+        if matches!(p.state, PeerState::Disconnected | PeerState::Zombie) {
+            return Err(Error::NotConnected(peer));
+        }
+        let interval = interval.as_millis().min(u128::from(u32::MAX)) as u32;
+        p.packet_throttle_interval = interval;
+        p.packet_throttle_acceleration = acceleration;
+        p.packet_throttle_deceleration = deceleration;
+        queue_outgoing(
+            p,
+            Command::THROTTLE_CONFIGURE | wire::COMMAND_FLAG_ACKNOWLEDGE,
+            0xFF,
+            OutBody::ThrottleConfigure {
+                interval,
+                acceleration,
+                deceleration,
+            },
+            None,
+            0,
+            0,
+        );
+        Ok(())
+    }
+
+    /// Changes the host's bandwidth limits (bytes/s, 0 = unlimited); peers are
+    /// told with BANDWIDTH_LIMIT at the next bandwidth throttle tick (1 s).
+    pub fn set_bandwidth_limit(&mut self, incoming: u32, outgoing: u32) {
+        self.core.incoming_bandwidth = incoming;
+        self.core.outgoing_bandwidth = outgoing;
+        self.core.recalculate_bandwidth_limits = true;
+        self.refresh_deadline();
+    }
+
+    /// Queues a PING to a connected `peer` (pings are also sent automatically when idle).
+    pub fn ping(&mut self, peer: PeerId) -> Result<(), Error> {
+        let p = self.peer_mut(peer)?;
+        if p.state != PeerState::Connected {
+            return Err(Error::NotConnected(peer));
+        }
+        queue_ping(p);
+        Ok(())
+    }
+
+    /// Runs timers due at `now`: retransmissions, timeouts and the bandwidth throttle.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.update_time(now);
+        self.bandwidth_throttle_if_due();
+        for idx in 0..self.peers.len() {
+            let p = &self.peers[idx];
+            if !p.sent_reliable_commands.is_empty()
+                && time::greater_equal(self.core.service_time, p.next_timeout)
+                && !matches!(p.state, PeerState::Disconnected | PeerState::Zombie)
+            {
+                check_timeouts(&mut self.core, &mut self.peers[idx]);
+            }
+        }
+        self.refresh_deadline();
+    }
+
+    /// The next datagram to send, or `None` when nothing is due.
+    ///
+    /// Builds datagrams on demand: acknowledgements, retransmissions, queued
+    /// commands (up to 32 per datagram and never more than the peer's MTU) and
+    /// pings for idle peers.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        self.update_time(now);
+        self.bandwidth_throttle_if_due();
+        if let Some(t) = self.core.pending.pop_front() {
+            return Some(t);
+        }
+        let n = self.peers.len();
+        for step in 0..n {
+            let idx = (self.core.send_cursor + step) % n;
+            if let Some(t) = self.build_datagram(idx) {
+                self.core.send_cursor = if self.peers[idx].continue_sending {
+                    idx
+                } else {
+                    (idx + 1) % n
+                };
+                self.refresh_deadline();
+                return Some(t);
+            }
+        }
+        self.refresh_deadline();
+        None
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.core.events.pop_front()
+    }
+
+    /// The earliest instant at which [`Host::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.next_deadline
+    }
+
+    /// A peer slot (any state).
+    pub fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(id.index())
+    }
+
+    /// All peer slots.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.iter()
+    }
+
+    /// Number of peer slots.
+    pub fn peer_limit(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The MTU offered to new connections.
+    pub fn mtu(&self) -> u32 {
+        self.core.mtu
+    }
+
+    /// Changes the MTU offered to new connections (576..=4096).
+    pub fn set_mtu(&mut self, mtu: u32) -> Result<(), Error> {
+        if !(wire::MINIMUM_MTU..=wire::MAXIMUM_MTU).contains(&mtu) {
+            return Err(Error::InvalidConfig("mtu must be in 576..=4096"));
+        }
+        self.core.mtu = mtu;
+        Ok(())
+    }
+
+    /// Changes the channel limit for incoming connections (0 = 255).
+    pub fn set_channel_limit(&mut self, limit: usize) {
+        self.core.channel_limit = if limit == 0 || limit > 255 {
+            255
+        } else {
+            limit
+        };
+    }
+
+    /// Host totals.
+    pub fn stats(&self) -> HostStats {
+        HostStats {
+            connected_peers: self.core.connected_peers,
+            ..self.core.stats
+        }
+    }
+
+    /// The current value of the host's 32-bit wire clock (ms).
+    pub fn wire_time(&self) -> WireTime {
+        self.core.service_time
+    }
+
+    /// Recomputes per-peer timer tables and the host's next deadline.
+    fn refresh_deadline(&mut self) {
+        let now = self.core.service_time;
+        let mut earliest: Option<WireTime> = None;
+        let mut consider = |t: WireTime| {
+            earliest = Some(match earliest {
+                Some(e) if time::less_equal(e, t) => e,
+                _ => t,
+            });
+        };
+        for p in self.peers.iter_mut() {
+            if matches!(p.state, PeerState::Disconnected | PeerState::Zombie) {
+                p.timers = Default::default();
+                continue;
+            }
+            let retransmit = (!p.sent_reliable_commands.is_empty()).then_some(p.next_timeout);
+            let ping = (p.state == PeerState::Connected && p.sent_reliable_commands.is_empty())
+                .then(|| p.last_receive_time.wrapping_add(p.ping_interval));
+            p.timers.set(Timer::Retransmit, retransmit);
+            p.timers.set(Timer::Ping, ping);
+            if let Some(t) = p.timers.earliest(now) {
+                consider(t);
+            }
+        }
+        if self.core.connected_peers > 0 {
+            consider(
+                self.core
+                    .bandwidth_throttle_epoch
+                    .wrapping_add(BANDWIDTH_THROTTLE_INTERVAL),
+            );
+        }
+        self.core.next_deadline =
+            earliest.map(|t| WireClock::instant_of(self.core.last_now, now, t));
+    }
+
+    fn bandwidth_throttle_if_due(&mut self) {
+        if time::difference(self.core.service_time, self.core.bandwidth_throttle_epoch)
+            >= BANDWIDTH_THROTTLE_INTERVAL
+        {
+            self.bandwidth_throttle();
+        }
+    }
+
+    /// C ENet's `enet_host_bandwidth_throttle`: spreads the host's bandwidth
+    /// over the peers and tells them our limits.
+    fn bandwidth_throttle(&mut self) {
+        let core = &mut self.core;
+        let time_current = core.service_time;
+        let elapsed = u64::from(time_current.wrapping_sub(core.bandwidth_throttle_epoch));
+        let mut peers_remaining = core.connected_peers as u64;
+        let mut data_total: u64 = u64::MAX;
+        let mut bandwidth: u64 = u64::MAX;
+        let mut needs_adjustment = core.bandwidth_limited_peers > 0;
+        let scale = u64::from(PACKET_THROTTLE_SCALE);
+        core.bandwidth_throttle_epoch = time_current;
+        if peers_remaining == 0 {
+            return;
+        }
+        let live = |p: &Peer| matches!(p.state, PeerState::Connected | PeerState::DisconnectLater);
+        if core.outgoing_bandwidth != 0 {
+            data_total = 0;
+            bandwidth = u64::from(core.outgoing_bandwidth) * elapsed / 1000;
+            for p in self.peers.iter().filter(|p| live(p)) {
+                data_total += u64::from(p.outgoing_data_total);
+            }
+        }
+        let mut throttle;
+        while peers_remaining > 0 && needs_adjustment {
+            needs_adjustment = false;
+            throttle = if data_total <= bandwidth {
+                scale
+            } else {
+                bandwidth * scale / data_total.max(1)
+            };
+            for p in self.peers.iter_mut() {
+                if !live(p)
+                    || p.incoming_bandwidth == 0
+                    || p.outgoing_bandwidth_throttle_epoch == time_current
+                {
+                    continue;
+                }
+                let peer_bandwidth = u64::from(p.incoming_bandwidth) * elapsed / 1000;
+                if throttle * u64::from(p.outgoing_data_total) / scale <= peer_bandwidth {
+                    continue;
+                }
+                let limit = (peer_bandwidth * scale / u64::from(p.outgoing_data_total).max(1))
+                    .clamp(1, scale) as u32;
+                p.packet_throttle_limit = limit;
+                p.packet_throttle = p.packet_throttle.min(limit);
+                p.outgoing_bandwidth_throttle_epoch = time_current;
+                p.incoming_data_total = 0;
+                p.outgoing_data_total = 0;
+                needs_adjustment = true;
+                peers_remaining -= 1;
+                bandwidth = bandwidth.saturating_sub(peer_bandwidth);
+                data_total = data_total.saturating_sub(peer_bandwidth);
+            }
+        }
+        if peers_remaining > 0 {
+            throttle = if data_total <= bandwidth {
+                scale
+            } else {
+                bandwidth * scale / data_total.max(1)
+            };
+            for p in self.peers.iter_mut() {
+                if !live(p) || p.outgoing_bandwidth_throttle_epoch == time_current {
+                    continue;
+                }
+                p.packet_throttle_limit = throttle as u32;
+                p.packet_throttle = p.packet_throttle.min(p.packet_throttle_limit);
+                p.incoming_data_total = 0;
+                p.outgoing_data_total = 0;
+            }
+        }
+        if core.recalculate_bandwidth_limits {
+            core.recalculate_bandwidth_limits = false;
+            let mut peers_remaining = core.connected_peers as u64;
+            let mut bandwidth = u64::from(core.incoming_bandwidth);
+            let mut bandwidth_limit: u64 = 0;
+            let mut needs_adjustment = true;
+            if bandwidth != 0 {
+                while peers_remaining > 0 && needs_adjustment {
+                    needs_adjustment = false;
+                    bandwidth_limit = bandwidth / peers_remaining;
+                    for p in self.peers.iter_mut() {
+                        if !live(p) || p.incoming_bandwidth_throttle_epoch == time_current {
+                            continue;
+                        }
+                        if p.outgoing_bandwidth > 0
+                            && u64::from(p.outgoing_bandwidth) >= bandwidth_limit
+                        {
+                            continue;
+                        }
+                        p.incoming_bandwidth_throttle_epoch = time_current;
+                        needs_adjustment = true;
+                        peers_remaining -= 1;
+                        bandwidth = bandwidth.saturating_sub(u64::from(p.outgoing_bandwidth));
+                    }
+                }
+            }
+            let outgoing = core.outgoing_bandwidth;
+            for p in self.peers.iter_mut().filter(|p| live(p)) {
+                let incoming = if p.incoming_bandwidth_throttle_epoch == time_current {
+                    p.outgoing_bandwidth
+                } else {
+                    bandwidth_limit.min(u64::from(u32::MAX)) as u32
+                };
+                queue_outgoing(
+                    p,
+                    Command::BANDWIDTH_LIMIT | wire::COMMAND_FLAG_ACKNOWLEDGE,
+                    0xFF,
+                    OutBody::BandwidthLimit { incoming, outgoing },
+                    None,
+                    0,
+                    0,
+                );
+            }
+        }
+    }
+
+    /// Builds every datagram currently due for `idx` into the pending queue
+    /// (C's `enet_host_flush` for one peer).
+    fn flush_peer(&mut self, idx: usize) {
+        for _ in 0..64 {
+            match self.build_datagram(idx) {
+                Some(t) => self.core.pending.push_back(t),
+                None => break,
+            }
+            if !self.peers[idx].continue_sending {
+                break;
+            }
+        }
+    }
+}
+
+/// C's `enet_peer_disconnect` for a connected peer: queue DISCONNECT, wait for its ACK.
+pub(crate) fn disconnect_connected(core: &mut Core, peer: &mut Peer, data: u32) {
+    peer.reset_queues();
+    queue_outgoing(
+        peer,
+        Command::DISCONNECT | wire::COMMAND_FLAG_ACKNOWLEDGE,
+        0xFF,
+        OutBody::Disconnect(data),
+        None,
+        0,
+        0,
+    );
+    change_state(core, peer, PeerState::Disconnecting);
+}
+
+/// C's `enet_protocol_change_state`: keeps the connected-peer counters right.
+pub(crate) fn change_state(core: &mut Core, peer: &mut Peer, state: PeerState) {
+    let was = matches!(
+        peer.state,
+        PeerState::Connected | PeerState::DisconnectLater
+    );
+    let is = matches!(state, PeerState::Connected | PeerState::DisconnectLater);
+    if is && !was {
+        if peer.incoming_bandwidth != 0 {
+            core.bandwidth_limited_peers += 1;
+        }
+        core.connected_peers += 1;
+    } else if was && !is {
+        if peer.incoming_bandwidth != 0 {
+            core.bandwidth_limited_peers = core.bandwidth_limited_peers.saturating_sub(1);
+        }
+        core.connected_peers = core.connected_peers.saturating_sub(1);
+    }
+    if peer.state != state {
+        debug!(peer = peer.incoming_peer_id, address = %peer.address, from = ?peer.state, to = ?state, "peer state");
+    }
+    peer.state = state;
+}
+
+/// C's `enet_peer_reset`: frees the slot (session ids are kept).
+pub(crate) fn reset_peer(core: &mut Core, peer: &mut Peer) {
+    change_state(core, peer, PeerState::Disconnected);
+    let (id, in_session, out_session) = (
+        peer.incoming_peer_id,
+        peer.incoming_session_id,
+        peer.outgoing_session_id,
+    );
+    *peer = Peer::new(id, core.mtu);
+    peer.incoming_session_id = in_session;
+    peer.outgoing_session_id = out_session;
+}
+
+/// Emits a disconnect event and frees the slot (C's ZOMBIE dispatch).
+pub(crate) fn zombie(core: &mut Core, peer: &mut Peer, reason: DisconnectReason, data: u32) {
+    core.recalculate_bandwidth_limits = true;
+    core.events.push_back(Event::Disconnect {
+        peer: PeerId(peer.incoming_peer_id),
+        address: peer.address,
+        data,
+        reason,
+    });
+    debug!(peer = peer.incoming_peer_id, address = %peer.address, ?reason, "disconnected");
+    reset_peer(core, peer);
+}
+
+/// C's `enet_protocol_notify_disconnect`.
+pub(crate) fn notify_disconnect(core: &mut Core, peer: &mut Peer, reason: DisconnectReason) {
+    if peer.state >= PeerState::ConnectionPending {
+        core.recalculate_bandwidth_limits = true;
+    }
+    if peer.state != PeerState::Connecting && peer.state < PeerState::ConnectionSucceeded {
+        reset_peer(core, peer);
+    } else {
+        zombie(core, peer, reason, 0);
+    }
+}
+
+/// C's `enet_protocol_notify_connect`.
+pub(crate) fn notify_connect(core: &mut Core, peer: &mut Peer) {
+    core.recalculate_bandwidth_limits = true;
+    change_state(core, peer, PeerState::Connected);
+    core.events.push_back(Event::Connect {
+        peer: PeerId(peer.incoming_peer_id),
+        address: peer.address,
+        data: peer.event_data,
+    });
+}
+
+pub(crate) fn queue_ping(peer: &mut Peer) {
+    if peer.state == PeerState::Connected {
+        queue_outgoing(
+            peer,
+            Command::PING | wire::COMMAND_FLAG_ACKNOWLEDGE,
+            0xFF,
+            OutBody::Ping,
+            None,
+            0,
+            0,
+        );
+    }
+}
+
+/// C's `enet_peer_queue_outgoing_command` + `enet_peer_setup_outgoing_command`.
+pub(crate) fn queue_outgoing(
+    peer: &mut Peer,
+    command: u8,
+    channel_id: u8,
+    body: OutBody,
+    packet: Option<Arc<[u8]>>,
+    fragment_offset: u32,
+    fragment_length: u16,
+) {
+    if channel_id != 0xFF && usize::from(channel_id) >= peer.channels.len() {
+        return;
+    }
+    peer.outgoing_data_total = peer
+        .outgoing_data_total
+        .wrapping_add((wire::command_size(body.number()) + usize::from(fragment_length)) as u32);
+    peer.outgoing_waiting_data += usize::from(fragment_length);
+    let mut out = OutgoingCommand {
+        command,
+        channel_id,
+        body,
+        reliable_sequence_number: 0,
+        unreliable_sequence_number: 0,
+        unsequenced_group: 0,
+        sent_time: 0,
+        round_trip_timeout: 0,
+        send_attempts: 0,
+        packet,
+        fragment_offset,
+        fragment_length,
+        queue_seq: peer.next_queue_seq,
+    };
+    peer.next_queue_seq += 1;
+    if channel_id == 0xFF {
+        peer.outgoing_reliable_sequence_number =
+            peer.outgoing_reliable_sequence_number.wrapping_add(1);
+        out.reliable_sequence_number = peer.outgoing_reliable_sequence_number;
+    } else if let Some(ch) = peer.channels.get_mut(usize::from(channel_id)) {
+        if command & wire::COMMAND_FLAG_ACKNOWLEDGE != 0 {
+            ch.outgoing_reliable_sequence_number =
+                ch.outgoing_reliable_sequence_number.wrapping_add(1);
+            ch.outgoing_unreliable_sequence_number = 0;
+            out.reliable_sequence_number = ch.outgoing_reliable_sequence_number;
+        } else if command & wire::COMMAND_FLAG_UNSEQUENCED != 0 {
+            peer.outgoing_unsequenced_group = peer.outgoing_unsequenced_group.wrapping_add(1);
+            out.unsequenced_group = peer.outgoing_unsequenced_group;
+        } else {
+            if fragment_offset == 0 {
+                ch.outgoing_unreliable_sequence_number =
+                    ch.outgoing_unreliable_sequence_number.wrapping_add(1);
+            }
+            out.reliable_sequence_number = ch.outgoing_reliable_sequence_number;
+            out.unreliable_sequence_number = ch.outgoing_unreliable_sequence_number;
+        }
+    } else {
+        return;
+    }
+    if out.wants_ack() && out.packet.is_some() {
+        peer.outgoing_send_reliable.push_back(out);
+    } else {
+        peer.outgoing_commands.push_back(out);
+    }
+}
+
+/// C's `enet_peer_send`.
+fn send_to_peer(
+    core: &Core,
+    peer: &mut Peer,
+    channel: u8,
+    data: Arc<[u8]>,
+    flags: PacketFlags,
+) -> Result<(), Error> {
+    let id = PeerId(peer.incoming_peer_id);
+    if peer.state != PeerState::Connected {
+        return Err(Error::NotConnected(id));
+    }
+    if usize::from(channel) >= peer.channels.len() {
+        return Err(Error::InvalidChannel {
+            channel,
+            channel_count: peer.channels.len(),
+        });
+    }
+    let len = data.len();
+    if len > core.maximum_packet_size {
+        return Err(Error::PacketTooLarge {
+            size: len,
+            maximum: core.maximum_packet_size,
+        });
+    }
+    if peer.outgoing_waiting_data > 0
+        && peer.outgoing_waiting_data + len > core.maximum_waiting_data
+    {
+        return Err(Error::QueueFull {
+            peer: id,
+            queued: peer.outgoing_waiting_data,
+        });
+    }
+    let fragment_length = core.fragment_payload(peer.mtu);
+    let ch = &peer.channels[usize::from(channel)];
+    if len > fragment_length {
+        let fragment_count = len.div_ceil(fragment_length);
+        if fragment_count > wire::MAXIMUM_FRAGMENT_COUNT as usize {
+            return Err(Error::TooManyFragments(fragment_count));
+        }
+        let unreliable = flags.bits()
+            & (PacketFlags::RELIABLE.bits() | PacketFlags::UNRELIABLE_FRAGMENT.bits())
+            == PacketFlags::UNRELIABLE_FRAGMENT.bits()
+            && ch.outgoing_unreliable_sequence_number < 0xFFFF;
+        let (command, start) = if unreliable {
+            (
+                Command::SEND_UNRELIABLE_FRAGMENT,
+                ch.outgoing_unreliable_sequence_number.wrapping_add(1),
+            )
+        } else {
+            (
+                Command::SEND_FRAGMENT | wire::COMMAND_FLAG_ACKNOWLEDGE,
+                ch.outgoing_reliable_sequence_number.wrapping_add(1),
+            )
+        };
+        for number in 0..fragment_count {
+            let offset = number * fragment_length;
+            let flen = fragment_length.min(len - offset);
+            let (count, number, total, offset32) = (
+                fragment_count as u32,
+                number as u32,
+                len as u32,
+                offset as u32,
+            );
+            let body = if unreliable {
+                OutBody::SendUnreliableFragment {
+                    start,
+                    count,
+                    number,
+                    total,
+                    offset: offset32,
+                }
+            } else {
+                OutBody::SendFragment {
+                    start,
+                    count,
+                    number,
+                    total,
+                    offset: offset32,
+                }
+            };
+            queue_outgoing(
+                peer,
+                command,
+                channel,
+                body,
+                Some(data.clone()),
+                offset32,
+                flen as u16,
+            );
+        }
+        return Ok(());
+    }
+    let (command, body) = if flags.bits()
+        & (PacketFlags::RELIABLE.bits() | PacketFlags::UNSEQUENCED.bits())
+        == PacketFlags::UNSEQUENCED.bits()
+    {
+        (
+            Command::SEND_UNSEQUENCED | wire::COMMAND_FLAG_UNSEQUENCED,
+            OutBody::SendUnsequenced,
+        )
+    } else if flags.contains(PacketFlags::RELIABLE)
+        || ch.outgoing_unreliable_sequence_number == u16::MAX
+    {
+        (
+            Command::SEND_RELIABLE | wire::COMMAND_FLAG_ACKNOWLEDGE,
+            OutBody::SendReliable,
+        )
+    } else {
+        (Command::SEND_UNRELIABLE, OutBody::SendUnreliable)
+    };
+    queue_outgoing(peer, command, channel, body, Some(data), 0, len as u16);
+    Ok(())
+}
+
+/// C's `enet_protocol_check_timeouts`; returns true if the peer was dropped.
+pub(crate) fn check_timeouts(core: &mut Core, peer: &mut Peer) -> bool {
+    let now = core.service_time;
+    let mut i = 0;
+    let mut insert_at = 0;
+    let mut insert_reliable_at = 0;
+    while i < peer.sent_reliable_commands.len() {
+        let cmd = &peer.sent_reliable_commands[i];
+        if time::difference(now, cmd.sent_time) < cmd.round_trip_timeout {
+            i += 1;
+            continue;
+        }
+        if peer.earliest_timeout == 0 || time::less(cmd.sent_time, peer.earliest_timeout) {
+            peer.earliest_timeout = cmd.sent_time;
+        }
+        let age = time::difference(now, peer.earliest_timeout);
+        let attempts_exp = 1u64 << cmd.send_attempts.saturating_sub(1).min(63);
+        if peer.earliest_timeout != 0
+            && (age >= peer.timeout_maximum
+                || (attempts_exp >= u64::from(peer.timeout_limit) && age >= peer.timeout_minimum))
+        {
+            debug!(peer = peer.incoming_peer_id, address = %peer.address, "timed out");
+            notify_disconnect(core, peer, DisconnectReason::Timeout);
+            return true;
+        }
+        peer.packets_lost += 1;
+        peer.counters.packets_lost += 1;
+        let Some(mut cmd) = peer.sent_reliable_commands.remove(i) else {
+            break;
+        };
+        cmd.round_trip_timeout = cmd.round_trip_timeout.saturating_mul(2);
+        if cmd.packet.is_some() {
+            peer.reliable_data_in_transit = peer
+                .reliable_data_in_transit
+                .saturating_sub(u32::from(cmd.fragment_length));
+        }
+        trace!(
+            peer = peer.incoming_peer_id,
+            seq = cmd.reliable_sequence_number,
+            "retransmit"
+        );
+        if cmd.packet.is_some() {
+            peer.outgoing_send_reliable.insert(insert_reliable_at, cmd);
+            insert_reliable_at += 1;
+        } else {
+            peer.outgoing_commands.insert(insert_at, cmd);
+            insert_at += 1;
+        }
+        if i == 0 {
+            if let Some(front) = peer.sent_reliable_commands.front() {
+                peer.next_timeout = front.sent_time.wrapping_add(front.round_trip_timeout);
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_from_bandwidths;
+
+    #[test]
+    fn host_and_events_can_move_across_threads() {
+        fn assert_send<T: Send>() {}
+        assert_send::<super::Host>();
+        assert_send::<super::Event>();
+        assert_send::<super::HostConfig>();
+    }
+
+    #[test]
+    fn window_follows_c_enet() {
+        assert_eq!(window_from_bandwidths(0, 0), 65536);
+        // One side limited: the larger value decides.
+        assert_eq!(
+            window_from_bandwidths(0, 1_000_000),
+            (1_000_000 / 65536) * 4096
+        );
+        // Both limited: the smaller value decides, clamped to 4096..=65536.
+        assert_eq!(window_from_bandwidths(50_000, 1_000_000), 4096);
+        assert_eq!(window_from_bandwidths(u32::MAX, u32::MAX), 65536);
+    }
+}

@@ -1,0 +1,570 @@
+//! Peers: the per-connection public view.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::time::WireTime;
+use crate::wire;
+use crate::PacketFlags;
+
+/// Index of a peer slot in its [`crate::Host`] (also its ENet peer id on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u16);
+
+impl PeerId {
+    /// The slot index.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Connection state of a peer (C ENet's `ENetPeerState`, same order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum PeerState {
+    /// Free slot.
+    Disconnected,
+    /// We sent CONNECT and wait for VERIFY_CONNECT.
+    Connecting,
+    /// We received CONNECT, sent VERIFY_CONNECT and wait for its acknowledgement.
+    AcknowledgingConnect,
+    /// Connection established, event not yet delivered (not used by this port).
+    ConnectionPending,
+    /// Connection established, event not yet delivered (not used by this port).
+    ConnectionSucceeded,
+    /// Connected.
+    Connected,
+    /// Disconnect requested once the queued outgoing data is delivered.
+    DisconnectLater,
+    /// DISCONNECT sent, waiting for its acknowledgement.
+    Disconnecting,
+    /// DISCONNECT received, its acknowledgement is pending.
+    AcknowledgingDisconnect,
+    /// Gone; the disconnect event is pending.
+    Zombie,
+}
+
+/// Per-peer statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PeerStats {
+    /// Smoothed round-trip time.
+    pub rtt: Duration,
+    /// Round-trip time variance.
+    pub rtt_variance: Duration,
+    /// Mean packet loss over the last loss interval, as a fraction in `0.0..=1.0`.
+    pub packet_loss: f64,
+    /// Reliable packets counted as lost (retransmissions).
+    pub packets_lost: u64,
+    /// Datagrams sent to the peer.
+    pub packets_sent: u64,
+    /// Datagrams received from the peer.
+    pub packets_received: u64,
+    /// Bytes sent to the peer (datagram sizes).
+    pub bytes_sent: u64,
+    /// Bytes received from the peer (datagram sizes).
+    pub bytes_received: u64,
+    /// Current unreliable packet throttle (0..=32, 32 = nothing dropped).
+    pub packet_throttle: u32,
+    /// Negotiated MTU.
+    pub mtu: u32,
+    /// Negotiated flow-control window (bytes).
+    pub window_size: u32,
+    /// Reliable bytes sent and not yet acknowledged.
+    pub reliable_data_in_transit: u32,
+    /// Received bytes buffered for in-order delivery or reassembly (claimed sizes).
+    pub incoming_buffered: usize,
+    /// Payload bytes queued for sending or waiting for acknowledgement.
+    pub outgoing_queued: usize,
+}
+
+// C ENet's peer constants (enet.h), same names without the prefix.
+pub(crate) const DEFAULT_ROUND_TRIP_TIME: u32 = 500;
+pub(crate) const DEFAULT_PACKET_THROTTLE: u32 = 32;
+pub(crate) const PACKET_THROTTLE_SCALE: u32 = 32;
+pub(crate) const PACKET_THROTTLE_COUNTER: u32 = 7;
+pub(crate) const PACKET_THROTTLE_ACCELERATION: u32 = 2;
+pub(crate) const PACKET_THROTTLE_DECELERATION: u32 = 2;
+pub(crate) const PACKET_THROTTLE_INTERVAL: u32 = 5000;
+pub(crate) const PACKET_LOSS_SCALE: u32 = 1 << 16;
+pub(crate) const PACKET_LOSS_INTERVAL: u32 = 10000;
+pub(crate) const WINDOW_SIZE_SCALE: u32 = 64 * 1024;
+pub(crate) const TIMEOUT_LIMIT: u32 = 32;
+pub(crate) const TIMEOUT_MINIMUM: u32 = 5000;
+pub(crate) const TIMEOUT_MAXIMUM: u32 = 30000;
+pub(crate) const PING_INTERVAL: u32 = 500;
+pub(crate) const UNSEQUENCED_WINDOW_SIZE: u32 = 1024;
+pub(crate) const FREE_UNSEQUENCED_WINDOWS: u32 = 32;
+pub(crate) const RELIABLE_WINDOWS: u16 = 16;
+pub(crate) const RELIABLE_WINDOW_SIZE: u16 = 0x1000;
+pub(crate) const FREE_RELIABLE_WINDOWS: u16 = 8;
+
+/// Timers of one peer, keyed by [`Timer`]; values are wire times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Timer {
+    /// Oldest unacknowledged reliable command is due for retransmission (or timeout).
+    Retransmit = 0,
+    /// The connection has been idle for the ping interval.
+    Ping = 1,
+}
+
+impl Timer {
+    pub(crate) const COUNT: usize = 2;
+}
+
+/// A small table of optional deadlines; the next deadline is the earliest.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TimerTable([Option<WireTime>; Timer::COUNT]);
+
+impl TimerTable {
+    pub(crate) fn set(&mut self, timer: Timer, at: Option<WireTime>) {
+        self.0[timer as usize] = at;
+    }
+
+    /// Earliest deadline, compared wrap-aware relative to `now`.
+    pub(crate) fn earliest(&self, now: WireTime) -> Option<WireTime> {
+        self.0
+            .iter()
+            .flatten()
+            .copied()
+            .min_by_key(|&t| i64::from(t.wrapping_sub(now) as i32))
+    }
+}
+
+/// Owned body of a queued outgoing command (payload, if any, lives in `packet`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutBody {
+    Connect(wire::Connect),
+    VerifyConnect(wire::Connect),
+    Disconnect(u32),
+    Ping,
+    SendReliable,
+    SendUnreliable,
+    SendUnsequenced,
+    SendFragment {
+        start: u16,
+        count: u32,
+        number: u32,
+        total: u32,
+        offset: u32,
+    },
+    SendUnreliableFragment {
+        start: u16,
+        count: u32,
+        number: u32,
+        total: u32,
+        offset: u32,
+    },
+    BandwidthLimit {
+        incoming: u32,
+        outgoing: u32,
+    },
+    ThrottleConfigure {
+        interval: u32,
+        acceleration: u32,
+        deceleration: u32,
+    },
+}
+
+impl OutBody {
+    pub(crate) fn number(&self) -> u8 {
+        use wire::Command as C;
+        match self {
+            OutBody::Connect(_) => C::CONNECT,
+            OutBody::VerifyConnect(_) => C::VERIFY_CONNECT,
+            OutBody::Disconnect(_) => C::DISCONNECT,
+            OutBody::Ping => C::PING,
+            OutBody::SendReliable => C::SEND_RELIABLE,
+            OutBody::SendUnreliable => C::SEND_UNRELIABLE,
+            OutBody::SendUnsequenced => C::SEND_UNSEQUENCED,
+            OutBody::SendFragment { .. } => C::SEND_FRAGMENT,
+            OutBody::SendUnreliableFragment { .. } => C::SEND_UNRELIABLE_FRAGMENT,
+            OutBody::BandwidthLimit { .. } => C::BANDWIDTH_LIMIT,
+            OutBody::ThrottleConfigure { .. } => C::THROTTLE_CONFIGURE,
+        }
+    }
+}
+
+/// A command waiting to be sent, or sent and waiting for its acknowledgement.
+#[derive(Debug, Clone)]
+pub(crate) struct OutgoingCommand {
+    /// Command byte including flags.
+    pub(crate) command: u8,
+    pub(crate) channel_id: u8,
+    pub(crate) body: OutBody,
+    pub(crate) reliable_sequence_number: u16,
+    pub(crate) unreliable_sequence_number: u16,
+    /// Unsequenced group (SEND_UNSEQUENCED only).
+    pub(crate) unsequenced_group: u16,
+    pub(crate) sent_time: WireTime,
+    pub(crate) round_trip_timeout: u32,
+    pub(crate) send_attempts: u32,
+    pub(crate) packet: Option<Arc<[u8]>>,
+    pub(crate) fragment_offset: u32,
+    pub(crate) fragment_length: u16,
+    /// Queueing order across the two outgoing queues.
+    pub(crate) queue_seq: u64,
+}
+
+impl OutgoingCommand {
+    pub(crate) fn wants_ack(&self) -> bool {
+        self.command & wire::COMMAND_FLAG_ACKNOWLEDGE != 0
+    }
+
+    pub(crate) fn fixed_size(&self) -> usize {
+        wire::command_size(self.body.number())
+    }
+
+    /// Payload slice (empty for control commands).
+    pub(crate) fn payload(&self) -> &[u8] {
+        match &self.packet {
+            Some(p) => {
+                let start = (self.fragment_offset as usize).min(p.len());
+                let end = (start + usize::from(self.fragment_length)).min(p.len());
+                &p[start..end]
+            }
+            None => &[],
+        }
+    }
+
+    /// Encodes the command onto `out`.
+    pub(crate) fn emit(&self, out: &mut Vec<u8>) {
+        use wire::{Command, Fragment};
+        let data = self.payload();
+        let fragment = |start, count, number, total, offset| Fragment {
+            start_sequence_number: start,
+            fragment_count: count,
+            fragment_number: number,
+            total_length: total,
+            fragment_offset: offset,
+            data,
+        };
+        let command = match self.body {
+            OutBody::Connect(c) => Command::Connect(c),
+            OutBody::VerifyConnect(c) => Command::VerifyConnect(c),
+            OutBody::Disconnect(data) => Command::Disconnect { data },
+            OutBody::Ping => Command::Ping,
+            OutBody::SendReliable => Command::SendReliable { data },
+            OutBody::SendUnreliable => Command::SendUnreliable {
+                unreliable_sequence_number: self.unreliable_sequence_number,
+                data,
+            },
+            OutBody::SendUnsequenced => Command::SendUnsequenced {
+                unsequenced_group: self.unsequenced_group,
+                data,
+            },
+            OutBody::SendFragment {
+                start,
+                count,
+                number,
+                total,
+                offset,
+            } => Command::SendFragment(fragment(start, count, number, total, offset)),
+            OutBody::SendUnreliableFragment {
+                start,
+                count,
+                number,
+                total,
+                offset,
+            } => Command::SendUnreliableFragment(fragment(start, count, number, total, offset)),
+            OutBody::BandwidthLimit { incoming, outgoing } => Command::BandwidthLimit {
+                incoming_bandwidth: incoming,
+                outgoing_bandwidth: outgoing,
+            },
+            OutBody::ThrottleConfigure {
+                interval,
+                acceleration,
+                deceleration,
+            } => Command::ThrottleConfigure {
+                packet_throttle_interval: interval,
+                packet_throttle_acceleration: acceleration,
+                packet_throttle_deceleration: deceleration,
+            },
+        };
+        wire::WireCommand {
+            header: wire::CommandHeader::new(
+                self.command,
+                self.channel_id,
+                self.reliable_sequence_number,
+            ),
+            command,
+        }
+        .emit(out);
+    }
+}
+
+/// A pending acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Acknowledgement {
+    pub(crate) command: u8,
+    pub(crate) channel_id: u8,
+    pub(crate) reliable_sequence_number: u16,
+    pub(crate) sent_time: u16,
+}
+
+/// Reassembly state of a fragmented packet. Memory grows with the data that
+/// actually arrived, never with the sizes a peer claims.
+#[derive(Debug, Default)]
+pub(crate) struct Reassembly {
+    pub(crate) received: BTreeSet<u32>,
+    pub(crate) pieces: Vec<(u32, Vec<u8>)>,
+    pub(crate) bytes: usize,
+}
+
+/// A received command waiting for its turn to be delivered.
+#[derive(Debug)]
+pub(crate) struct IncomingCommand {
+    pub(crate) id: u64,
+    pub(crate) number: u8,
+    pub(crate) reliable_sequence_number: u16,
+    pub(crate) unreliable_sequence_number: u16,
+    pub(crate) fragment_count: u32,
+    pub(crate) fragments_remaining: u32,
+    pub(crate) total_length: u32,
+    pub(crate) flags: PacketFlags,
+    pub(crate) data: Vec<u8>,
+    pub(crate) reassembly: Option<Box<Reassembly>>,
+}
+
+/// One channel of a connection.
+#[derive(Debug, Default)]
+pub(crate) struct Channel {
+    pub(crate) outgoing_reliable_sequence_number: u16,
+    pub(crate) outgoing_unreliable_sequence_number: u16,
+    pub(crate) used_reliable_windows: u16,
+    pub(crate) reliable_windows: [u16; RELIABLE_WINDOWS as usize],
+    pub(crate) incoming_reliable_sequence_number: u16,
+    pub(crate) incoming_unreliable_sequence_number: u16,
+    pub(crate) incoming_reliable_commands: VecDeque<IncomingCommand>,
+    pub(crate) incoming_unreliable_commands: VecDeque<IncomingCommand>,
+}
+
+/// Cumulative counters (never reset while the slot is in use).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub(crate) packets_sent: u64,
+    pub(crate) packets_received: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) packets_lost: u64,
+}
+
+/// A peer slot of a [`crate::Host`]: one (possible) connection.
+///
+/// Obtained from [`crate::Host::peer`]; all mutation goes through the host.
+pub struct Peer {
+    pub(crate) incoming_peer_id: u16,
+    pub(crate) outgoing_peer_id: u16,
+    pub(crate) connect_id: u32,
+    pub(crate) incoming_session_id: u8,
+    pub(crate) outgoing_session_id: u8,
+    pub(crate) address: SocketAddr,
+    pub(crate) state: PeerState,
+    pub(crate) channels: Vec<Channel>,
+    pub(crate) incoming_bandwidth: u32,
+    pub(crate) outgoing_bandwidth: u32,
+    pub(crate) incoming_bandwidth_throttle_epoch: WireTime,
+    pub(crate) outgoing_bandwidth_throttle_epoch: WireTime,
+    pub(crate) incoming_data_total: u32,
+    pub(crate) outgoing_data_total: u32,
+    pub(crate) last_send_time: WireTime,
+    pub(crate) last_receive_time: WireTime,
+    pub(crate) next_timeout: WireTime,
+    pub(crate) earliest_timeout: WireTime,
+    pub(crate) packet_loss_epoch: WireTime,
+    pub(crate) packets_sent: u32,
+    pub(crate) packets_lost: u32,
+    pub(crate) packet_loss: u32,
+    pub(crate) packet_loss_variance: u32,
+    pub(crate) packet_throttle: u32,
+    pub(crate) packet_throttle_limit: u32,
+    pub(crate) packet_throttle_counter: u32,
+    pub(crate) packet_throttle_epoch: WireTime,
+    pub(crate) packet_throttle_acceleration: u32,
+    pub(crate) packet_throttle_deceleration: u32,
+    pub(crate) packet_throttle_interval: u32,
+    pub(crate) ping_interval: u32,
+    pub(crate) timeout_limit: u32,
+    pub(crate) timeout_minimum: u32,
+    pub(crate) timeout_maximum: u32,
+    pub(crate) last_round_trip_time: u32,
+    pub(crate) lowest_round_trip_time: u32,
+    pub(crate) last_round_trip_time_variance: u32,
+    pub(crate) highest_round_trip_time_variance: u32,
+    pub(crate) round_trip_time: u32,
+    pub(crate) round_trip_time_variance: u32,
+    pub(crate) mtu: u32,
+    pub(crate) window_size: u32,
+    pub(crate) reliable_data_in_transit: u32,
+    pub(crate) outgoing_reliable_sequence_number: u16,
+    pub(crate) acknowledgements: VecDeque<Acknowledgement>,
+    pub(crate) sent_reliable_commands: VecDeque<OutgoingCommand>,
+    /// Unreliable commands and reliable control commands, in queueing order.
+    pub(crate) outgoing_commands: VecDeque<OutgoingCommand>,
+    /// Reliable commands carrying data, in queueing order (flow-controlled by the window).
+    pub(crate) outgoing_send_reliable: VecDeque<OutgoingCommand>,
+    pub(crate) next_queue_seq: u64,
+    pub(crate) incoming_unsequenced_group: u16,
+    pub(crate) outgoing_unsequenced_group: u16,
+    pub(crate) unsequenced_window: [u32; (UNSEQUENCED_WINDOW_SIZE / 32) as usize],
+    pub(crate) event_data: u32,
+    pub(crate) total_waiting_data: usize,
+    pub(crate) outgoing_waiting_data: usize,
+    pub(crate) continue_sending: bool,
+    pub(crate) next_incoming_id: u64,
+    pub(crate) counters: Counters,
+    pub(crate) timers: TimerTable,
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Peer")
+            .field("id", &self.incoming_peer_id)
+            .field("address", &self.address)
+            .field("state", &self.state)
+            .field("mtu", &self.mtu)
+            .field("channels", &self.channels.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peer {
+    pub(crate) fn new(id: u16, mtu: u32) -> Peer {
+        Peer {
+            incoming_peer_id: id,
+            outgoing_peer_id: wire::MAXIMUM_PEER_ID,
+            connect_id: 0,
+            incoming_session_id: 0xFF,
+            outgoing_session_id: 0xFF,
+            address: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+            state: PeerState::Disconnected,
+            channels: Vec::new(),
+            incoming_bandwidth: 0,
+            outgoing_bandwidth: 0,
+            incoming_bandwidth_throttle_epoch: 0,
+            outgoing_bandwidth_throttle_epoch: 0,
+            incoming_data_total: 0,
+            outgoing_data_total: 0,
+            last_send_time: 0,
+            last_receive_time: 0,
+            next_timeout: 0,
+            earliest_timeout: 0,
+            packet_loss_epoch: 0,
+            packets_sent: 0,
+            packets_lost: 0,
+            packet_loss: 0,
+            packet_loss_variance: 0,
+            packet_throttle: DEFAULT_PACKET_THROTTLE,
+            packet_throttle_limit: PACKET_THROTTLE_SCALE,
+            packet_throttle_counter: 0,
+            packet_throttle_epoch: 0,
+            packet_throttle_acceleration: PACKET_THROTTLE_ACCELERATION,
+            packet_throttle_deceleration: PACKET_THROTTLE_DECELERATION,
+            packet_throttle_interval: PACKET_THROTTLE_INTERVAL,
+            ping_interval: PING_INTERVAL,
+            timeout_limit: TIMEOUT_LIMIT,
+            timeout_minimum: TIMEOUT_MINIMUM,
+            timeout_maximum: TIMEOUT_MAXIMUM,
+            last_round_trip_time: DEFAULT_ROUND_TRIP_TIME,
+            lowest_round_trip_time: DEFAULT_ROUND_TRIP_TIME,
+            last_round_trip_time_variance: 0,
+            highest_round_trip_time_variance: 0,
+            round_trip_time: DEFAULT_ROUND_TRIP_TIME,
+            round_trip_time_variance: 0,
+            mtu,
+            window_size: wire::MAXIMUM_WINDOW_SIZE,
+            reliable_data_in_transit: 0,
+            outgoing_reliable_sequence_number: 0,
+            acknowledgements: VecDeque::new(),
+            sent_reliable_commands: VecDeque::new(),
+            outgoing_commands: VecDeque::new(),
+            outgoing_send_reliable: VecDeque::new(),
+            next_queue_seq: 0,
+            incoming_unsequenced_group: 0,
+            outgoing_unsequenced_group: 0,
+            unsequenced_window: [0; (UNSEQUENCED_WINDOW_SIZE / 32) as usize],
+            event_data: 0,
+            total_waiting_data: 0,
+            outgoing_waiting_data: 0,
+            continue_sending: false,
+            next_incoming_id: 0,
+            counters: Counters::default(),
+            timers: TimerTable::default(),
+        }
+    }
+
+    /// Clears every queue and the channels (C's `enet_peer_reset_queues`).
+    pub(crate) fn reset_queues(&mut self) {
+        self.acknowledgements.clear();
+        self.sent_reliable_commands.clear();
+        self.outgoing_commands.clear();
+        self.outgoing_send_reliable.clear();
+        self.channels.clear();
+        self.outgoing_waiting_data = 0;
+    }
+
+    /// True while queued or in-flight commands remain (C's `enet_peer_has_outgoing_commands`).
+    pub(crate) fn has_outgoing_commands(&self) -> bool {
+        !self.outgoing_commands.is_empty()
+            || !self.outgoing_send_reliable.is_empty()
+            || !self.sent_reliable_commands.is_empty()
+    }
+
+    /// The slot's id (also the peer id the remote puts in its headers).
+    pub fn id(&self) -> PeerId {
+        PeerId(self.incoming_peer_id)
+    }
+
+    /// The remote address (meaningless while [`PeerState::Disconnected`]).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> PeerState {
+        self.state
+    }
+
+    /// Number of channels negotiated (0 while disconnected).
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Negotiated MTU.
+    pub fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    /// The random connection id of the current connection (0 while disconnected).
+    pub fn connect_id(&self) -> u32 {
+        self.connect_id
+    }
+
+    /// Statistics of the current connection.
+    pub fn stats(&self) -> PeerStats {
+        PeerStats {
+            rtt: Duration::from_millis(u64::from(self.round_trip_time)),
+            rtt_variance: Duration::from_millis(u64::from(self.round_trip_time_variance)),
+            packet_loss: f64::from(self.packet_loss) / f64::from(PACKET_LOSS_SCALE),
+            packets_lost: self.counters.packets_lost,
+            packets_sent: self.counters.packets_sent,
+            packets_received: self.counters.packets_received,
+            bytes_sent: self.counters.bytes_sent,
+            bytes_received: self.counters.bytes_received,
+            packet_throttle: self.packet_throttle,
+            mtu: self.mtu,
+            window_size: self.window_size,
+            reliable_data_in_transit: self.reliable_data_in_transit,
+            incoming_buffered: self.total_waiting_data,
+            outgoing_queued: self.outgoing_waiting_data,
+        }
+    }
+}
