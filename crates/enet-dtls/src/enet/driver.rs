@@ -26,7 +26,9 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// Creates the host; the MTU is capped at what the socket can carry.
+    /// Creates the host; the MTU is capped at what the socket can carry, and a zero
+    /// `seed` (the core's default, which has no entropy of its own) is replaced by a
+    /// random one so that connect ids differ between hosts and runs.
     pub(crate) fn new(
         mut config: HostConfig,
         max_datagram: usize,
@@ -35,6 +37,9 @@ impl Core {
         let cap = u32::try_from(max_datagram).unwrap_or(u32::MAX);
         if config.mtu > cap {
             config.mtu = cap;
+        }
+        if config.seed == 0 {
+            config.seed = random_seed();
         }
         Ok(Core {
             host: Host::new(config, now)?,
@@ -94,5 +99,38 @@ impl Core {
             .min()
             .map(|t| t.max(now + MIN_TIMER_SLEEP));
         [deadline, timer].into_iter().flatten().min()
+    }
+}
+
+/// A random 64-bit seed from the OS-seeded keys of std's `RandomState` (each call
+/// yields different keys), so the driver needs no RNG dependency of its own.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x656e_6574_2d64_746c);
+    h.finish().max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two hosts created with the default (zero) seed must not draw the same connect ids,
+    /// or a restarted client could be mistaken for its previous incarnation.
+    #[test]
+    fn default_seed_is_replaced_by_a_random_one() {
+        let now = Instant::now();
+        let server: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let ids: Vec<u32> = (0..4)
+            .map(|_| {
+                let mut core = Core::new(HostConfig::default(), 1500, now).unwrap();
+                let peer = core.host.connect(now, server, 2, 0).unwrap();
+                core.host.peer(peer).unwrap().connect_id()
+            })
+            .collect();
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "connect ids repeat: {ids:?}");
     }
 }
