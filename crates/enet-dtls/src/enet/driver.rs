@@ -102,6 +102,97 @@ impl Core {
     }
 }
 
+
+/// The driver methods that only forward to the protocol host (the same for the blocking and
+/// the tokio driver). Expects `self.core: Core` and a `send_queued(&mut self, Instant) ->
+/// io::Result<()>` method in the implementing type.
+macro_rules! forward_host_methods {
+    () => {
+        /// Returns an already queued event without any I/O (`enet_host_check_events`).
+        pub fn check_events(&mut self) -> Option<Event> {
+            self.core.poll_event()
+        }
+
+        /// Sends everything that is queued now, without receiving (`enet_host_flush`).
+        pub fn flush(&mut self) -> io::Result<()> {
+            let now = Instant::now();
+            self.core.tick(now);
+            self.send_queued(now)
+        }
+
+        /// Starts connecting to `addr` with `channel_count` channels, handing `data` to the
+        /// remote host's connect event. The [`Event::Connect`] for the returned peer comes from
+        /// `service`.
+        pub fn connect(
+            &mut self,
+            addr: SocketAddr,
+            channel_count: usize,
+            data: u32,
+        ) -> Result<PeerId, enet_proto::Error> {
+            self.core
+                .host
+                .connect(Instant::now(), addr, channel_count, data)
+        }
+
+        /// Queues `packet` to `peer` on `channel`.
+        pub fn send(
+            &mut self,
+            peer: PeerId,
+            channel: u8,
+            packet: Packet,
+        ) -> Result<(), enet_proto::Error> {
+            self.core.host.send(peer, channel, packet)
+        }
+
+        /// Queues `packet` to every connected peer on `channel`.
+        pub fn broadcast(&mut self, channel: u8, packet: Packet) {
+            self.core.host.broadcast(channel, packet)
+        }
+
+        /// Asks `peer` to disconnect (after the queued data); an [`Event::Disconnect`] follows
+        /// when it acknowledges (or times out).
+        pub fn disconnect(&mut self, peer: PeerId, data: u32) {
+            self.core.host.disconnect(peer, data)
+        }
+
+        /// Disconnects `peer` once all its queued outgoing packets have been sent.
+        pub fn disconnect_later(&mut self, peer: PeerId, data: u32) {
+            self.core.host.disconnect_later(peer, data)
+        }
+
+        /// Disconnects `peer` at once: sends one unacknowledged disconnect datagram now and
+        /// forgets the peer (no event follows).
+        pub fn disconnect_now(&mut self, peer: PeerId, data: u32) -> io::Result<()> {
+            let now = Instant::now();
+            self.core.host.disconnect_now(now, peer, data);
+            self.send_queued(now)
+        }
+
+        /// Forgets `peer` without telling it.
+        pub fn reset_peer(&mut self, peer: PeerId) {
+            self.core.host.reset_peer(peer)
+        }
+
+        /// A peer's state, address and statistics.
+        pub fn peer(&self, id: PeerId) -> Option<&Peer> {
+            self.core.host.peer(id)
+        }
+
+        /// The protocol host, for everything this driver does not wrap (throttling, bandwidth
+        /// limits, host statistics).
+        pub fn host(&self) -> &Host {
+            &self.core.host
+        }
+
+        /// Mutable access to the protocol host. Datagrams it queues go out on the next
+        /// `service` or [`flush`](Self::flush).
+        pub fn host_mut(&mut self) -> &mut Host {
+            &mut self.core.host
+        }
+    };
+}
+pub(crate) use forward_host_methods;
+
 /// A random 64-bit seed from the OS-seeded keys of std's `RandomState` (each call
 /// yields different keys), so the driver needs no RNG dependency of its own.
 fn random_seed() -> u64 {
