@@ -102,7 +102,6 @@ impl Core {
     }
 }
 
-
 /// The driver methods that only forward to the protocol host (the same for the blocking and
 /// the tokio driver). Expects `self.core: Core` and a `send_queued(&mut self, Instant) ->
 /// io::Result<()>` method in the implementing type.
