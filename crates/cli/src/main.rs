@@ -2,6 +2,7 @@
 //!
 //! Each subcommand lives in its own module; `main` only parses arguments and dispatches.
 
+mod cmd_bench;
 mod cmd_dtls;
 mod cmd_enet;
 mod cmd_keygen;
@@ -28,6 +29,8 @@ enum Command {
     DtlsClient(cmd_dtls::ClientArgs),
     /// Plain ENet 1.3 echo host: sends every packet back on the same channel and reliability.
     EnetEcho(cmd_enet::EchoArgs),
+    /// Loopback benchmark: our ENet and DTLS next to raw UDP and C ENet, with ratios.
+    Bench(cmd_bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::DtlsServer(a) => cmd_dtls::run_server(a),
         Command::DtlsClient(a) => cmd_dtls::run_client(a),
         Command::EnetEcho(a) => cmd_enet::run_echo(a),
+        Command::Bench(a) => cmd_bench::run(a),
     };
     match result {
         Ok(code) => code,
