@@ -87,7 +87,7 @@ fn pyenet() -> Option<PathBuf> {
         if common::in_ci() {
             panic!("python3-enet is missing (CI=true): run scripts/test to install it");
         }
-        eprintln!("SKIP: python3-enet is missing; run scripts/test to install it");
+        common::note_skip("python3-enet is missing; run scripts/test to install it");
         return None;
     }
     Some(python.to_path_buf())
@@ -267,6 +267,16 @@ fn python_client_to_our_echo_plain() {
 }
 
 #[test]
+fn python_client_to_our_echo_checksum() {
+    python_client_to_our_echo(CHECKSUM);
+}
+
+#[test]
+fn python_client_to_our_echo_range_coder() {
+    python_client_to_our_echo(RANGE_CODER);
+}
+
+#[test]
 fn python_client_to_our_echo_checksum_and_range_coder() {
     python_client_to_our_echo(Options {
         checksum: true,
@@ -277,6 +287,16 @@ fn python_client_to_our_echo_checksum_and_range_coder() {
 #[test]
 fn our_client_to_python_server_plain() {
     our_client_to_python_server(PLAIN);
+}
+
+#[test]
+fn our_client_to_python_server_checksum() {
+    our_client_to_python_server(CHECKSUM);
+}
+
+#[test]
+fn our_client_to_python_server_range_coder() {
+    our_client_to_python_server(RANGE_CODER);
 }
 
 #[test]
