@@ -7,6 +7,7 @@
 
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use enet_proto::Transmit;
@@ -36,6 +37,15 @@ const SLOT_SIZE: usize = 64 * 1024;
 
 /// Largest run of datagrams sent with one GSO `sendmsg(2)` (bytes).
 const MAX_GSO_BYTES: usize = 64 * 1024 - 1;
+
+/// Fewest equal-size datagrams to one destination that get a GSO `sendmsg(2)` of their own;
+/// shorter runs ride in the surrounding `sendmmsg(2)`. Chosen by the `enet_socket` bench.
+#[cfg(target_os = "linux")]
+const MIN_GSO_RUN: usize = 2;
+
+/// Most datagrams handed to one `sendmmsg(2)` (the kernel takes at most `UIO_MAXIOV` = 1024).
+#[cfg(target_os = "linux")]
+const MAX_MMSG: usize = 256;
 
 /// A datagram socket under an ENet host: sends and receives whole datagrams in batches,
 /// without blocking, and waits for readability with a timeout.
@@ -104,7 +114,16 @@ pub struct SocketStats {
     pub datagrams_received: u64,
     /// `sendmsg(2)` calls that carried more than one datagram (generic segmentation offload).
     pub gso_batches: u64,
+    /// Send system calls made (`sendmsg(2)`, GSO or not, and `sendmmsg(2)`), failed ones
+    /// included. Below `datagrams_sent` when batching works.
+    pub send_calls: u64,
+    /// `sendmmsg(2)` calls that sent more than one datagram (Linux).
+    pub mmsg_batches: u64,
 }
+
+/// One send system call, handed to the caller's wrapper by [`Batcher::send_on`]; returns how
+/// many datagrams went.
+type SendCall<'a> = dyn FnMut() -> io::Result<usize> + 'a;
 
 /// Batched send/receive over any UDP socket, shared by the blocking and the tokio drivers.
 pub(crate) struct Batcher {
@@ -114,6 +133,9 @@ pub(crate) struct Batcher {
     recv_buf: Vec<u8>,
     meta: Vec<RecvMeta>,
     gso_buf: Vec<u8>,
+    /// Destinations of one `sendmmsg(2)` call, kept to reuse the allocation.
+    #[cfg(target_os = "linux")]
+    mmsg_addrs: Vec<rustix::net::SocketAddrAny>,
     pub(crate) stats: SocketStats,
 }
 
@@ -137,6 +159,8 @@ impl Batcher {
             recv_buf: vec![0; RECV_SLOTS * SLOT_SIZE],
             meta: vec![RecvMeta::default(); RECV_SLOTS],
             gso_buf: Vec::new(),
+            #[cfg(target_os = "linux")]
+            mmsg_addrs: Vec::new(),
             stats: SocketStats::default(),
         })
     }
@@ -186,6 +210,16 @@ impl Batcher {
 
     /// Sends `batch` with `send` (one `sendmsg(2)` per call), coalescing runs of equal-size
     /// datagrams to the same destination into one GSO send. Returns how many were sent.
+    ///
+    /// This is the portable path: [`send_on`](Self::send_on) uses it where `sendmmsg(2)` is
+    /// missing, and callers that can only hand over a `sendmsg` closure use it directly.
+    #[cfg_attr(
+        target_os = "linux",
+        allow(
+            dead_code,
+            reason = "the Linux path is `send_on`; the tokio driver still calls this one"
+        )
+    )]
     pub(crate) fn send_with(
         &mut self,
         batch: &[Transmit],
@@ -195,76 +229,241 @@ impl Batcher {
         let mut sent = 0;
         let mut i = 0;
         while i < batch.len() {
-            let first = &batch[i];
-            let size = first.data.len();
-            // The run: same destination, same size; the last one may be shorter.
-            let mut end = i + 1;
-            let mut bytes = size;
-            if size > 0 {
-                while end < batch.len()
-                    && end - i < max_segments
-                    && batch[end].destination == first.destination
-                    && batch[end - 1].data.len() == size
-                    && batch[end].data.len() <= size
-                    && !batch[end].data.is_empty()
-                    && bytes + batch[end].data.len() <= MAX_GSO_BYTES
-                {
-                    bytes += batch[end].data.len();
-                    end += 1;
-                }
-            }
-            let destination = self.destination(first.destination);
-            let count = end - i;
-            let result = if count == 1 {
-                send(
-                    &self.state,
-                    &quinn_udp::Transmit {
-                        destination,
-                        ecn: None,
-                        contents: &first.data,
-                        segment_size: None,
-                        src_ip: None,
-                    },
-                )
-            } else {
-                self.gso_buf.clear();
-                for t in &batch[i..end] {
-                    self.gso_buf.extend_from_slice(&t.data);
-                }
-                self.stats.gso_batches += 1;
-                send(
-                    &self.state,
-                    &quinn_udp::Transmit {
-                        destination,
-                        ecn: None,
-                        contents: &self.gso_buf,
-                        segment_size: Some(size),
-                        src_ip: None,
-                    },
-                )
-            };
-            match result {
-                Ok(()) => {
-                    trace!(to = %first.destination, datagrams = count, bytes, "udp send");
-                    sent += count;
-                    self.stats.datagrams_sent += count as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Kernel buffer full: drop the rest of this batch, as C ENet does.
-                    let dropped = batch.len() - i;
-                    debug!(dropped, "udp send buffer full; datagrams dropped");
-                    self.stats.datagrams_dropped += dropped as u64;
-                    return Ok(sent);
-                }
-                Err(e) if is_fatal_send_error(&e) => return Err(e),
-                Err(e) => {
-                    debug!(to = %first.destination, error = %e, datagrams = count, "udp send failed; dropped");
-                    self.stats.datagrams_dropped += count as u64;
-                }
+            let end = run_end(batch, i, max_segments);
+            let result = self.send_run(&batch[i..end], &mut send);
+            match self.settle_run(result, &batch[i..end], batch.len() - i)? {
+                Some(n) => sent += n,
+                None => return Ok(sent),
             }
             i = end;
         }
         Ok(sent)
+    }
+
+    /// Sends `batch` on `socket` with as few system calls as it can: on Linux, runs of at least
+    /// `MIN_GSO_RUN` equal-size datagrams to one destination go out as one GSO `sendmsg(2)`
+    /// each, and every stretch of other datagrams (any sizes, any destinations) goes out with
+    /// one `sendmmsg(2)` per `MAX_MMSG` datagrams. Elsewhere this is
+    /// [`send_with`](Self::send_with). The batch order is kept.
+    ///
+    /// `io` runs each system call (given as `op`) and returns its result: plain callers pass
+    /// `|op| op()`, a tokio driver `|op| socket.try_io(Interest::WRITABLE, op)` so that
+    /// readiness is cleared on `WouldBlock`.
+    ///
+    /// Best effort like [`send_with`](Self::send_with): on `WouldBlock` the rest of the batch
+    /// is dropped, a datagram the kernel refuses (unreachable, too large, wrong family) is
+    /// dropped alone, and only a broken socket is an `Err`. Returns how many were sent.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn send_on<S: AsFd>(
+        &mut self,
+        socket: &S,
+        batch: &[Transmit],
+        mut io: impl FnMut(&mut SendCall<'_>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let max_segments = self.state.max_gso_segments().max(1);
+        let mut sent = 0;
+        let mut i = 0;
+        while i < batch.len() {
+            let end = run_end(batch, i, max_segments);
+            if end - i >= MIN_GSO_RUN {
+                let result = self.send_run(&batch[i..end], &mut |state, t| {
+                    io(&mut || state.try_send(UdpSockRef::from(socket), t).map(|()| 0)).map(drop)
+                });
+                match self.settle_run(result, &batch[i..end], batch.len() - i)? {
+                    Some(n) => sent += n,
+                    None => return Ok(sent),
+                }
+                i = end;
+                continue;
+            }
+            // A stretch of datagrams up to the next worthwhile GSO run.
+            let mut j = end;
+            while j < batch.len() {
+                let e = run_end(batch, j, max_segments);
+                if e - j >= MIN_GSO_RUN {
+                    break;
+                }
+                j = e;
+            }
+            let (n, go_on) =
+                self.send_mmsg(socket.as_fd(), &batch[i..j], batch.len() - j, &mut io)?;
+            sent += n;
+            if !go_on {
+                return Ok(sent);
+            }
+            i = j;
+        }
+        Ok(sent)
+    }
+
+    /// Sends `batch` on `socket`; without `sendmmsg(2)` this is [`send_with`](Self::send_with)
+    /// (see the Linux version for `io`).
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn send_on<S: AsFd>(
+        &mut self,
+        socket: &S,
+        batch: &[Transmit],
+        mut io: impl FnMut(&mut SendCall<'_>) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.send_with(batch, |state, t| {
+            io(&mut || state.try_send(UdpSockRef::from(socket), t).map(|()| 0)).map(drop)
+        })
+    }
+
+    /// Sends `group` with `sendmmsg(2)` ([`MAX_MMSG`] datagrams per call), going past the
+    /// datagrams the kernel refuses one by one. `after` is how many datagrams of the batch
+    /// follow the group (dropped too when the send buffer is full). Returns how many were sent
+    /// and whether the caller may go on with the batch.
+    #[cfg(target_os = "linux")]
+    fn send_mmsg(
+        &mut self,
+        socket: std::os::fd::BorrowedFd<'_>,
+        group: &[Transmit],
+        after: usize,
+        io: &mut dyn FnMut(&mut SendCall<'_>) -> io::Result<usize>,
+    ) -> io::Result<(usize, bool)> {
+        use rustix::net::{sendmmsg, MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+        use std::io::IoSlice;
+
+        let mut sent = 0;
+        let mut start = 0;
+        while start < group.len() {
+            let chunk = &group[start..group.len().min(start + MAX_MMSG)];
+            let ipv6 = self.ipv6;
+            self.mmsg_addrs.clear();
+            self.mmsg_addrs.extend(
+                chunk
+                    .iter()
+                    .map(|t| SocketAddrAny::from(map_destination(ipv6, t.destination))),
+            );
+            let iovs: Vec<[IoSlice<'_>; 1]> =
+                chunk.iter().map(|t| [IoSlice::new(&t.data)]).collect();
+            let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = chunk
+                .iter()
+                .map(|_| SendAncillaryBuffer::default())
+                .collect();
+            let mut msgs: Vec<MMsgHdr<'_>> = self
+                .mmsg_addrs
+                .iter()
+                .zip(&iovs)
+                .zip(controls.iter_mut())
+                .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
+                .collect();
+            self.stats.send_calls += 1;
+            let result = io(&mut || {
+                sendmmsg(socket, &mut msgs, SendFlags::empty()).map_err(io::Error::from)
+            });
+            match result {
+                Ok(n) if n > 0 => {
+                    // A short count: the datagram at `start + n` failed; the next call reports
+                    // why (or sends it after all).
+                    let n = n.min(chunk.len());
+                    trace!(datagrams = n, "udp sendmmsg");
+                    self.stats.datagrams_sent += n as u64;
+                    if n > 1 {
+                        self.stats.mmsg_batches += 1;
+                    }
+                    sent += n;
+                    start += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // `Ok(0)` is not expected for a non-empty vector; treat it as a full buffer
+                // rather than spin.
+                Ok(_) => return Ok((sent, self.drop_rest(group.len() - start + after))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok((sent, self.drop_rest(group.len() - start + after)))
+                }
+                Err(e) if is_fatal_send_error(&e) => return Err(e),
+                Err(e) => {
+                    debug!(to = %chunk[0].destination, error = %e, "udp send failed; dropped");
+                    self.stats.datagrams_dropped += 1;
+                    start += 1;
+                }
+            }
+        }
+        Ok((sent, true))
+    }
+
+    /// Counts `dropped` datagrams lost to a full send buffer; returns `false` (stop sending).
+    fn drop_rest(&mut self, dropped: usize) -> bool {
+        debug!(dropped, "udp send buffer full; datagrams dropped");
+        self.stats.datagrams_dropped += dropped as u64;
+        false
+    }
+
+    /// Sends one run (see [`run_end`]) with one `sendmsg(2)`: a single datagram, or a GSO
+    /// super-datagram when the run has more than one.
+    fn send_run(
+        &mut self,
+        run: &[Transmit],
+        send: &mut dyn FnMut(&UdpSocketState, &quinn_udp::Transmit<'_>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let Some(first) = run.first() else {
+            return Ok(());
+        };
+        let destination = self.destination(first.destination);
+        self.stats.send_calls += 1;
+        if run.len() == 1 {
+            return send(
+                &self.state,
+                &quinn_udp::Transmit {
+                    destination,
+                    ecn: None,
+                    contents: &first.data,
+                    segment_size: None,
+                    src_ip: None,
+                },
+            );
+        }
+        self.gso_buf.clear();
+        for t in run {
+            self.gso_buf.extend_from_slice(&t.data);
+        }
+        self.stats.gso_batches += 1;
+        send(
+            &self.state,
+            &quinn_udp::Transmit {
+                destination,
+                ecn: None,
+                contents: &self.gso_buf,
+                segment_size: Some(first.data.len()),
+                src_ip: None,
+            },
+        )
+    }
+
+    /// Books the outcome of [`send_run`](Self::send_run) for `run`; `left` counts the run and
+    /// everything after it in the batch. `Some(sent)` to go on, `None` when the send buffer is
+    /// full (the rest was dropped), `Err` when the socket is broken.
+    fn settle_run(
+        &mut self,
+        result: io::Result<()>,
+        run: &[Transmit],
+        left: usize,
+    ) -> io::Result<Option<usize>> {
+        let count = run.len();
+        match result {
+            Ok(()) => {
+                if let Some(first) = run.first() {
+                    trace!(to = %first.destination, datagrams = count, "udp send");
+                }
+                self.stats.datagrams_sent += count as u64;
+                Ok(Some(count))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Kernel buffer full: drop the rest of this batch, as C ENet does.
+                self.drop_rest(left);
+                Ok(None)
+            }
+            Err(e) if is_fatal_send_error(&e) => Err(e),
+            Err(e) => {
+                if let Some(first) = run.first() {
+                    debug!(to = %first.destination, error = %e, datagrams = count, "udp send failed; dropped");
+                }
+                self.stats.datagrams_dropped += count as u64;
+                Ok(Some(0))
+            }
+        }
     }
 
     pub(crate) fn max_gso_segments(&self) -> usize {
@@ -272,12 +471,44 @@ impl Batcher {
     }
 
     fn destination(&self, to: SocketAddr) -> SocketAddr {
-        match to {
-            SocketAddr::V4(v4) if self.ipv6 => {
-                SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
-            }
-            other => other,
+        map_destination(self.ipv6, to)
+    }
+}
+
+/// The end (exclusive) of the run of datagrams starting at `batch[i]` that one GSO send can
+/// carry: same destination, same size (the last may be shorter), at most `max_segments`
+/// datagrams and [`MAX_GSO_BYTES`] bytes. `i + 1` when `batch[i]` stands alone.
+fn run_end(batch: &[Transmit], i: usize, max_segments: usize) -> usize {
+    let Some(first) = batch.get(i) else {
+        return i;
+    };
+    let size = first.data.len();
+    let mut end = i + 1;
+    if size == 0 {
+        return end;
+    }
+    let mut bytes = size;
+    while end < batch.len()
+        && end - i < max_segments
+        && batch[end].destination == first.destination
+        && batch[end - 1].data.len() == size
+        && batch[end].data.len() <= size
+        && !batch[end].data.is_empty()
+        && bytes + batch[end].data.len() <= MAX_GSO_BYTES
+    {
+        bytes += batch[end].data.len();
+        end += 1;
+    }
+    end
+}
+
+/// An IPv6 socket sends to IPv4 destinations as v4-mapped addresses (`::ffff:a.b.c.d`).
+fn map_destination(ipv6: bool, to: SocketAddr) -> SocketAddr {
+    match to {
+        SocketAddr::V4(v4) if ipv6 => {
+            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
         }
+        other => other,
     }
 }
 
@@ -312,9 +543,13 @@ fn is_fatal_send_error(e: &io::Error) -> bool {
         .is_some_and(|c| c == libc::EBADF || c == libc::ENOTSOCK)
 }
 
-/// Plain UDP [`EnetSocket`]: IPv4 or IPv6, batched with `recvmmsg(2)` and GSO `sendmsg(2)` on
-/// Linux (through [`quinn_udp`], which falls back to one datagram per call elsewhere).
+/// Plain UDP [`EnetSocket`]: IPv4 or IPv6, batched on Linux: `recvmmsg(2)` (through
+/// [`quinn_udp`]) to receive; to send, one `sendmmsg(2)` for a batch of datagrams to any mix of
+/// destinations and sizes, and GSO `sendmsg(2)` for runs of equal-size datagrams to one
+/// destination. Elsewhere it sends and receives one datagram per call.
 ///
+/// * [`stats`](UdpEnetSocket::stats) counts datagrams and send system calls, so the batching
+///   can be watched.
 /// * Binding `[::]` gives a dual-stack socket; IPv4 peers then appear as plain IPv4 addresses
 ///   and IPv4 destinations work.
 /// * IPv4 datagrams larger than the path MTU are fragmented by IP, as with C ENet (on Linux the
@@ -399,10 +634,7 @@ impl EnetSocket for UdpEnetSocket {
     }
 
     fn send_batch(&mut self, _now: Instant, batch: &[Transmit]) -> io::Result<usize> {
-        let socket = &self.socket;
-        self.batcher.send_with(batch, |state, t| {
-            state.try_send(UdpSockRef::from(socket), t)
-        })
+        self.batcher.send_on(&self.socket, batch, |op| op())
     }
 
     fn recv_batch(

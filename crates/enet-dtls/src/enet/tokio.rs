@@ -152,11 +152,7 @@ impl TokioEnetHost {
         let socket = &self.socket;
         let batcher = &mut self.batcher;
         self.core.flush(now, &mut |batch| {
-            batcher.send_with(batch, |state, t| {
-                socket.try_io(Interest::WRITABLE, || {
-                    state.try_send(UdpSockRef::from(socket), t)
-                })
-            })
+            batcher.send_on(socket, batch, |op| socket.try_io(Interest::WRITABLE, op))
         })
     }
 }
