@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::{bin, require_program};
+use common::bin;
 
 /// Small runs: the point is the report, not the numbers.
 const QUICK: [&str; 8] = [
@@ -30,29 +30,7 @@ const QUICK: [&str; 8] = [
 fn c_anchor() -> Option<PathBuf> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            if !require_program("gcc") {
-                return None;
-            }
-            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-                .join(format!("enet_anchor-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("create build dir for the C anchor");
-            let exe = dir.join("enet_anchor");
-            let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench_peers/enet_anchor.c");
-            let out = Command::new("gcc")
-                .args(["-O2", "-Wall", "-Wextra", "-o"])
-                .arg(&exe)
-                .arg(src)
-                .args(["-lenet", "-pthread"])
-                .output()
-                .expect("run gcc");
-            assert!(
-                out.status.success(),
-                "gcc enet_anchor.c -lenet failed (is libenet-dev installed?):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Some(exe)
-        })
+        .get_or_init(|| common::build_c_enet_program("bench_peers/enet_anchor.c"))
         .clone()
 }
 

@@ -47,28 +47,7 @@ fn peers_dir() -> PathBuf {
 fn c_peer() -> Option<PathBuf> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            if !require_program("gcc") {
-                return None;
-            }
-            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-                .join(format!("enet_peer-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("create build dir for the C peer");
-            let exe = dir.join("enet_peer");
-            let out = Command::new("gcc")
-                .args(["-O2", "-Wall", "-Wextra", "-o"])
-                .arg(&exe)
-                .arg(peers_dir().join("enet_peer.c"))
-                .arg("-lenet")
-                .output()
-                .expect("run gcc");
-            assert!(
-                out.status.success(),
-                "gcc enet_peer.c -lenet failed (is libenet-dev installed?):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Some(exe)
-        })
+        .get_or_init(|| common::build_c_enet_program("tests/enet_peers/enet_peer.c"))
         .clone()
 }
 

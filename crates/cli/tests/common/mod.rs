@@ -192,3 +192,37 @@ pub fn listening_addr(line: &str) -> SocketAddr {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("bad LISTENING line: {line}"))
 }
+
+/// Compiles the C ENet program `source` (relative to the cli crate) with
+/// `gcc -O2 -Wall -Wextra ... -lenet -pthread` into a per-process folder under the cargo target
+/// dir, and returns the executable. `None` (a counted SKIP) when gcc is missing outside CI; a
+/// failed build always fails the test, since it means libenet-dev is missing or the source is broken.
+pub fn build_c_enet_program(source: &str) -> Option<PathBuf> {
+    if !require_program("gcc") {
+        return None;
+    }
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(source);
+    let name = src
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .expect("C source file name")
+        .to_string();
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the build dir for a C peer");
+    let exe = dir.join(&name);
+    let out = Command::new("gcc")
+        .args(["-O2", "-Wall", "-Wextra", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .args(["-lenet", "-pthread"])
+        .output()
+        .expect("run gcc");
+    assert!(
+        out.status.success(),
+        "gcc {} -lenet failed (is libenet-dev installed?):\n{}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(exe)
+}
