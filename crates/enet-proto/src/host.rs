@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, trace};
 
 use crate::peer::{
-    Channel, OutBody, OutgoingCommand, Peer, Timer, PACKET_THROTTLE_SCALE, TIMEOUT_LIMIT,
-    TIMEOUT_MAXIMUM, TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
+    Channel, OutBody, OutgoingCommand, Peer, Timer, TimerTable, PACKET_THROTTLE_SCALE,
+    TIMEOUT_LIMIT, TIMEOUT_MAXIMUM, TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
 };
 use crate::time::{self, WireClock, WireTime};
 use crate::wire::{self, Command};
@@ -188,6 +188,8 @@ pub(crate) struct Core {
     pub(crate) stats: HostStats,
     next_deadline: Option<Instant>,
     pub(crate) scratch: Vec<u8>,
+    /// Reused buffer for the commands of the datagram being built (see `build_datagram`).
+    pub(crate) body_buf: Vec<u8>,
 }
 
 impl Core {
@@ -301,6 +303,7 @@ impl Host {
                 stats: HostStats::default(),
                 next_deadline: None,
                 scratch: Vec::new(),
+                body_buf: Vec::new(),
             },
         })
     }
@@ -631,6 +634,14 @@ impl Host {
         let n = self.peers.len();
         for step in 0..n {
             let idx = (self.core.send_cursor + step) % n;
+            // Free slots never have anything to send; skipping them here (the same test
+            // `build_datagram` starts with) saves a call per slot on every poll.
+            if matches!(
+                self.peers[idx].state,
+                PeerState::Disconnected | PeerState::Zombie
+            ) {
+                continue;
+            }
             if let Some(t) = self.build_datagram(idx) {
                 self.core.send_cursor = if self.peers[idx].continue_sending {
                     idx
@@ -718,7 +729,11 @@ impl Host {
         };
         for p in self.peers.iter_mut() {
             if matches!(p.state, PeerState::Disconnected | PeerState::Zombie) {
-                p.timers = Default::default();
+                // Written only when set: most slots are free, and this runs after every
+                // datagram in or out.
+                if p.timers != TimerTable::default() {
+                    p.timers = TimerTable::default();
+                }
                 continue;
             }
             let retransmit = (!p.sent_reliable_commands.is_empty()).then_some(p.next_timeout);

@@ -1091,9 +1091,12 @@ fn dispatch_reliable(core: &mut Core, peer: &mut Peer, ch_idx: usize, queued: Op
         return;
     }
     ch.incoming_unreliable_sequence_number = 0;
-    let ready: Vec<IncomingCommand> = ch.incoming_reliable_commands.drain(..n).collect();
     let unreliable_waiting = !ch.incoming_unreliable_commands.is_empty();
-    for cmd in ready {
+    // Popped one by one (no temporary `Vec`): this runs for every reliable packet received.
+    for _ in 0..n {
+        let Some(cmd) = peer.channels[ch_idx].incoming_reliable_commands.pop_front() else {
+            break;
+        };
         deliver(core, peer, ch_idx as u8, cmd);
     }
     if unreliable_waiting {

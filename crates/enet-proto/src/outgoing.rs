@@ -36,8 +36,12 @@ impl Host {
             return None;
         }
         peer.continue_sending = false;
+        // The command bytes go to a buffer kept in the host between datagrams, so building
+        // one does not grow a fresh `Vec` step by step; `finish_datagram` copies them out.
+        let mut body = std::mem::take(&mut core.body_buf);
+        body.clear();
         let mut b = Builder {
-            body: Vec::new(),
+            body,
             commands: 0,
             size: wire::HEADER_SIZE + if core.checksum { 4 } else { 0 },
             sent_time: false,
@@ -51,6 +55,7 @@ impl Host {
             && time::greater_equal(core.service_time, peer.next_timeout)
             && check_timeouts(core, peer)
         {
+            core.body_buf = b.body;
             return None;
         }
         let can_ping =
@@ -70,6 +75,7 @@ impl Host {
             check_outgoing_commands(core, peer, &mut b);
         }
         if b.commands == 0 {
+            core.body_buf = b.body;
             if peer.continue_sending {
                 // Nothing fits even in an empty datagram: drop the head to avoid livelock.
                 peer.continue_sending = false;
@@ -109,7 +115,8 @@ impl Host {
             peer.packets_lost = 0;
         }
 
-        let data = finish_datagram(core, peer, b);
+        let data = finish_datagram(core, peer, &b);
+        core.body_buf = b.body;
         peer.last_send_time = core.service_time;
         peer.counters.packets_sent += 1;
         peer.counters.bytes_sent += data.len() as u64;
@@ -132,7 +139,7 @@ impl Host {
 }
 
 /// Header, optional compression and checksum around the commands.
-fn finish_datagram(core: &mut Core, peer: &Peer, b: Builder) -> Vec<u8> {
+fn finish_datagram(core: &mut Core, peer: &Peer, b: &Builder) -> Vec<u8> {
     let mut flags = 0u16;
     if b.sent_time {
         flags |= wire::HEADER_FLAG_SENT_TIME;

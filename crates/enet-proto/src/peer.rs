@@ -121,7 +121,7 @@ impl Timer {
 }
 
 /// A small table of optional deadlines; the next deadline is the earliest.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct TimerTable([Option<WireTime>; Timer::COUNT]);
 
 impl TimerTable {

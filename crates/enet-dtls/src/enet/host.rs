@@ -77,9 +77,10 @@ impl<S: EnetSocket> EnetHost<S> {
     }
 
     /// Services the host, like `enet_host_service`: returns a queued event at once if there is
-    /// one; otherwise receives every ready datagram, runs the timers, sends what is queued and
-    /// returns the first event, or waits for traffic until `timeout` has passed and returns
-    /// `Ok(None)`. `Duration::ZERO` never blocks. `Err` only for a broken socket.
+    /// one; otherwise sends what is queued, receives every ready datagram, runs the timers,
+    /// sends again (acknowledgements, retransmissions) and returns the first event, or waits
+    /// for traffic until `timeout` has passed and returns `Ok(None)`. `Duration::ZERO` never
+    /// blocks. `Err` only for a broken socket.
     pub fn service(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
         if let Some(event) = self.core.poll_event() {
             return Ok(Some(event));
@@ -113,21 +114,28 @@ impl<S: EnetSocket> EnetHost<S> {
         self.socket.local_addr()
     }
 
-    /// One round: socket timers, receive (bounded), host timers, flush.
+    /// One round, in C ENet's order: socket timers, host timers, send what is queued, receive
+    /// (bounded), host timers, send again (acknowledgements and replies).
+    ///
+    /// Sending before receiving (as `enet_host_service` does) gets the application's queued
+    /// packets to the peer before this host spends time on the datagrams that came in, so both
+    /// ends work at the same time instead of taking turns.
     fn pump(&mut self, now: Instant) -> io::Result<()> {
         if self.socket.poll_timeout().is_some_and(|t| t <= now) {
             self.socket.handle_timeout(now)?;
         }
+        self.core.tick(now);
+        self.send_queued(now)?;
         let mut received = 0;
         while received < MAX_RECV_PER_ROUND {
             let core = &mut self.core;
             let n = self
                 .socket
                 .recv_batch(now, &mut |from, data| core.receive(now, from, data))?;
-            if n == 0 {
+            received += n;
+            if n == 0 || self.socket.recv_drained() {
                 break;
             }
-            received += n;
         }
         self.core.tick(now);
         self.send_queued(now)
