@@ -71,7 +71,7 @@ impl TokioEnetHost {
     }
 
     /// Services the host like [`EnetHost::service`](super::EnetHost::service): a queued event at
-    /// once, otherwise receive, timers and flush, then wait for traffic until `timeout` has
+    /// once, otherwise timers, sends, receive, timers and sends, then wait for traffic until `timeout` has
     /// passed (`Ok(None)`).
     pub async fn service(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
         let deadline = Instant::now().checked_add(timeout);
@@ -125,7 +125,11 @@ impl TokioEnetHost {
         self.batcher.stats
     }
 
+    /// One service round in C's `enet_host_service` order, like the blocking driver: timers and
+    /// queued sends first (so both ends overlap), then receive, then timers and sends again.
     fn pump(&mut self, now: Instant) -> io::Result<()> {
+        self.core.tick(now);
+        self.send_queued(now)?;
         let mut received = 0;
         while received < MAX_RECV_PER_ROUND {
             let socket = &self.socket;
