@@ -2,6 +2,8 @@
 //!
 //! Each subcommand lives in its own module; `main` only parses arguments and dispatches.
 
+#![forbid(unsafe_code)]
+
 mod cmd_bench;
 mod cmd_dtls;
 mod cmd_enet;

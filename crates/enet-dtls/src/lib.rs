@@ -6,6 +6,8 @@
 //! The protocol cores are sans-IO crates (`dtls-proto`, `enet-proto`); this crate owns the
 //! sockets and the clock and drives them.
 
+#![forbid(unsafe_code)]
+
 pub mod dtls;
 pub mod enet;
 pub mod udp;
