@@ -387,8 +387,8 @@ fn godot_generated_cert_loads_in_cli_server() {
     gen.expect_line("GEN_OK", T);
     assert_eq!(gen.wait(T), Some(0));
     let p = Pair {
-        key: dir.path().join("godot_key.key"),
-        cert: dir.path().join("godot_cert.crt"),
+        key: dir.path().join("godot.key"),
+        cert: dir.path().join("godot.crt"),
     };
     let head = std::fs::read_to_string(&p.key).unwrap();
     assert!(

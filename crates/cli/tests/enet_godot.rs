@@ -3,13 +3,13 @@
 //! (Godot's `compression_mode` 1 = RANGE_CODER, our `HostConfig::compressor` = `RangeCoder`).
 //!
 //! We have no multiplayer layer yet, so these tests speak Godot's packets by hand at the raw
-//! byte level (see `/work/shared/spec/PROTOCOLS.md` 1b/1c): every packet on channel >= 1 is
+//! byte level (Godot 3.2's `NetworkedMultiplayerENet` and `MultiplayerAPI`): every packet on channel >= 1 is
 //! `u32 source id | i32 target id` (little-endian) followed by a MultiplayerAPI packet
 //! (`0` REMOTE_CALL, `2` SIMPLIFY_PATH, `3` CONFIRM_PATH, ...).
 //!
 //! * Godot `enet_client.gd` -> our library `EnetHost` as the server (a plain loop in the test),
-//!   which answers like a Godot server would (SIMPLIFY_PATH, CONFIRM_PATH, `reply` RPC).
-//! * our `EnetHost` client -> Godot `enet_server.gd`, sending a hand-made `Game.hello("rust", 7)`
+//!   which answers like a Godot server would (SIMPLIFY_PATH, CONFIRM_PATH, `answer` RPC).
+//! * our `EnetHost` client -> Godot `enet_server.gd`, sending a hand-made `Lobby.greet("rust", 7)`
 //!   RPC that Godot executes and answers.
 //! * our host disconnecting a Godot client (Godot reports `server_disconnected`).
 
@@ -32,7 +32,9 @@ const CH_UNRELIABLE: u8 = 2;
 const SERVER_ID: u32 = 1;
 /// The unique id our client announces in its CONNECT data.
 const OUR_ID: u32 = 4242;
-/// The path id we use for `/root/Game` in our SIMPLIFY_PATH.
+/// The path id we use for `/root/Lobby` in our SIMPLIFY_PATH.
+///
+/// The node and its methods are the ones `fixtures/godot/lobby.gd` defines.
 const OUR_PATH_ID: u32 = 1;
 
 // ---------------------------------------------------------------------------------------------
@@ -323,21 +325,21 @@ fn godot_client_to_our_server(compress: bool) {
         "connect data is not Godot's unique id"
     );
 
-    // Like a Godot server: announce our path for /root/Game (the client must confirm it).
+    // Like a Godot server: announce our path for /root/Lobby (the client must confirm it).
     host.send(
         peer,
         CH_RELIABLE,
         Packet::reliable(with_header(
             SERVER_ID,
             godot_id as i32,
-            &simplify_path(OUR_PATH_ID, "Game"),
+            &simplify_path(OUR_PATH_ID, "Lobby"),
         )),
     )
     .unwrap();
 
-    // The client's RPCs: SIMPLIFY_PATH, then hello / to_master / sync_ping, all on channel 1,
+    // The client's RPCs: SIMPLIFY_PATH, then greet / to_server / ping_all, all on channel 1,
     // reliable, from its id to the server (1). We answer the SIMPLIFY_PATH with CONFIRM_PATH
-    // and hello with `reply`, as enet_server.gd does; the client then lingers and disconnects.
+    // and greet with `answer`, as enet_server.gd does; the client then lingers and disconnects.
     let mut client_path_id = None;
     let mut calls = Vec::new();
     let mut confirmed_by_client = false;
@@ -357,7 +359,7 @@ fn godot_client_to_our_server(compress: bool) {
                 match gp.mp {
                     Mp::SimplifyPath { id, path } => {
                         assert!(calls.is_empty(), "SIMPLIFY_PATH must come first");
-                        assert_eq!(path, "Game");
+                        assert_eq!(path, "Lobby");
                         client_path_id = Some(id);
                         host.send(
                             peer,
@@ -365,13 +367,13 @@ fn godot_client_to_our_server(compress: bool) {
                             Packet::reliable(with_header(
                                 SERVER_ID,
                                 godot_id as i32,
-                                &confirm_path("Game"),
+                                &confirm_path("Lobby"),
                             )),
                         )
                         .unwrap();
                     }
                     Mp::ConfirmPath { path } => {
-                        assert_eq!(path, "Game");
+                        assert_eq!(path, "Lobby");
                         confirmed_by_client = true;
                     }
                     Mp::RemoteCall {
@@ -383,16 +385,16 @@ fn godot_client_to_our_server(compress: bool) {
                         assert!(client_path_id.is_some(), "RPC before SIMPLIFY_PATH");
                         // Either the path inline or the id the client announced.
                         match (path_id, path) {
-                            (None, Some(path)) => assert_eq!(path, "Game"),
+                            (None, Some(path)) => assert_eq!(path, "Lobby"),
                             (Some(id), None) => assert_eq!(Some(id), client_path_id),
                             other => panic!("bad RPC target {other:?}"),
                         }
-                        if method == "hello" {
+                        if method == "greet" {
                             assert_eq!(args, [Arg::Str("client".into()), Arg::Int(2)]);
                             let reply = remote_call_inline(
-                                "reply",
+                                "answer",
                                 &[v_string("hi rust"), v_int(3)],
-                                "Game",
+                                "Lobby",
                             );
                             host.send(
                                 peer,
@@ -419,18 +421,19 @@ fn godot_client_to_our_server(compress: bool) {
     };
 
     // What Godot really does on close_connection(): enet_peer_disconnect_now(peer, unique_id),
-    // an unsequenced DISCONNECT carrying its id (capture #19).
+    // an unsequenced DISCONNECT carrying its id (the last datagram of the capture in
+    // enet-proto's golden test).
     assert_eq!(reason, DisconnectReason::Remote);
     assert_eq!(disconnect_data, godot_id, "disconnect data = Godot's id");
     assert_eq!(
         calls,
         [
             (
-                "hello".to_string(),
+                "greet".to_string(),
                 vec![Arg::Str("client".into()), Arg::Int(2)]
             ),
-            ("to_master".to_string(), vec![Arg::Str("m".into())]),
-            ("sync_ping".to_string(), vec![Arg::Int(43)]),
+            ("to_server".to_string(), vec![Arg::Str("m".into())]),
+            ("ping_all".to_string(), vec![Arg::Int(43)]),
         ],
         "the client's RPCs, in order"
     );
@@ -444,11 +447,8 @@ fn godot_client_to_our_server(compress: bool) {
         "datagrams from Godot dropped as malformed"
     );
 
-    // Godot executed our hand-made reply and exited cleanly.
-    client.expect_line(
-        &format!("RPC_RECV reply[hi rust, 3] sender={SERVER_ID}"),
-        STEP,
-    );
+    // Godot executed our hand-made answer and exited cleanly.
+    client.expect_line(&format!("RPC answer[hi rust, 3] from={SERVER_ID}"), STEP);
     let exit = client.expect_line("ENET_CLIENT_EXIT", STEP);
     assert!(exit.starts_with("ENET_CLIENT_EXIT ok "), "{exit}");
     assert_eq!(client.wait(STEP), Some(0), "{:?}", client.seen);
@@ -511,23 +511,23 @@ fn our_client_to_godot_server(compress: bool) {
     let line = server.expect_line("PEER_CONNECTED", STEP);
     assert_eq!(line, format!("PEER_CONNECTED id={OUR_ID} addr={our_addr}"));
 
-    // Godot's greeting: SIMPLIFY_PATH, then hello("server", 1), sync_ping(42) and
-    // to_puppet("p") on channel 1 (reliable) and unrel(7) on channel 2 (unsequenced, so it may
+    // Godot's greeting: SIMPLIFY_PATH, then greet("server", 1), ping_all(42) and
+    // to_clients("p") on channel 1 (reliable) and fire(7) on channel 2 (unsequenced, so it may
     // be lost; not required). We confirm the path like a Godot client would.
     let mut server_path_id = None;
     let mut reliable_calls = Vec::new();
     let mut unreliable_calls = Vec::new();
     let expected_greeting = [
         (
-            "hello".to_string(),
+            "greet".to_string(),
             vec![Arg::Str("server".into()), Arg::Int(1)],
         ),
-        ("sync_ping".to_string(), vec![Arg::Int(42)]),
-        ("to_puppet".to_string(), vec![Arg::Str("p".into())]),
+        ("ping_all".to_string(), vec![Arg::Int(42)]),
+        ("to_clients".to_string(), vec![Arg::Str("p".into())]),
     ];
     let check_call = |server_path_id: Option<u32>, gp: &GodotPacket| match &gp.mp {
         Mp::RemoteCall { path_id, path, .. } => match (path_id, path) {
-            (None, Some(path)) => assert_eq!(path, "Game"),
+            (None, Some(path)) => assert_eq!(path, "Lobby"),
             (Some(id), None) => assert_eq!(Some(*id), server_path_id),
             other => panic!("bad RPC target {other:?}"),
         },
@@ -543,7 +543,7 @@ fn our_client_to_godot_server(compress: bool) {
                 assert_eq!(gp.target, OUR_ID as i32, "{gp:?}");
                 match (&gp.mp, channel) {
                     (Mp::SimplifyPath { id, path }, CH_RELIABLE) => {
-                        assert_eq!(path, "Game");
+                        assert_eq!(path, "Lobby");
                         assert!(reliable_calls.is_empty(), "SIMPLIFY_PATH must come first");
                         server_path_id = Some(*id);
                         host.send(
@@ -552,7 +552,7 @@ fn our_client_to_godot_server(compress: bool) {
                             Packet::reliable(with_header(
                                 OUR_ID,
                                 SERVER_ID as i32,
-                                &confirm_path("Game"),
+                                &confirm_path("Lobby"),
                             )),
                         )
                         .unwrap();
@@ -576,7 +576,7 @@ fn our_client_to_godot_server(compress: bool) {
     assert_eq!(reliable_calls, expected_greeting);
     assert!(server_path_id.is_some(), "no SIMPLIFY_PATH from Godot");
 
-    // Our hand-made RPC, exactly like enet_probe.py: SIMPLIFY_PATH + Game.hello("rust", 7)
+    // Our hand-made RPC: SIMPLIFY_PATH + Lobby.greet("rust", 7)
     // with the path inline, from OUR_ID to the server.
     host.send(
         peer,
@@ -584,11 +584,11 @@ fn our_client_to_godot_server(compress: bool) {
         Packet::reliable(with_header(
             OUR_ID,
             SERVER_ID as i32,
-            &simplify_path(OUR_PATH_ID, "Game"),
+            &simplify_path(OUR_PATH_ID, "Lobby"),
         )),
     )
     .unwrap();
-    let call = remote_call_inline("hello", &[v_string("rust"), v_int(7)], "Game");
+    let call = remote_call_inline("greet", &[v_string("rust"), v_int(7)], "Lobby");
     host.send(
         peer,
         CH_RELIABLE,
@@ -596,7 +596,7 @@ fn our_client_to_godot_server(compress: bool) {
     )
     .unwrap();
 
-    // Godot confirms our path and answers hello with reply("hi rust", 8).
+    // Godot confirms our path and answers greet with answer("hi rust", 8).
     let mut confirmed = false;
     let reply_args = loop {
         match next_event(&mut host, &mut server, "CONFIRM_PATH and reply") {
@@ -607,17 +607,18 @@ fn our_client_to_godot_server(compress: bool) {
                 assert_eq!((gp.source, gp.target), (SERVER_ID, OUR_ID as i32));
                 match &gp.mp {
                     Mp::ConfirmPath { path } => {
-                        assert_eq!(path, "Game");
+                        assert_eq!(path, "Lobby");
                         assert_eq!(channel, CH_RELIABLE);
                         confirmed = true;
                     }
-                    Mp::RemoteCall { method, args, .. } if method == "reply" => {
+                    Mp::RemoteCall { method, args, .. } if method == "answer" => {
                         assert_eq!(channel, CH_RELIABLE);
                         check_call(server_path_id, &gp);
-                        assert!(packet.data.windows(6).any(|w| w == b"reply\0"));
+                        let name = b"answer\0";
+                        assert!(packet.data.windows(name.len()).any(|w| w == name));
                         break args.clone();
                     }
-                    // The unsequenced `unrel` may arrive late.
+                    // The unsequenced `fire` may arrive late.
                     Mp::RemoteCall { method, args, .. } if channel == CH_UNRELIABLE => {
                         unreliable_calls.push((method.clone(), args.clone()));
                     }
@@ -630,10 +631,10 @@ fn our_client_to_godot_server(compress: bool) {
     assert_eq!(reply_args, [Arg::Str("hi rust".into()), Arg::Int(8)]);
     assert!(confirmed, "Godot did not confirm our SIMPLIFY_PATH");
     for (m, args) in &unreliable_calls {
-        assert_eq!((m.as_str(), args.as_slice()), ("unrel", &[Arg::Int(7)][..]));
+        assert_eq!((m.as_str(), args.as_slice()), ("fire", &[Arg::Int(7)][..]));
     }
     server.expect_line(
-        &format!("RPC_RECV hello[rust, 7] sender={OUR_ID} me={SERVER_ID}"),
+        &format!("RPC greet[rust, 7] from={OUR_ID} on={SERVER_ID}"),
         STEP,
     );
 

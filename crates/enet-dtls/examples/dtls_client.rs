@@ -1,6 +1,6 @@
 //! DTLS client in Godot's shape: `PacketPeerUdp::connect_to_host` +
-//! `PacketPeerDtls::connect_to_peer`. It mirrors `shared/godot/dtls_client.gd` and prints the
-//! same lines:
+//! `PacketPeerDtls::connect_to_peer`, in the same shape as the Godot peer the tests run
+//! (`fixtures/godot/dtls_client.gd`). It prints one line per event:
 //!
 //! ```text
 //! cargo run -p enet-dtls --example dtls_client -- host=127.0.0.1 port=4433 \

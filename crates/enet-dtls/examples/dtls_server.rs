@@ -1,6 +1,6 @@
 //! DTLS echo server in Godot's shape: `UdpServer` + `DtlsServer`, one `PacketPeerDtls` per
-//! client. It mirrors `shared/godot/dtls_echo_server.gd` line for line, and prints the same
-//! events:
+//! client, in the same shape as the Godot peer the tests run (`fixtures/godot/dtls_echo_server.gd`).
+//! It prints one line per event:
 //!
 //! ```text
 //! cargo run -p enet-dtls --example dtls_server -- port=4433 [key=key.pem cert=cert.pem] \

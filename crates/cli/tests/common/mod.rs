@@ -13,17 +13,21 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_enet-dtls"))
 }
 
-/// The shared folder (`../shared` next to the repository root), where the Godot fixtures live.
-pub fn shared_dir() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    root.join("../shared")
-        .canonicalize()
-        .expect("../shared next to the repository")
+/// The repository's test fixtures (`fixtures/` at the repository root).
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
 
-/// Godot fixtures folder (`shared/godot`).
+/// The Godot project the interop tests run (`fixtures/godot`: `project.godot` and the GDScript
+/// peers, see `fixtures/README.md`).
 pub fn godot_dir() -> PathBuf {
-    shared_dir().join("godot")
+    let dir = fixtures_dir().join("godot");
+    assert!(
+        dir.join("project.godot").is_file(),
+        "the Godot fixtures are missing: {} has no project.godot",
+        dir.display()
+    );
+    dir
 }
 
 /// Is this run in CI (`CI=true`)? Then a missing peer is a failure, never a skip.
@@ -173,7 +177,7 @@ impl Drop for Proc {
     }
 }
 
-/// A `godot3-server` command running `script` from the shared fixtures with `key=value` args.
+/// A `godot3-server` command running `script` from `fixtures/godot` with `name=value` args.
 pub fn godot(script: &str, args: &[String]) -> Command {
     let mut c = Command::new("godot3-server");
     c.env("LANG", "en_US.UTF-8")
