@@ -1,6 +1,6 @@
 //! ENet 1.3 over real sockets: the socket layer ([`EnetSocket`], [`UdpEnetSocket`]) and the
 //! drivers that run an [`enet_proto::Host`] on it: the blocking [`EnetHost`] (shaped like C
-//! ENet's `enet_host_service`) and, with the `tokio` feature, [`TokioEnetHost`].
+//! ENet's `enet_host_service`) and, with the `tokio` feature, `TokioEnetHost`.
 //!
 //! The protocol itself lives in the sans-IO crate [`enet_proto`]; everything here only moves
 //! datagrams and reads the clock:
