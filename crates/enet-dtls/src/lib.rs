@@ -10,6 +10,7 @@
 
 pub mod dtls;
 pub mod enet;
+mod net;
 pub mod udp;
 
 pub use dtls_proto;

@@ -6,15 +6,15 @@
 //! implementation (one ENet datagram = one DTLS record) plugs in behind the same trait.
 
 use std::io::{self, IoSliceMut};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use enet_proto::Transmit;
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
-use rustix::event::{PollFd, PollFlags, Timespec};
-use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, trace};
+
+use crate::net::{self, is_fatal_send_error, map_destination, BindOptions};
 
 /// Largest UDP payload over IPv4 (65535 − 20 − 8). Also the largest datagram
 /// [`UdpEnetSocket`] sends or receives.
@@ -198,7 +198,7 @@ impl Batcher {
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
         let n = match recv(&self.state, &mut slices, &mut self.meta) {
             Ok(n) => n,
-            Err(e) if is_transient_recv_error(&e) => {
+            Err(e) if net::is_transient(&e) => {
                 self.drained = true;
                 return Ok(0);
             }
@@ -208,7 +208,7 @@ impl Batcher {
         self.drained = n < RECV_SLOTS;
         let mut delivered = 0;
         for (slot, meta) in self.recv_buf.chunks(SLOT_SIZE).zip(&self.meta).take(n) {
-            let from = unmap(meta.addr);
+            let from = net::normalize(meta.addr);
             let data = &slot[..meta.len.min(slot.len())];
             if data.is_empty() {
                 sink(from, data);
@@ -549,47 +549,6 @@ fn run_end(batch: &[Transmit], i: usize, max_segments: usize) -> usize {
     end
 }
 
-/// An IPv6 socket sends to IPv4 destinations as v4-mapped addresses (`::ffff:a.b.c.d`).
-fn map_destination(ipv6: bool, to: SocketAddr) -> SocketAddr {
-    match to {
-        SocketAddr::V4(v4) if ipv6 => {
-            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
-        }
-        other => other,
-    }
-}
-
-/// IPv4 peers of a dual-stack socket arrive as `::ffff:a.b.c.d`; report them as plain IPv4.
-fn unmap(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => addr,
-        },
-        v4 => v4,
-    }
-}
-
-/// Receive errors that mean "nothing to read now" rather than a broken socket. Linux reports
-/// ICMP errors for earlier sends (`ECONNREFUSED`...) on a later receive; UDP peers come and go.
-fn is_transient_recv_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-    ) || e
-        .raw_os_error()
-        .is_some_and(|c| c == libc::EHOSTUNREACH || c == libc::ENETUNREACH || c == libc::EMSGSIZE)
-}
-
-/// Send errors that mean the socket itself is unusable (as opposed to one bad destination).
-fn is_fatal_send_error(e: &io::Error) -> bool {
-    e.raw_os_error()
-        .is_some_and(|c| c == libc::EBADF || c == libc::ENOTSOCK)
-}
-
 /// Plain UDP [`EnetSocket`]: IPv4 or IPv6, batched on Linux: `recvmmsg(2)` (through
 /// [`quinn_udp`]) to receive; to send, one `sendmmsg(2)` for a batch of datagrams to any mix of
 /// destinations and sizes, and GSO `sendmsg(2)` for runs of equal-size datagrams to one
@@ -610,7 +569,7 @@ fn is_fatal_send_error(e: &io::Error) -> bool {
 /// use enet_dtls::enet::{EnetSocket, UdpEnetSocket};
 ///
 /// # fn main() -> std::io::Result<()> {
-/// let socket = UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap())?;
+/// let socket = UdpEnetSocket::bind("127.0.0.1:0")?;
 /// println!("bound to {}", socket.local_addr()?);
 /// # Ok(())
 /// # }
@@ -624,8 +583,8 @@ pub struct UdpEnetSocket {
 impl UdpEnetSocket {
     /// Binds a UDP socket to `addr` (port 0: any free port; read it back with
     /// [`EnetSocket::local_addr`]) with 256 KiB kernel buffers, like C ENet.
-    pub fn bind(addr: SocketAddr) -> io::Result<UdpEnetSocket> {
-        let socket = bind_socket(addr)?;
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpEnetSocket> {
+        let socket = net::bind_udp(addr, &BindOptions::buffers(SOCKET_BUFFER_SIZE))?;
         UdpEnetSocket::from_std(socket)
     }
 
@@ -633,7 +592,7 @@ impl UdpEnetSocket {
     pub fn from_std(socket: UdpSocket) -> io::Result<UdpEnetSocket> {
         let local = socket.local_addr()?;
         let batcher = Batcher::new(UdpSockRef::from(&socket), local)?;
-        allow_fragmentation(&socket, local);
+        net::allow_fragmentation(&socket, local);
         Ok(UdpEnetSocket { socket, batcher })
     }
 
@@ -651,24 +610,6 @@ impl UdpEnetSocket {
     pub fn max_gso_segments(&self) -> usize {
         self.batcher.max_gso_segments()
     }
-}
-
-/// Creates a bound, non-blocking UDP socket with C ENet's buffer sizes (`[::]`: dual stack).
-pub(crate) fn bind_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if let SocketAddr::V6(v6) = addr {
-        socket.set_only_v6(!v6.ip().is_unspecified())?;
-    }
-    // Best effort: the kernel may clamp these.
-    if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER_SIZE) {
-        debug!(error = %e, "could not set SO_RCVBUF");
-    }
-    if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER_SIZE) {
-        debug!(error = %e, "could not set SO_SNDBUF");
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
 }
 
 impl EnetSocket for UdpEnetSocket {
@@ -701,60 +642,6 @@ impl EnetSocket for UdpEnetSocket {
     }
 
     fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        wait_readable(&self.socket, timeout)
-    }
-}
-
-/// Gives the socket back the kernel's default path-MTU behaviour (`IP_PMTUDISC_WANT`, as C ENet
-/// has): quinn-udp sets "don't fragment" probing for QUIC, but an ENet datagram larger than the
-/// path MTU must be fragmented by IP, not dropped. Best effort (IPv6 keeps `IPV6_DONTFRAG`).
-pub(crate) fn allow_fragmentation(socket: &impl std::os::fd::AsFd, local: SocketAddr) {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::net::sockopt;
-        let v4 = match local {
-            SocketAddr::V4(_) => true,
-            SocketAddr::V6(v6) => v6.ip().is_unspecified(),
-        };
-        if v4 {
-            if let Err(e) =
-                sockopt::set_ip_mtu_discover(socket, sockopt::Ipv4PathMtuDiscovery::WANT)
-            {
-                debug!(error = %e, "could not set IP_MTU_DISCOVER");
-            }
-        }
-        if local.is_ipv6() {
-            if let Err(e) =
-                sockopt::set_ipv6_mtu_discover(socket, sockopt::Ipv6PathMtuDiscovery::WANT)
-            {
-                debug!(error = %e, "could not set IPV6_MTU_DISCOVER");
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (socket, local);
-}
-
-/// `poll(2)` for readability, retried on `EINTR` until `timeout` has passed.
-pub(crate) fn wait_readable(socket: &UdpSocket, timeout: Option<Duration>) -> io::Result<bool> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        // poll(2) has millisecond resolution; round up so a short wait does not spin.
-        let spec = match left {
-            Some(l) => Some(Timespec::try_from(l).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("timeout {l:?} is too large"),
-                )
-            })?),
-            None => None,
-        };
-        let mut fds = [PollFd::new(socket, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, spec.as_ref()) {
-            Ok(n) => return Ok(n > 0),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
+        net::wait_readable(&self.socket, timeout)
     }
 }

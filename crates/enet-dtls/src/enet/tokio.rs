@@ -11,7 +11,8 @@ use tokio::net::UdpSocket;
 
 use super::driver::{Core, MAX_RECV_PER_ROUND};
 use super::host::BindError;
-use super::socket::{allow_fragmentation, bind_socket, Batcher, SocketStats, MAX_UDP_PAYLOAD};
+use super::socket::{Batcher, SocketStats, MAX_UDP_PAYLOAD, SOCKET_BUFFER_SIZE};
+use crate::net::{self, BindOptions};
 
 /// An ENet host on a tokio UDP socket: the async twin of [`EnetHost`](super::EnetHost), with
 /// the same batching (`recvmmsg`/GSO through quinn-udp) and the same methods, but
@@ -51,7 +52,7 @@ impl TokioEnetHost {
     /// Binds a UDP socket to `addr` (port 0: any free port) and creates the host. Must run
     /// inside a tokio runtime.
     pub async fn bind(addr: SocketAddr, config: HostConfig) -> Result<Self, BindError> {
-        let socket = bind_socket(addr)?;
+        let socket = net::bind_udp(addr, &BindOptions::buffers(SOCKET_BUFFER_SIZE))?;
         TokioEnetHost::from_std(socket, config)
     }
 
@@ -60,7 +61,7 @@ impl TokioEnetHost {
     pub fn from_std(socket: std::net::UdpSocket, config: HostConfig) -> Result<Self, BindError> {
         let local = socket.local_addr()?;
         let batcher = Batcher::new(UdpSockRef::from(&socket), local)?;
-        allow_fragmentation(&socket, local);
+        net::allow_fragmentation(&socket, local);
         let socket = UdpSocket::from_std(socket)?;
         let core = Core::new(config, MAX_UDP_PAYLOAD, Instant::now())?;
         Ok(TokioEnetHost {
