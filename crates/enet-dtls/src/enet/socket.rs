@@ -8,6 +8,7 @@
 use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::os::fd::AsFd;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use enet_proto::Transmit;
@@ -51,12 +52,21 @@ const MAX_GSO_BYTES: usize = 64 * 1024 - 1;
 #[cfg(target_os = "linux")]
 const MIN_GSO_RUN: usize = 8;
 
+/// Receive calls retried after a transient error (a signal, an ICMP report) before
+/// `recv_with` gives up for this round.
+const MAX_TRANSIENT_RETRIES: usize = 8;
+
 /// Most datagrams handed to one `sendmmsg(2)` (the kernel takes at most `UIO_MAXIOV` = 1024).
 #[cfg(target_os = "linux")]
 const MAX_MMSG: usize = 256;
 
 /// A datagram socket under an ENet host: sends and receives whole datagrams in batches,
-/// without blocking, and waits for readability with a timeout.
+/// without blocking, and tells a driver when to come back.
+///
+/// Both drivers run any `EnetSocket` the same way: the blocking [`EnetHost`](super::EnetHost)
+/// and, with the `tokio` feature, [`TokioEnetHost`](super::TokioEnetHost). Plain UDP
+/// ([`UdpEnetSocket`]), an in-memory pair for tests ([`MemorySocket`](super::testing::MemorySocket))
+/// and a DTLS socket all plug in here.
 ///
 /// # Contract
 ///
@@ -66,10 +76,16 @@ const MAX_MMSG: usize = 256;
 ///   socket cannot send right now (kernel buffer full, destination unreachable, a DTLS session
 ///   still handshaking) is dropped or deferred by the socket, never reported as an error. ENet
 ///   retransmits reliable data on its own timers. `Err` means the socket itself is broken.
-/// * Implementations with timers of their own (a DTLS handshake) report them through
-///   [`poll_timeout`](Self::poll_timeout) and are ticked with
-///   [`handle_timeout`](Self::handle_timeout); the driver sleeps until the earlier of the
-///   host's and the socket's deadlines.
+/// * `recv_batch` returning `Ok(0)` means nothing is left to receive right now (a socket that
+///   swallows datagrams of its own, such as DTLS handshake records, keeps reading until it
+///   delivers one or its transport is empty).
+/// * Readiness, for the drivers' sleep: the blocking driver calls
+///   [`wait_readable`](Self::wait_readable), the tokio driver
+///   [`poll_recv_ready`](Self::poll_recv_ready).
+/// * Timers: a socket with timers of its own (DTLS retransmissions, idle expiry) reports the
+///   next one through [`poll_timeout`](Self::poll_timeout); both drivers then wake up at or
+///   after that instant and call [`handle_timeout`](Self::handle_timeout), before sending and
+///   receiving.
 /// * [`max_datagram_size`](Self::max_datagram_size) caps the ENet MTU: a DTLS socket returns
 ///   its data MTU (record payload), so an ENet datagram always fits in one record.
 ///
@@ -87,7 +103,8 @@ pub trait EnetSocket: Send {
     fn send_batch(&mut self, now: Instant, batch: &[Transmit]) -> io::Result<usize>;
 
     /// Receives the datagrams that are ready (at most one batch), calling `sink(source, data)`
-    /// for each, without blocking. Returns how many were delivered; `Ok(0)` when none was ready.
+    /// for each, without blocking. Sources are plain IPv4 for IPv4 peers, also on a dual-stack
+    /// socket. Returns how many were delivered; `Ok(0)` when none was ready.
     fn recv_batch(
         &mut self,
         now: Instant,
@@ -103,16 +120,33 @@ pub trait EnetSocket: Send {
     }
 
     /// Blocks until a datagram is ready to be received or `timeout` passes (`None`: no limit).
-    /// Returns whether the socket is readable. May return `true` spuriously.
+    /// Returns whether the socket is readable. May return `true` spuriously. Used by the
+    /// blocking driver.
     fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool>;
+
+    /// `Ready` when [`recv_batch`](Self::recv_batch) has something to deliver, otherwise
+    /// `Pending` after arranging for `cx`'s waker to be woken when it has; used by async
+    /// drivers. Spurious wake-ups are allowed, lost ones are not: after `recv_batch` returned
+    /// `Ok(0)`, `Pending` must mean a later datagram wakes the waker. A socket built on another
+    /// `EnetSocket` (DTLS over UDP) forwards to it; [`UdpEnetSocket`] registers with tokio's
+    /// reactor (feature `tokio`).
+    ///
+    /// The default says the socket cannot be driven asynchronously (an `Unsupported` error).
+    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let _ = cx;
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+                    "this EnetSocket does not implement poll_recv_ready, so an async driver cannot wait on it",
+        )))
+    }
 
     /// The socket's own next deadline (a DTLS retransmission), if any. Plain UDP has none.
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
 
-    /// Lets the socket act on its own timers; called when [`poll_timeout`](Self::poll_timeout)
-    /// has passed.
+    /// Lets the socket act on its own timers; drivers call it once
+    /// [`poll_timeout`](Self::poll_timeout) has passed, with `now` at or after it.
     fn handle_timeout(&mut self, _now: Instant) -> io::Result<()> {
         Ok(())
     }
@@ -189,20 +223,40 @@ impl Batcher {
     /// and hands every datagram to `sink`. `Ok(0)` when nothing was ready.
     pub(crate) fn recv_with(
         &mut self,
-        recv: impl FnOnce(&UdpSocketState, &mut [IoSliceMut<'_>], &mut [RecvMeta]) -> io::Result<usize>,
+        mut recv: impl FnMut(
+            &UdpSocketState,
+            &mut [IoSliceMut<'_>],
+            &mut [RecvMeta],
+        ) -> io::Result<usize>,
         sink: &mut dyn FnMut(SocketAddr, &[u8]),
     ) -> io::Result<usize> {
         // On the stack rather than a `Vec`: this runs for every receive system call.
         let mut chunks = self.recv_buf.chunks_mut(SLOT_SIZE);
         let mut slices: [IoSliceMut<'_>; RECV_SLOTS] =
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
-        let n = match recv(&self.state, &mut slices, &mut self.meta) {
-            Ok(n) => n,
-            Err(e) if net::is_transient(&e) => {
-                self.drained = true;
-                return Ok(0);
+        // `Ok(0)` must mean "the kernel queue is empty" (the tokio driver then waits for a new
+        // readiness edge), so a signal or an ICMP report about an earlier send is skipped and
+        // the call made again. Linux reports each ICMP error once, so this ends quickly.
+        let mut retries = MAX_TRANSIENT_RETRIES;
+        let n = loop {
+            match recv(&self.state, &mut slices, &mut self.meta) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    return Ok(0);
+                }
+                Err(e) if net::is_transient(&e) && retries > 0 => {
+                    trace!(error = %e, "transient receive error skipped");
+                    retries -= 1;
+                }
+                Err(e) if net::is_transient(&e) => {
+                    // Still erroring: report "nothing now" but not drained, so drivers look
+                    // again soon rather than wait for a readiness edge.
+                    self.drained = false;
+                    return Ok(0);
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         };
         // Fewer slots filled than offered: the kernel queue was empty when the call returned.
         self.drained = n < RECV_SLOTS;
@@ -240,7 +294,7 @@ impl Batcher {
         target_os = "linux",
         allow(
             dead_code,
-            reason = "the Linux path is `send_on`; the tokio driver still calls this one"
+            reason = "the Linux path is `send_on`; this is the portable one"
         )
     )]
     pub(crate) fn send_with(
@@ -578,6 +632,13 @@ fn run_end(batch: &[Transmit], i: usize, max_segments: usize) -> usize {
 pub struct UdpEnetSocket {
     socket: UdpSocket,
     batcher: Batcher,
+    /// A duplicate of `socket`'s descriptor registered with tokio's reactor, made by the first
+    /// [`poll_recv_ready`](EnetSocket::poll_recv_ready) (the tokio driver). Once it exists,
+    /// receives go through its `try_io`, which clears the readiness when the kernel queue is
+    /// empty. (A duplicate, not the descriptor itself: registering a borrowed descriptor with
+    /// tokio needs `unsafe`, which this crate forbids.)
+    #[cfg(feature = "tokio")]
+    reactor: Option<tokio::net::UdpSocket>,
 }
 
 impl UdpEnetSocket {
@@ -593,7 +654,12 @@ impl UdpEnetSocket {
         let local = socket.local_addr()?;
         let batcher = Batcher::new(UdpSockRef::from(&socket), local)?;
         net::allow_fragmentation(&socket, local);
-        Ok(UdpEnetSocket { socket, batcher })
+        Ok(UdpEnetSocket {
+            socket,
+            batcher,
+            #[cfg(feature = "tokio")]
+            reactor: None,
+        })
     }
 
     /// The underlying socket.
@@ -631,6 +697,17 @@ impl EnetSocket for UdpEnetSocket {
         sink: &mut dyn FnMut(SocketAddr, &[u8]),
     ) -> io::Result<usize> {
         let socket = &self.socket;
+        #[cfg(feature = "tokio")]
+        if let Some(reactor) = &self.reactor {
+            return self.batcher.recv_with(
+                |state, bufs, meta| {
+                    reactor.try_io(tokio::io::Interest::READABLE, || {
+                        state.recv(UdpSockRef::from(socket), bufs, meta)
+                    })
+                },
+                sink,
+            );
+        }
         self.batcher.recv_with(
             |state, bufs, meta| state.recv(UdpSockRef::from(socket), bufs, meta),
             sink,
@@ -643,5 +720,30 @@ impl EnetSocket for UdpEnetSocket {
 
     fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
         net::wait_readable(&self.socket, timeout)
+    }
+
+    /// With the `tokio` feature: registers a duplicate of the socket's descriptor with the
+    /// current tokio runtime on first use (must run inside one), then reports tokio's read
+    /// readiness. Without it: `Unsupported`.
+    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        #[cfg(feature = "tokio")]
+        {
+            if self.reactor.is_none() {
+                let dup = self.socket.try_clone()?;
+                self.reactor = Some(tokio::net::UdpSocket::from_std(dup)?);
+            }
+            match &self.reactor {
+                Some(reactor) => reactor.poll_recv_ready(cx),
+                None => Poll::Pending,
+            }
+        }
+        #[cfg(not(feature = "tokio"))]
+        {
+            let _ = cx;
+            Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "async readiness of UdpEnetSocket needs the `tokio` feature",
+            )))
+        }
     }
 }
