@@ -293,7 +293,7 @@ fn godot_client_to_our_server(compress: bool) {
     if !require_program("godot3-server") {
         return;
     }
-    let mut host = EnetHost::bind("127.0.0.1:0".parse().unwrap(), config(compress)).expect("bind");
+    let mut host = EnetHost::bind("127.0.0.1:0", config(compress)).expect("bind");
     let port = host.local_addr().unwrap().port();
     let mut client = Proc::spawn(
         "enet_client.gd",
@@ -493,7 +493,7 @@ fn our_client_to_godot_server(compress: bool) {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
     let mut host = EnetHost::bind(
-        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0",
         HostConfig {
             peer_limit: 1,
             channel_limit: 3,
@@ -682,7 +682,7 @@ fn our_host_disconnects_godot_client() {
     if !require_program("godot3-server") {
         return;
     }
-    let mut host = EnetHost::bind("127.0.0.1:0".parse().unwrap(), config(false)).expect("bind");
+    let mut host = EnetHost::bind("127.0.0.1:0", config(false)).expect("bind");
     let port = host.local_addr().unwrap().port();
     let mut client = Proc::spawn(
         "enet_client.gd",

@@ -22,7 +22,7 @@ const BATCH: usize = 64;
 
 fn receivers(n: usize) -> Vec<UdpEnetSocket> {
     (0..n)
-        .map(|_| UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap()).expect("bind receiver"))
+        .map(|_| UdpEnetSocket::bind("127.0.0.1:0").expect("bind receiver"))
         .collect()
 }
 
@@ -83,7 +83,7 @@ fn bench_case(
     group.measurement_time(Duration::from_secs(4));
     group.warm_up_time(Duration::from_secs(1));
 
-    let mut sock = UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let mut sock = UdpEnetSocket::bind("127.0.0.1:0").expect("bind");
     group.bench_function(BenchmarkId::new("send_batch", bytes), |b| {
         b.iter_custom(|iters| {
             let mut timed = Duration::ZERO;

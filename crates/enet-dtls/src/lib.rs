@@ -73,6 +73,7 @@
 
 pub mod dtls;
 pub mod enet;
+mod net;
 pub mod udp;
 
 /// The sans-IO DTLS 1.2 core this crate drives (everything it exports, for advanced use).

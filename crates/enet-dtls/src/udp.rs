@@ -65,13 +65,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags, Timespec};
-use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, trace};
+
+use crate::net::{self, normalize, resolve, wait_readable, wildcard_for, BindOptions};
 
 /// Most datagrams one peer queues before further ones are dropped (or left in the kernel).
 pub const MAX_QUEUED_PACKETS: usize = 1024;
@@ -107,74 +107,27 @@ fn invalid_input(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, what)
 }
 
-/// An IPv4-mapped IPv6 source (`::ffff:a.b.c.d`, seen on dual-stack sockets) as plain IPv4.
-fn normalize(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
+/// A non-blocking UDP socket bound to `addr` (dual-stack for `[::]`).
+fn bind_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    net::bind_udp(addr, &BindOptions::default())
 }
 
 /// `dest` as the socket bound to `local` needs it: IPv4 on an IPv6 socket becomes IPv4-mapped.
 fn for_socket(local: SocketAddr, dest: SocketAddr) -> io::Result<SocketAddr> {
-    match (local, dest) {
-        (SocketAddr::V6(_), SocketAddr::V4(v4)) => Ok(SocketAddr::new(
-            IpAddr::V6(v4.ip().to_ipv6_mapped()),
-            v4.port(),
-        )),
-        (SocketAddr::V4(_), SocketAddr::V6(_)) => Err(invalid_input(format!(
-            "cannot send to IPv6 address {dest} from IPv4 socket {local}"
-        ))),
-        _ => Ok(dest),
-    }
-}
-
-/// The wildcard address of `addr`'s family, port 0.
-fn wildcard_for(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-    }
-}
-
-fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-    if addrs.is_empty() {
-        return Err(invalid_input("address resolved to nothing".into()));
-    }
-    Ok(addrs)
-}
-
-/// A non-blocking UDP socket bound to `addr` (dual-stack for `[::]`).
-fn bind_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(!addr.ip().is_unspecified())?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    let socket: UdpSocket = socket.into();
-    debug!(local = ?socket.local_addr().ok(), "udp socket bound");
-    Ok(socket)
+    net::to_socket_family(local, dest)
 }
 
 /// Reads one datagram; `Ok(None)` when the socket has nothing. ICMP errors are skipped.
 fn recv_one(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
     loop {
         match socket.recv_from(buf) {
-            Ok((n, from)) => return Ok(Some((n, normalize(from)))),
-            Err(e) => match e.kind() {
-                io::ErrorKind::WouldBlock => return Ok(None),
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset => {
-                    debug!(error = %e, "ignoring ICMP error reported on a udp socket");
-                    continue;
-                }
-                _ => return Err(e),
-            },
+            Ok((n, from)) => return Ok(Some((n, net::normalize(from)))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if net::is_transient(&e) => {
+                // Interrupted, or an ICMP report about an earlier send: look again.
+                debug!(error = %e, "ignoring transient error on a udp socket");
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -197,39 +150,13 @@ fn send_one(socket: &UdpSocket, to: Option<SocketAddr>, data: &[u8]) -> io::Resu
                     data.len()
                 )))
             }
-            Err(e) => match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
-                    if icmp_retries > 0 =>
-                {
-                    debug!(error = %e, "ignoring ICMP error reported on a udp socket");
-                    // The error was for an earlier datagram; this one was not sent yet.
-                    icmp_retries -= 1;
-                    continue;
-                }
-                _ => return Err(e),
-            },
-        }
-    }
-}
-
-/// Waits up to `timeout` (forever if `None`) for `socket` to be readable.
-fn wait_readable(socket: &UdpSocket, timeout: Option<Duration>) -> io::Result<bool> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let spec =
-            match left {
-                Some(l) => Some(Timespec::try_from(l).map_err(|_| {
-                    invalid_input(format!("timeout {l:?} is too large for poll(2)"))
-                })?),
-                None => None,
-            };
-        let mut fds = [PollFd::new(socket, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, spec.as_ref()) {
-            Ok(n) => return Ok(n > 0),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if icmp_retries > 0 && net::is_icmp_report(&e) => {
+                debug!(error = %e, "ignoring ICMP error reported on a udp socket");
+                // The error was for an earlier datagram; this one was not sent yet.
+                icmp_retries -= 1;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -386,19 +313,11 @@ impl PacketPeerUdp {
     ///
     /// The kernel's error for the last address tried (for example `AddrInUse`).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<Self> {
-        let mut last_err = None;
-        for a in resolve(addr)? {
-            match bind_socket(a).and_then(OwnSocket::new) {
-                Ok(own) => {
-                    return Ok(PacketPeerUdp {
-                        inner: Inner::Own(own),
-                        last_from: None,
-                    })
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| invalid_input("nothing to bind".into())))
+        let own = OwnSocket::new(net::bind_udp(addr, &BindOptions::default())?)?;
+        Ok(PacketPeerUdp {
+            inner: Inner::Own(own),
+            last_from: None,
+        })
     }
 
     /// A new peer bound to an ephemeral port and connected to `addr`; shorthand for
@@ -885,37 +804,28 @@ impl UdpServer {
     ///
     /// The kernel's error for the last address tried (for example `AddrInUse`).
     pub fn listen<A: ToSocketAddrs>(addr: A) -> io::Result<Self> {
-        let mut last_err = None;
-        for a in resolve(addr)? {
-            match bind_socket(a) {
-                Ok(socket) => {
-                    // Many clients share this socket: ask for a bigger receive buffer (best
-                    // effort; Linux caps it at net.core.rmem_max).
-                    if let Err(e) =
-                        socket2::SockRef::from(&socket).set_recv_buffer_size(SERVER_RECV_BUFFER)
-                    {
-                        debug!(error = %e, "could not enlarge the udp server's receive buffer");
-                    }
-                    let local = socket.local_addr()?;
-                    let state = ServerState {
-                        socket: Some(Arc::new(socket)),
-                        local,
-                        queues: HashMap::new(),
-                        pending: VecDeque::new(),
-                        max_pending: DEFAULT_MAX_PENDING_CONNECTIONS,
-                        accepting: true,
-                        dropped: 0,
-                        buf: vec![0; RECV_BUFFER],
-                    };
-                    debug!(%local, "udp server listening");
-                    return Ok(UdpServer {
-                        state: Arc::new(Mutex::new(state)),
-                    });
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| invalid_input("nothing to listen on".into())))
+        // Many clients share this socket: ask for a bigger receive buffer (best effort; Linux
+        // caps it at net.core.rmem_max).
+        let options = BindOptions {
+            recv_buffer_size: Some(SERVER_RECV_BUFFER),
+            ..BindOptions::default()
+        };
+        let socket = net::bind_udp(addr, &options)?;
+        let local = socket.local_addr()?;
+        let state = ServerState {
+            socket: Some(Arc::new(socket)),
+            local,
+            queues: HashMap::new(),
+            pending: VecDeque::new(),
+            max_pending: DEFAULT_MAX_PENDING_CONNECTIONS,
+            accepting: true,
+            dropped: 0,
+            buf: vec![0; RECV_BUFFER],
+        };
+        debug!(%local, "udp server listening");
+        Ok(UdpServer {
+            state: Arc::new(Mutex::new(state)),
+        })
     }
 
     /// Reads every datagram waiting on the socket (at most [`MAX_DATAGRAMS_PER_POLL`]) and

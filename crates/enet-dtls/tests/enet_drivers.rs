@@ -17,7 +17,7 @@ type EchoLog = (u32, u32, DisconnectReason, usize);
 
 /// Runs a blocking echo host on `bind` in a thread until its first peer disconnects.
 fn spawn_echo(bind: &str) -> (SocketAddr, thread::JoinHandle<EchoLog>) {
-    let mut host = EnetHost::bind(bind.parse().unwrap(), HostConfig::default()).unwrap();
+    let mut host = EnetHost::bind(bind, HostConfig::default()).unwrap();
     let addr = host.local_addr().unwrap();
     let handle = thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -66,7 +66,7 @@ fn wait_event(host: &mut EnetHost, what: &str, mut pick: impl FnMut(&Event) -> b
 
 fn blocking_pair(bind: &str) {
     let (server, echo) = spawn_echo(bind);
-    let mut client = EnetHost::bind(bind.parse().unwrap(), HostConfig::default()).unwrap();
+    let mut client = EnetHost::bind(bind, HostConfig::default()).unwrap();
     let peer: PeerId = client.connect(server, 3, CONNECT_DATA).unwrap();
     let ev = wait_event(&mut client, "connect", |e| {
         matches!(e, Event::Connect { .. })
@@ -145,7 +145,7 @@ fn blocking_pair_ipv6() {
 #[test]
 fn service_with_zero_timeout_does_not_block_and_flush_sends() {
     let (server, echo) = spawn_echo("127.0.0.1:0");
-    let mut client = EnetHost::bind("127.0.0.1:0".parse().unwrap(), HostConfig::default()).unwrap();
+    let mut client = EnetHost::bind("127.0.0.1:0", HostConfig::default()).unwrap();
     let peer = client.connect(server, 1, CONNECT_DATA).unwrap();
     // Poll with zero timeouts only: the connect must still complete.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -174,7 +174,7 @@ fn tokio_pair() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut server = TokioEnetHost::bind("127.0.0.1:0".parse().unwrap(), HostConfig::default())
+        let mut server = TokioEnetHost::bind("127.0.0.1:0", HostConfig::default())
             .await
             .unwrap();
         let server_addr = server.local_addr().unwrap();
@@ -191,7 +191,7 @@ fn tokio_pair() {
                 }
             }
         });
-        let mut client = TokioEnetHost::bind("[::]:0".parse().unwrap(), HostConfig::default())
+        let mut client = TokioEnetHost::bind("[::]:0", HostConfig::default())
             .await
             .unwrap();
         let peer = client.connect(server_addr, 2, CONNECT_DATA).unwrap();
@@ -216,6 +216,12 @@ fn tokio_pair() {
             }
             other => panic!("expected the echo, got {other:?}"),
         }
+        // The tokio driver batches UDP sends like the blocking one (sendmmsg / GSO).
+        let stats = client.socket_stats();
+        assert!(
+            stats.datagrams_sent > stats.send_calls && stats.datagrams_received > 0,
+            "no batching: {stats:?}"
+        );
         // service() with a short timeout and nothing to do returns None.
         assert!(client
             .service(Duration::from_millis(10))
@@ -260,7 +266,7 @@ fn garbage_datagrams_do_not_disturb_the_host() {
     for g in &garbage {
         junk.send_to(g, server).unwrap();
     }
-    let mut client = EnetHost::bind("127.0.0.1:0".parse().unwrap(), HostConfig::default()).unwrap();
+    let mut client = EnetHost::bind("127.0.0.1:0", HostConfig::default()).unwrap();
     let peer = client.connect(server, 1, CONNECT_DATA).unwrap();
     wait_event(&mut client, "connect", |e| {
         matches!(e, Event::Connect { .. })
@@ -279,4 +285,322 @@ fn garbage_datagrams_do_not_disturb_the_host() {
         (connect_data, disconnect_data, echoed),
         (CONNECT_DATA, DISCONNECT_DATA, 1)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any socket, both drivers: the in-memory socket and a socket with timers of its own.
+
+mod any_socket {
+    use std::collections::VecDeque;
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::mpsc;
+    use std::task::{Context, Poll};
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    use enet_dtls::enet::testing::MemorySocket;
+    use enet_dtls::enet::{EnetHost, EnetSocket};
+    use enet_dtls::enet_proto::{Event, HostConfig, Packet, Transmit};
+
+    use super::{CONNECT_DATA, DISCONNECT_DATA};
+
+    const HANG_GUARD: Duration = Duration::from_secs(30);
+
+    fn addrs() -> (SocketAddr, SocketAddr) {
+        (
+            "10.0.0.1:7777".parse().unwrap(),
+            "10.0.0.2:5555".parse().unwrap(),
+        )
+    }
+
+    /// The client's scenario over any driver: connect, a 100 kB reliable packet (fragments)
+    /// and 200 small reliable packets that must come back in order, then disconnect.
+    fn payloads() -> Vec<Vec<u8>> {
+        let mut p = vec![(0..100_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>()];
+        p.extend((0..200u32).map(|i| i.to_be_bytes().to_vec()));
+        p
+    }
+
+    /// A blocking echo host on `socket`, in a thread, until its peer disconnects; returns the
+    /// number of packets echoed and the disconnect data.
+    fn spawn_blocking_echo(socket: MemorySocket) -> thread::JoinHandle<(usize, u32)> {
+        thread::spawn(move || {
+            let mut host = EnetHost::with_socket(socket, HostConfig::default()).unwrap();
+            let deadline = Instant::now() + HANG_GUARD;
+            let mut echoed = 0;
+            while Instant::now() < deadline {
+                match host.service(Duration::from_millis(50)).unwrap() {
+                    Some(Event::Receive {
+                        peer,
+                        channel,
+                        packet,
+                    }) => {
+                        host.send(peer, channel, packet).unwrap();
+                        echoed += 1;
+                    }
+                    Some(Event::Disconnect { data, .. }) => return (echoed, data),
+                    _ => {}
+                }
+            }
+            panic!("blocking echo: no disconnect in time");
+        })
+    }
+
+    #[test]
+    fn memory_socket_with_the_blocking_driver() {
+        let (a, b) = addrs();
+        let (server_socket, client_socket) = MemorySocket::pair(a, b);
+        let echo = spawn_blocking_echo(server_socket);
+        let mut client = EnetHost::with_socket(client_socket, HostConfig::default()).unwrap();
+        let peer = client.connect(a, 2, CONNECT_DATA).unwrap();
+        let deadline = Instant::now() + HANG_GUARD;
+        let next = |client: &mut EnetHost<MemorySocket>| loop {
+            assert!(Instant::now() < deadline, "blocking client: hung");
+            if let Some(ev) = client.service(Duration::from_millis(50)).unwrap() {
+                return ev;
+            }
+        };
+        assert!(matches!(next(&mut client), Event::Connect { .. }));
+        let sent = payloads();
+        for p in &sent {
+            client.send(peer, 1, Packet::reliable(p.clone())).unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            match next(&mut client) {
+                Event::Receive { packet, .. } => got.push(packet.data),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(got, sent);
+        // The same batching as UDP: the host hands the socket batches, not single datagrams.
+        let stats = client.socket().stats();
+        assert!(
+            stats.datagrams_sent > stats.send_calls,
+            "no batching: {stats:?}"
+        );
+        client.disconnect(peer, DISCONNECT_DATA);
+        assert!(matches!(next(&mut client), Event::Disconnect { .. }));
+        assert_eq!(echo.join().unwrap(), (sent.len(), DISCONNECT_DATA));
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn memory_socket_with_the_tokio_driver_against_both_drivers() {
+        use enet_dtls::enet::TokioEnetHost;
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Tokio client against a tokio echo task (same runtime), then against a blocking echo
+        // thread: the drivers interoperate over one socket type.
+        for blocking_server in [false, true] {
+            let (a, b) = addrs();
+            let (server_socket, client_socket) = MemorySocket::pair(a, b);
+            rt.block_on(async {
+                let (tokio_echo, blocking_echo) = if blocking_server {
+                    (None, Some(spawn_blocking_echo(server_socket)))
+                } else {
+                    let mut server =
+                        TokioEnetHost::with_socket(server_socket, HostConfig::default()).unwrap();
+                    let task = tokio::spawn(async move {
+                        let mut echoed = 0;
+                        loop {
+                            match server.next_event().await.unwrap() {
+                                Event::Receive {
+                                    peer,
+                                    channel,
+                                    packet,
+                                } => {
+                                    server.send(peer, channel, packet).unwrap();
+                                    echoed += 1;
+                                }
+                                Event::Disconnect { data, .. } => return (echoed, data),
+                                Event::Connect { .. } => {}
+                            }
+                        }
+                    });
+                    (Some(task), None)
+                };
+                let mut client =
+                    TokioEnetHost::with_socket(client_socket, HostConfig::default()).unwrap();
+                let peer = client.connect(a, 2, CONNECT_DATA).unwrap();
+                let ev = tokio::time::timeout(HANG_GUARD, client.next_event())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(matches!(ev, Event::Connect { .. }), "{ev:?}");
+                let sent = payloads();
+                for p in &sent {
+                    client.send(peer, 1, Packet::reliable(p.clone())).unwrap();
+                }
+                let mut got = Vec::new();
+                while got.len() < sent.len() {
+                    match tokio::time::timeout(HANG_GUARD, client.next_event())
+                        .await
+                        .unwrap()
+                        .unwrap()
+                    {
+                        Event::Receive { packet, .. } => got.push(packet.data),
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                assert_eq!(got, sent);
+                let stats = client.socket().stats();
+                assert!(
+                    stats.datagrams_sent > stats.send_calls,
+                    "no batching: {stats:?}"
+                );
+                client.disconnect(peer, DISCONNECT_DATA);
+                let ev = tokio::time::timeout(HANG_GUARD, client.next_event())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(matches!(ev, Event::Disconnect { .. }), "{ev:?}");
+                let log = match (tokio_echo, blocking_echo) {
+                    (Some(task), _) => tokio::time::timeout(HANG_GUARD, task)
+                        .await
+                        .unwrap()
+                        .unwrap(),
+                    (_, Some(thread)) => thread.join().unwrap(),
+                    _ => unreachable!(),
+                };
+                assert_eq!(log, (sent.len(), DISCONNECT_DATA));
+            });
+        }
+    }
+
+    /// One call of `handle_timeout`: the deadline the socket had asked for, and the `now` the
+    /// driver passed.
+    type TimerCall = (Instant, Instant);
+
+    /// A socket with timers of its own (as a DTLS socket has): it asks for wake-ups at the
+    /// given instants, one after the other, and reports every `handle_timeout` call.
+    struct TimerSocket {
+        inner: MemorySocket,
+        deadlines: VecDeque<Instant>,
+        calls: mpsc::Sender<TimerCall>,
+        early: mpsc::Sender<Instant>,
+    }
+
+    impl EnetSocket for TimerSocket {
+        fn local_addr(&self) -> io::Result<SocketAddr> {
+            self.inner.local_addr()
+        }
+        fn max_datagram_size(&self) -> usize {
+            self.inner.max_datagram_size()
+        }
+        fn send_batch(&mut self, now: Instant, batch: &[Transmit]) -> io::Result<usize> {
+            self.inner.send_batch(now, batch)
+        }
+        fn recv_batch(
+            &mut self,
+            now: Instant,
+            sink: &mut dyn FnMut(SocketAddr, &[u8]),
+        ) -> io::Result<usize> {
+            self.inner.recv_batch(now, sink)
+        }
+        fn recv_drained(&self) -> bool {
+            self.inner.recv_drained()
+        }
+        fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+            self.inner.wait_readable(timeout)
+        }
+        fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.inner.poll_recv_ready(cx)
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.deadlines.front().copied()
+        }
+        fn handle_timeout(&mut self, now: Instant) -> io::Result<()> {
+            match self.deadlines.front() {
+                Some(&due) if due <= now => {
+                    self.deadlines.pop_front();
+                    let _ = self.calls.send((due, now));
+                }
+                _ => {
+                    let _ = self.early.send(now);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Runs `serve` (a host on a [`TimerSocket`] that asks for three wake-ups, servicing with
+    /// a 60 s timeout, in a thread) and checks that the socket's `handle_timeout` ran for each
+    /// deadline, at or after it, while the host slept with no traffic; then a client connects
+    /// through the other end so that `serve` returns (with the connect event).
+    fn check_timer_hooks(serve: impl FnOnce(TimerSocket) -> Option<Event> + Send + 'static) {
+        let (a, b) = addrs();
+        let (server_end, client_end) = MemorySocket::pair(a, b);
+        let start = Instant::now();
+        let deadlines: VecDeque<Instant> = [20, 50, 90]
+            .iter()
+            .map(|ms| start + Duration::from_millis(*ms))
+            .collect();
+        let (calls_tx, calls) = mpsc::channel();
+        let (early_tx, early) = mpsc::channel();
+        let socket = TimerSocket {
+            inner: server_end,
+            deadlines: deadlines.clone(),
+            calls: calls_tx,
+            early: early_tx,
+        };
+        let server = thread::spawn(move || serve(socket));
+        for due in &deadlines {
+            let (asked, now) = calls
+                .recv_timeout(HANG_GUARD)
+                .expect("handle_timeout was not called while the host slept");
+            assert_eq!(asked, *due);
+            assert!(now >= asked, "handle_timeout before its deadline");
+        }
+        // The host is still inside its 60 s service call: only a connect ends it.
+        let mut client = EnetHost::with_socket(client_end, HostConfig::default()).unwrap();
+        client.connect(a, 1, CONNECT_DATA).unwrap();
+        let deadline = Instant::now() + HANG_GUARD;
+        while !server.is_finished() {
+            assert!(Instant::now() < deadline, "server did not see the connect");
+            client.service(Duration::from_millis(10)).unwrap();
+        }
+        let ev = server.join().unwrap();
+        assert!(
+            matches!(
+                ev,
+                Some(Event::Connect {
+                    data: CONNECT_DATA,
+                    ..
+                })
+            ),
+            "{ev:?}"
+        );
+        assert!(early.try_recv().is_err(), "handle_timeout called early");
+    }
+
+    #[test]
+    fn socket_timers_wake_the_blocking_driver() {
+        check_timer_hooks(|socket| {
+            let mut host = EnetHost::with_socket(socket, HostConfig::default()).unwrap();
+            host.service(Duration::from_secs(60)).unwrap()
+        });
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn socket_timers_wake_the_tokio_driver() {
+        use enet_dtls::enet::TokioEnetHost;
+        check_timer_hooks(|socket| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut host = TokioEnetHost::with_socket(socket, HostConfig::default()).unwrap();
+                host.service(Duration::from_secs(60)).await.unwrap()
+            })
+        });
+    }
 }

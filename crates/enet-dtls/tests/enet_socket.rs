@@ -45,8 +45,8 @@ fn recv_all(sock: &mut UdpEnetSocket, count: usize) -> Vec<(SocketAddr, Vec<u8>)
 }
 
 fn round_trip(bind: &str) {
-    let mut a = UdpEnetSocket::bind(bind.parse().unwrap()).unwrap();
-    let mut b = UdpEnetSocket::bind(bind.parse().unwrap()).unwrap();
+    let mut a = UdpEnetSocket::bind(bind).unwrap();
+    let mut b = UdpEnetSocket::bind(bind).unwrap();
     let a_addr = a.local_addr().unwrap();
     let b_addr = b.local_addr().unwrap();
     assert_ne!(b_addr.port(), 0);
@@ -93,7 +93,7 @@ fn batches_round_trip_ipv6() {
 
 #[test]
 fn dual_stack_reports_plain_ipv4_peers() {
-    let mut server = UdpEnetSocket::bind("[::]:0".parse().unwrap()).unwrap();
+    let mut server = UdpEnetSocket::bind("[::]:0").unwrap();
     let port = server.local_addr().unwrap().port();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.send_to(b"ping", ("127.0.0.1", port)).unwrap();
@@ -116,7 +116,7 @@ fn dual_stack_reports_plain_ipv4_peers() {
 
 #[test]
 fn wait_readable_times_out_when_idle() {
-    let mut s = UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut s = UdpEnetSocket::bind("127.0.0.1:0").unwrap();
     assert!(!s.wait_readable(Some(Duration::from_millis(20))).unwrap());
     assert!(!s.wait_readable(Some(Duration::ZERO)).unwrap());
     let mut none = VecDeque::new();
@@ -130,7 +130,7 @@ fn wait_readable_times_out_when_idle() {
 
 #[test]
 fn unreachable_destinations_are_not_errors() {
-    let mut s = UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut s = UdpEnetSocket::bind("127.0.0.1:0").unwrap();
     // A port nobody listens on: Linux answers with ICMP port unreachable, which later surfaces
     // as ECONNREFUSED; an ENet host must shrug that off (peers come and go).
     let closed = UdpSocket::bind("127.0.0.1:0")
@@ -164,7 +164,7 @@ fn unreachable_destinations_are_not_errors() {
 fn ipv4_keeps_the_default_fragmentation_policy_of_c_enet() {
     use rustix::net::sockopt::{ip_mtu_discover, Ipv4PathMtuDiscovery};
     for bind in ["127.0.0.1:0", "[::]:0"] {
-        let s = UdpEnetSocket::bind(bind.parse().unwrap()).unwrap();
+        let s = UdpEnetSocket::bind(bind).unwrap();
         assert_eq!(
             ip_mtu_discover(s.get_ref()).unwrap(),
             Ipv4PathMtuDiscovery::WANT,
@@ -175,7 +175,7 @@ fn ipv4_keeps_the_default_fragmentation_policy_of_c_enet() {
 
 #[test]
 fn empty_and_maximum_size_datagrams_are_delivered() {
-    let mut s = UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut s = UdpEnetSocket::bind("127.0.0.1:0").unwrap();
     let to = s.local_addr().unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     let big = vec![7u8; enet_dtls::enet::MAX_UDP_PAYLOAD];
@@ -202,11 +202,11 @@ fn mixed_datagram(i: usize, to: SocketAddr) -> Transmit {
 /// 64 datagrams of mixed sizes, round robin to 4 receivers, in one `send_batch`: every one
 /// arrives intact and in order per receiver, with fewer send system calls than datagrams.
 fn mixed_batch_to_four_receivers(sender_bind: &str, receiver_binds: [&str; 4]) {
-    let mut sender = UdpEnetSocket::bind(sender_bind.parse().unwrap()).unwrap();
+    let mut sender = UdpEnetSocket::bind(sender_bind).unwrap();
     let sender_port = sender.local_addr().unwrap().port();
     let mut receivers: Vec<UdpEnetSocket> = receiver_binds
         .iter()
-        .map(|b| UdpEnetSocket::bind(b.parse().unwrap()).unwrap())
+        .map(|b| UdpEnetSocket::bind(b).unwrap())
         .collect();
     let addrs: Vec<SocketAddr> = receivers.iter().map(|r| r.local_addr().unwrap()).collect();
     let batch: Vec<Transmit> = (0..64).map(|i| mixed_datagram(i, addrs[i % 4])).collect();
@@ -261,8 +261,8 @@ fn mixed_batch_from_dual_stack_to_ipv4_and_ipv6_receivers() {
 /// cuts `sendmmsg` short; it alone is dropped, and the datagrams after it still go out.
 #[test]
 fn refused_datagrams_inside_a_batch_are_dropped_alone() {
-    let mut sender = UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let mut receiver = UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut sender = UdpEnetSocket::bind("127.0.0.1:0").unwrap();
+    let mut receiver = UdpEnetSocket::bind("127.0.0.1:0").unwrap();
     let to = receiver.local_addr().unwrap();
     let mut batch: Vec<Transmit> = (0..12).map(|i| mixed_datagram(i, to)).collect();
     batch[3].destination = "[::1]:9".parse().unwrap();
@@ -307,9 +307,9 @@ fn overflowing_receiver_is_not_an_error() {
         .unwrap();
     let mut tiny = UdpEnetSocket::from_std(tiny.into()).unwrap();
     let tiny_addr = tiny.local_addr().unwrap();
-    let mut healthy = UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut healthy = UdpEnetSocket::bind("127.0.0.1:0").unwrap();
     let healthy_addr = healthy.local_addr().unwrap();
-    let mut sender = UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut sender = UdpEnetSocket::bind("127.0.0.1:0").unwrap();
 
     let rounds = 8;
     let mut to_healthy = Vec::new();

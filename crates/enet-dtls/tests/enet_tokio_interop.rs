@@ -298,7 +298,7 @@ async fn next_packet(host: &mut TokioEnetHost, what: &str) -> (u8, Packet) {
 
 async fn tokio_client_scenario(server: SocketAddr, opts: Options) {
     let mut host = TokioEnetHost::bind(
-        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0",
         opts.config(HostConfig {
             peer_limit: 1,
             channel_limit: CHANNELS,

@@ -7,6 +7,7 @@ use dtls_proto::{ClientConfig, DtlsError, DtlsSession, Status};
 use tracing::{debug, trace};
 
 use super::Error;
+use crate::net;
 use crate::udp::PacketPeerUdp;
 
 /// Datagrams one [`PacketPeerDtls::poll`] reads at most.
@@ -49,13 +50,7 @@ impl std::fmt::Debug for PacketPeerDtls {
 /// connected UDP socket while the server is not up yet, or a full socket buffer. DTLS
 /// retransmits, and the handshake timeout ends the attempt.
 fn transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::WouldBlock
-            | io::ErrorKind::Interrupted
-    )
+    net::is_transient(e)
 }
 
 impl PacketPeerDtls {

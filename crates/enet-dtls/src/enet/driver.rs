@@ -2,14 +2,17 @@
 //! in which inputs are fed and outputs drained (the drain contract of [`enet_proto`]).
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use enet_proto::{Event, Host, HostConfig, Transmit};
 
+use tracing::debug;
+
+use super::socket::EnetSocket;
+
 /// Datagrams read per receive round before transmits are flushed and events looked at
 /// (C ENet reads up to 256 per `enet_host_service`).
-pub(crate) const MAX_RECV_PER_ROUND: usize = 256;
+const MAX_RECV_PER_ROUND: usize = 256;
 
 /// Datagrams gathered from the host before they are handed to the socket in one batch.
 const SEND_BATCH: usize = 64;
@@ -47,9 +50,75 @@ impl Core {
         })
     }
 
-    /// Feeds one received datagram.
-    pub(crate) fn receive(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        self.host.handle_datagram(now, from, data);
+    /// Receives up to [`MAX_RECV_PER_ROUND`] datagrams from `socket` into the host, batch by
+    /// batch (the one receive loop of both drivers). Returns whether the socket is known to be
+    /// empty afterwards (`recv_batch` returned `Ok(0)` or the socket reported itself drained).
+    fn receive_from<S: EnetSocket + ?Sized>(
+        &mut self,
+        socket: &mut S,
+        now: Instant,
+    ) -> io::Result<bool> {
+        let mut received = 0;
+        // Bounded in calls too, for a socket that keeps delivering nothing without saying so.
+        for _ in 0..MAX_RECV_PER_ROUND {
+            let host = &mut self.host;
+            let n =
+                socket.recv_batch(now, &mut |from, data| host.handle_datagram(now, from, data))?;
+            if n == 0 || socket.recv_drained() {
+                return Ok(true);
+            }
+            received += n;
+            if received >= MAX_RECV_PER_ROUND {
+                break;
+            }
+        }
+        Ok(false)
+    }
+
+    /// Runs the socket's timers, then the host's, if they are due.
+    fn tick_all<S: EnetSocket + ?Sized>(&mut self, socket: &mut S, now: Instant) -> io::Result<()> {
+        if socket.poll_timeout().is_some_and(|t| t <= now) {
+            socket.handle_timeout(now)?;
+        }
+        self.tick(now);
+        Ok(())
+    }
+
+    /// One service round of both drivers, in C ENet's order (`enet_host_service`): socket
+    /// timers, host timers, send what is queued, receive (bounded), host timers, send again
+    /// (acknowledgements and replies).
+    ///
+    /// Sending before receiving gets the application's queued packets to the peer before this
+    /// host spends time on the datagrams that came in, so both ends work at the same time
+    /// instead of taking turns.
+    pub(crate) fn round<S: EnetSocket + ?Sized>(
+        &mut self,
+        socket: &mut S,
+        now: Instant,
+    ) -> io::Result<()> {
+        self.tick_all(socket, now)?;
+        self.send_via(socket, now)?;
+        self.receive_from(socket, now)?;
+        self.tick(now);
+        self.send_via(socket, now)
+    }
+
+    /// Drains every datagram the host wants to send into `socket`, in batches.
+    pub(crate) fn send_via<S: EnetSocket + ?Sized>(
+        &mut self,
+        socket: &mut S,
+        now: Instant,
+    ) -> io::Result<()> {
+        self.flush(now, &mut |batch| {
+            let sent = socket.send_batch(now, batch)?;
+            if sent < batch.len() {
+                debug!(
+                    queued = batch.len(),
+                    sent, "socket did not send every datagram"
+                );
+            }
+            Ok(sent)
+        })
     }
 
     /// Runs the host's timers if they are due.
@@ -60,7 +129,7 @@ impl Core {
     }
 
     /// Drains every datagram the host wants to send, in batches, through `send`.
-    pub(crate) fn flush(
+    fn flush(
         &mut self,
         now: Instant,
         send: &mut dyn FnMut(&[Transmit]) -> io::Result<usize>,
@@ -210,7 +279,7 @@ mod tests {
     #[test]
     fn default_seed_is_replaced_by_a_random_one() {
         let now = Instant::now();
-        let server: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let server: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
         let ids: Vec<u32> = (0..4)
             .map(|_| {
                 let mut core = Core::new(HostConfig::default(), 1500, now).unwrap();

@@ -1,13 +1,12 @@
 //! The blocking driver: [`EnetHost`].
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use enet_proto::{Event, Host, HostConfig, Packet, Peer, PeerId};
-use tracing::debug;
 
-use super::driver::{Core, MAX_RECV_PER_ROUND};
+use super::driver::Core;
 use super::socket::{EnetSocket, UdpEnetSocket};
 
 /// Why [`EnetHost::bind`] (or [`EnetHost::with_socket`]) failed.
@@ -37,7 +36,7 @@ pub enum BindError {
 /// use enet_dtls::enet_proto::{Event, HostConfig, Packet};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let mut host = EnetHost::bind("127.0.0.1:0".parse()?, HostConfig::default())?;
+/// let mut host = EnetHost::bind("127.0.0.1:0", HostConfig::default())?;
 /// let server = host.connect("127.0.0.1:7777".parse()?, 2, 0)?;
 /// while let Some(event) = host.service(Duration::from_secs(5))? {
 ///     match event {
@@ -62,7 +61,7 @@ pub struct EnetHost<S: EnetSocket = UdpEnetSocket> {
 impl EnetHost<UdpEnetSocket> {
     /// Binds a UDP socket to `addr` (port 0: any free port; see [`local_addr`](Self::local_addr))
     /// and creates the host.
-    pub fn bind(addr: SocketAddr, config: HostConfig) -> Result<Self, BindError> {
+    pub fn bind<A: ToSocketAddrs>(addr: A, config: HostConfig) -> Result<Self, BindError> {
         let socket = UdpEnetSocket::bind(addr)?;
         EnetHost::with_socket(socket, config)
     }
@@ -114,44 +113,11 @@ impl<S: EnetSocket> EnetHost<S> {
         self.socket.local_addr()
     }
 
-    /// One round, in C ENet's order: socket timers, host timers, send what is queued, receive
-    /// (bounded), host timers, send again (acknowledgements and replies).
-    ///
-    /// Sending before receiving (as `enet_host_service` does) gets the application's queued
-    /// packets to the peer before this host spends time on the datagrams that came in, so both
-    /// ends work at the same time instead of taking turns.
     fn pump(&mut self, now: Instant) -> io::Result<()> {
-        if self.socket.poll_timeout().is_some_and(|t| t <= now) {
-            self.socket.handle_timeout(now)?;
-        }
-        self.core.tick(now);
-        self.send_queued(now)?;
-        let mut received = 0;
-        while received < MAX_RECV_PER_ROUND {
-            let core = &mut self.core;
-            let n = self
-                .socket
-                .recv_batch(now, &mut |from, data| core.receive(now, from, data))?;
-            received += n;
-            if n == 0 || self.socket.recv_drained() {
-                break;
-            }
-        }
-        self.core.tick(now);
-        self.send_queued(now)
+        self.core.round(&mut self.socket, now)
     }
 
     fn send_queued(&mut self, now: Instant) -> io::Result<()> {
-        let socket = &mut self.socket;
-        self.core.flush(now, &mut |batch| {
-            let sent = socket.send_batch(now, batch)?;
-            if sent < batch.len() {
-                debug!(
-                    queued = batch.len(),
-                    sent, "socket did not send every datagram"
-                );
-            }
-            Ok(sent)
-        })
+        self.core.send_via(&mut self.socket, now)
     }
 }

@@ -6,15 +6,16 @@
 //! implementation (one ENet datagram = one DTLS record) plugs in behind the same trait.
 
 use std::io::{self, IoSliceMut};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::os::fd::AsFd;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use enet_proto::Transmit;
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
-use rustix::event::{PollFd, PollFlags, Timespec};
-use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, trace};
+
+use crate::net::{self, is_fatal_send_error, map_destination, BindOptions};
 
 /// Largest UDP payload over IPv4 (65535 − 20 − 8). Also the largest datagram
 /// [`UdpEnetSocket`] sends or receives.
@@ -51,12 +52,21 @@ const MAX_GSO_BYTES: usize = 64 * 1024 - 1;
 #[cfg(target_os = "linux")]
 const MIN_GSO_RUN: usize = 8;
 
+/// Receive calls retried after a transient error (a signal, an ICMP report) before
+/// `recv_with` gives up for this round.
+const MAX_TRANSIENT_RETRIES: usize = 8;
+
 /// Most datagrams handed to one `sendmmsg(2)` (the kernel takes at most `UIO_MAXIOV` = 1024).
 #[cfg(target_os = "linux")]
 const MAX_MMSG: usize = 256;
 
 /// A datagram socket under an ENet host: sends and receives whole datagrams in batches,
-/// without blocking, and waits for readability with a timeout.
+/// without blocking, and tells a driver when to come back.
+///
+/// Both drivers run any `EnetSocket` the same way: the blocking [`EnetHost`](super::EnetHost)
+/// and, with the `tokio` feature, [`TokioEnetHost`](super::TokioEnetHost). Plain UDP
+/// ([`UdpEnetSocket`]), an in-memory pair for tests ([`MemorySocket`](super::testing::MemorySocket))
+/// and a DTLS socket all plug in here.
 ///
 /// # Contract
 ///
@@ -66,10 +76,16 @@ const MAX_MMSG: usize = 256;
 ///   socket cannot send right now (kernel buffer full, destination unreachable, a DTLS session
 ///   still handshaking) is dropped or deferred by the socket, never reported as an error. ENet
 ///   retransmits reliable data on its own timers. `Err` means the socket itself is broken.
-/// * Implementations with timers of their own (a DTLS handshake) report them through
-///   [`poll_timeout`](Self::poll_timeout) and are ticked with
-///   [`handle_timeout`](Self::handle_timeout); the driver sleeps until the earlier of the
-///   host's and the socket's deadlines.
+/// * `recv_batch` returning `Ok(0)` means nothing is left to receive right now (a socket that
+///   swallows datagrams of its own, such as DTLS handshake records, keeps reading until it
+///   delivers one or its transport is empty).
+/// * Readiness, for the drivers' sleep: the blocking driver calls
+///   [`wait_readable`](Self::wait_readable), the tokio driver
+///   [`poll_recv_ready`](Self::poll_recv_ready).
+/// * Timers: a socket with timers of its own (DTLS retransmissions, idle expiry) reports the
+///   next one through [`poll_timeout`](Self::poll_timeout); both drivers then wake up at or
+///   after that instant and call [`handle_timeout`](Self::handle_timeout), before sending and
+///   receiving.
 /// * [`max_datagram_size`](Self::max_datagram_size) caps the ENet MTU: a DTLS socket returns
 ///   its data MTU (record payload), so an ENet datagram always fits in one record.
 ///
@@ -87,7 +103,8 @@ pub trait EnetSocket: Send {
     fn send_batch(&mut self, now: Instant, batch: &[Transmit]) -> io::Result<usize>;
 
     /// Receives the datagrams that are ready (at most one batch), calling `sink(source, data)`
-    /// for each, without blocking. Returns how many were delivered; `Ok(0)` when none was ready.
+    /// for each, without blocking. Sources are plain IPv4 for IPv4 peers, also on a dual-stack
+    /// socket. Returns how many were delivered; `Ok(0)` when none was ready.
     fn recv_batch(
         &mut self,
         now: Instant,
@@ -103,16 +120,33 @@ pub trait EnetSocket: Send {
     }
 
     /// Blocks until a datagram is ready to be received or `timeout` passes (`None`: no limit).
-    /// Returns whether the socket is readable. May return `true` spuriously.
+    /// Returns whether the socket is readable. May return `true` spuriously. Used by the
+    /// blocking driver.
     fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool>;
+
+    /// `Ready` when [`recv_batch`](Self::recv_batch) has something to deliver, otherwise
+    /// `Pending` after arranging for `cx`'s waker to be woken when it has; used by async
+    /// drivers. Spurious wake-ups are allowed, lost ones are not: after `recv_batch` returned
+    /// `Ok(0)`, `Pending` must mean a later datagram wakes the waker. A socket built on another
+    /// `EnetSocket` (DTLS over UDP) forwards to it; [`UdpEnetSocket`] registers with tokio's
+    /// reactor (feature `tokio`).
+    ///
+    /// The default says the socket cannot be driven asynchronously (an `Unsupported` error).
+    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let _ = cx;
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+                    "this EnetSocket does not implement poll_recv_ready, so an async driver cannot wait on it",
+        )))
+    }
 
     /// The socket's own next deadline (a DTLS retransmission), if any. Plain UDP has none.
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
 
-    /// Lets the socket act on its own timers; called when [`poll_timeout`](Self::poll_timeout)
-    /// has passed.
+    /// Lets the socket act on its own timers; drivers call it once
+    /// [`poll_timeout`](Self::poll_timeout) has passed, with `now` at or after it.
     fn handle_timeout(&mut self, _now: Instant) -> io::Result<()> {
         Ok(())
     }
@@ -189,26 +223,46 @@ impl Batcher {
     /// and hands every datagram to `sink`. `Ok(0)` when nothing was ready.
     pub(crate) fn recv_with(
         &mut self,
-        recv: impl FnOnce(&UdpSocketState, &mut [IoSliceMut<'_>], &mut [RecvMeta]) -> io::Result<usize>,
+        mut recv: impl FnMut(
+            &UdpSocketState,
+            &mut [IoSliceMut<'_>],
+            &mut [RecvMeta],
+        ) -> io::Result<usize>,
         sink: &mut dyn FnMut(SocketAddr, &[u8]),
     ) -> io::Result<usize> {
         // On the stack rather than a `Vec`: this runs for every receive system call.
         let mut chunks = self.recv_buf.chunks_mut(SLOT_SIZE);
         let mut slices: [IoSliceMut<'_>; RECV_SLOTS] =
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
-        let n = match recv(&self.state, &mut slices, &mut self.meta) {
-            Ok(n) => n,
-            Err(e) if is_transient_recv_error(&e) => {
-                self.drained = true;
-                return Ok(0);
+        // `Ok(0)` must mean "the kernel queue is empty" (the tokio driver then waits for a new
+        // readiness edge), so a signal or an ICMP report about an earlier send is skipped and
+        // the call made again. Linux reports each ICMP error once, so this ends quickly.
+        let mut retries = MAX_TRANSIENT_RETRIES;
+        let n = loop {
+            match recv(&self.state, &mut slices, &mut self.meta) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    return Ok(0);
+                }
+                Err(e) if net::is_transient(&e) && retries > 0 => {
+                    trace!(error = %e, "transient receive error skipped");
+                    retries -= 1;
+                }
+                Err(e) if net::is_transient(&e) => {
+                    // Still erroring: report "nothing now" but not drained, so drivers look
+                    // again soon rather than wait for a readiness edge.
+                    self.drained = false;
+                    return Ok(0);
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         };
         // Fewer slots filled than offered: the kernel queue was empty when the call returned.
         self.drained = n < RECV_SLOTS;
         let mut delivered = 0;
         for (slot, meta) in self.recv_buf.chunks(SLOT_SIZE).zip(&self.meta).take(n) {
-            let from = unmap(meta.addr);
+            let from = net::normalize(meta.addr);
             let data = &slot[..meta.len.min(slot.len())];
             if data.is_empty() {
                 sink(from, data);
@@ -240,7 +294,7 @@ impl Batcher {
         target_os = "linux",
         allow(
             dead_code,
-            reason = "the Linux path is `send_on`; the tokio driver still calls this one"
+            reason = "the Linux path is `send_on`; this is the portable one"
         )
     )]
     pub(crate) fn send_with(
@@ -549,47 +603,6 @@ fn run_end(batch: &[Transmit], i: usize, max_segments: usize) -> usize {
     end
 }
 
-/// An IPv6 socket sends to IPv4 destinations as v4-mapped addresses (`::ffff:a.b.c.d`).
-fn map_destination(ipv6: bool, to: SocketAddr) -> SocketAddr {
-    match to {
-        SocketAddr::V4(v4) if ipv6 => {
-            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
-        }
-        other => other,
-    }
-}
-
-/// IPv4 peers of a dual-stack socket arrive as `::ffff:a.b.c.d`; report them as plain IPv4.
-fn unmap(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => addr,
-        },
-        v4 => v4,
-    }
-}
-
-/// Receive errors that mean "nothing to read now" rather than a broken socket. Linux reports
-/// ICMP errors for earlier sends (`ECONNREFUSED`...) on a later receive; UDP peers come and go.
-fn is_transient_recv_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-    ) || e
-        .raw_os_error()
-        .is_some_and(|c| c == libc::EHOSTUNREACH || c == libc::ENETUNREACH || c == libc::EMSGSIZE)
-}
-
-/// Send errors that mean the socket itself is unusable (as opposed to one bad destination).
-fn is_fatal_send_error(e: &io::Error) -> bool {
-    e.raw_os_error()
-        .is_some_and(|c| c == libc::EBADF || c == libc::ENOTSOCK)
-}
-
 /// Plain UDP [`EnetSocket`]: IPv4 or IPv6, batched on Linux: `recvmmsg(2)` (through
 /// [`quinn_udp`]) to receive; to send, one `sendmmsg(2)` for a batch of datagrams to any mix of
 /// destinations and sizes, and GSO `sendmsg(2)` for runs of equal-size datagrams to one
@@ -610,7 +623,7 @@ fn is_fatal_send_error(e: &io::Error) -> bool {
 /// use enet_dtls::enet::{EnetSocket, UdpEnetSocket};
 ///
 /// # fn main() -> std::io::Result<()> {
-/// let socket = UdpEnetSocket::bind("127.0.0.1:0".parse().unwrap())?;
+/// let socket = UdpEnetSocket::bind("127.0.0.1:0")?;
 /// println!("bound to {}", socket.local_addr()?);
 /// # Ok(())
 /// # }
@@ -619,13 +632,20 @@ fn is_fatal_send_error(e: &io::Error) -> bool {
 pub struct UdpEnetSocket {
     socket: UdpSocket,
     batcher: Batcher,
+    /// A duplicate of `socket`'s descriptor registered with tokio's reactor, made by the first
+    /// [`poll_recv_ready`](EnetSocket::poll_recv_ready) (the tokio driver). Once it exists,
+    /// receives go through its `try_io`, which clears the readiness when the kernel queue is
+    /// empty. (A duplicate, not the descriptor itself: registering a borrowed descriptor with
+    /// tokio needs `unsafe`, which this crate forbids.)
+    #[cfg(feature = "tokio")]
+    reactor: Option<tokio::net::UdpSocket>,
 }
 
 impl UdpEnetSocket {
     /// Binds a UDP socket to `addr` (port 0: any free port; read it back with
     /// [`EnetSocket::local_addr`]) with 256 KiB kernel buffers, like C ENet.
-    pub fn bind(addr: SocketAddr) -> io::Result<UdpEnetSocket> {
-        let socket = bind_socket(addr)?;
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpEnetSocket> {
+        let socket = net::bind_udp(addr, &BindOptions::buffers(SOCKET_BUFFER_SIZE))?;
         UdpEnetSocket::from_std(socket)
     }
 
@@ -633,8 +653,13 @@ impl UdpEnetSocket {
     pub fn from_std(socket: UdpSocket) -> io::Result<UdpEnetSocket> {
         let local = socket.local_addr()?;
         let batcher = Batcher::new(UdpSockRef::from(&socket), local)?;
-        allow_fragmentation(&socket, local);
-        Ok(UdpEnetSocket { socket, batcher })
+        net::allow_fragmentation(&socket, local);
+        Ok(UdpEnetSocket {
+            socket,
+            batcher,
+            #[cfg(feature = "tokio")]
+            reactor: None,
+        })
     }
 
     /// The underlying socket.
@@ -651,24 +676,6 @@ impl UdpEnetSocket {
     pub fn max_gso_segments(&self) -> usize {
         self.batcher.max_gso_segments()
     }
-}
-
-/// Creates a bound, non-blocking UDP socket with C ENet's buffer sizes (`[::]`: dual stack).
-pub(crate) fn bind_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if let SocketAddr::V6(v6) = addr {
-        socket.set_only_v6(!v6.ip().is_unspecified())?;
-    }
-    // Best effort: the kernel may clamp these.
-    if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUFFER_SIZE) {
-        debug!(error = %e, "could not set SO_RCVBUF");
-    }
-    if let Err(e) = socket.set_send_buffer_size(SOCKET_BUFFER_SIZE) {
-        debug!(error = %e, "could not set SO_SNDBUF");
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
 }
 
 impl EnetSocket for UdpEnetSocket {
@@ -690,6 +697,17 @@ impl EnetSocket for UdpEnetSocket {
         sink: &mut dyn FnMut(SocketAddr, &[u8]),
     ) -> io::Result<usize> {
         let socket = &self.socket;
+        #[cfg(feature = "tokio")]
+        if let Some(reactor) = &self.reactor {
+            return self.batcher.recv_with(
+                |state, bufs, meta| {
+                    reactor.try_io(tokio::io::Interest::READABLE, || {
+                        state.recv(UdpSockRef::from(socket), bufs, meta)
+                    })
+                },
+                sink,
+            );
+        }
         self.batcher.recv_with(
             |state, bufs, meta| state.recv(UdpSockRef::from(socket), bufs, meta),
             sink,
@@ -701,60 +719,31 @@ impl EnetSocket for UdpEnetSocket {
     }
 
     fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        wait_readable(&self.socket, timeout)
+        net::wait_readable(&self.socket, timeout)
     }
-}
 
-/// Gives the socket back the kernel's default path-MTU behaviour (`IP_PMTUDISC_WANT`, as C ENet
-/// has): quinn-udp sets "don't fragment" probing for QUIC, but an ENet datagram larger than the
-/// path MTU must be fragmented by IP, not dropped. Best effort (IPv6 keeps `IPV6_DONTFRAG`).
-pub(crate) fn allow_fragmentation(socket: &impl std::os::fd::AsFd, local: SocketAddr) {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::net::sockopt;
-        let v4 = match local {
-            SocketAddr::V4(_) => true,
-            SocketAddr::V6(v6) => v6.ip().is_unspecified(),
-        };
-        if v4 {
-            if let Err(e) =
-                sockopt::set_ip_mtu_discover(socket, sockopt::Ipv4PathMtuDiscovery::WANT)
-            {
-                debug!(error = %e, "could not set IP_MTU_DISCOVER");
+    /// With the `tokio` feature: registers a duplicate of the socket's descriptor with the
+    /// current tokio runtime on first use (must run inside one), then reports tokio's read
+    /// readiness. Without it: `Unsupported`.
+    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        #[cfg(feature = "tokio")]
+        {
+            if self.reactor.is_none() {
+                let dup = self.socket.try_clone()?;
+                self.reactor = Some(tokio::net::UdpSocket::from_std(dup)?);
+            }
+            match &self.reactor {
+                Some(reactor) => reactor.poll_recv_ready(cx),
+                None => Poll::Pending,
             }
         }
-        if local.is_ipv6() {
-            if let Err(e) =
-                sockopt::set_ipv6_mtu_discover(socket, sockopt::Ipv6PathMtuDiscovery::WANT)
-            {
-                debug!(error = %e, "could not set IPV6_MTU_DISCOVER");
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (socket, local);
-}
-
-/// `poll(2)` for readability, retried on `EINTR` until `timeout` has passed.
-pub(crate) fn wait_readable(socket: &UdpSocket, timeout: Option<Duration>) -> io::Result<bool> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        // poll(2) has millisecond resolution; round up so a short wait does not spin.
-        let spec = match left {
-            Some(l) => Some(Timespec::try_from(l).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("timeout {l:?} is too large"),
-                )
-            })?),
-            None => None,
-        };
-        let mut fds = [PollFd::new(socket, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, spec.as_ref()) {
-            Ok(n) => return Ok(n > 0),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+        #[cfg(not(feature = "tokio"))]
+        {
+            let _ = cx;
+            Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "async readiness of UdpEnetSocket needs the `tokio` feature",
+            )))
         }
     }
 }

@@ -1,22 +1,24 @@
 //! The async driver: [`TokioEnetHost`] (crate feature `tokio`).
 
+use std::future::poll_fn;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use enet_proto::{Event, Host, HostConfig, Packet, Peer, PeerId};
-use quinn_udp::UdpSockRef;
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 
-use super::driver::{Core, MAX_RECV_PER_ROUND};
+use super::driver::Core;
 use super::host::BindError;
-use super::socket::{allow_fragmentation, bind_socket, Batcher, SocketStats, MAX_UDP_PAYLOAD};
+use super::socket::{EnetSocket, SocketStats, UdpEnetSocket};
 
-/// An ENet host on a tokio UDP socket: the async twin of [`EnetHost`](super::EnetHost), with
-/// the same batching (`recvmmsg`/GSO through quinn-udp) and the same methods, but
+/// An ENet host on any [`EnetSocket`] (UDP by default), driven by tokio: the async twin of
+/// [`EnetHost`](super::EnetHost), with the same batching (the socket's
+/// [`send_batch`](EnetSocket::send_batch)/[`recv_batch`](EnetSocket::recv_batch):
+/// `recvmmsg`, `sendmmsg` and GSO for UDP), the same service order and the same methods, but
 /// [`service`](Self::service) and [`next_event`](Self::next_event) are `async` and sleep with
-/// `tokio::time::sleep_until` until the host's next deadline or the next datagram.
+/// `tokio::time::sleep_until` until the host's or the socket's next deadline, or until the
+/// socket's [`poll_recv_ready`](EnetSocket::poll_recv_ready) says it has something to receive
+/// (for UDP, tokio's reactor watches the socket).
 ///
 /// # Cancel safety
 ///
@@ -32,7 +34,7 @@ use super::socket::{allow_fragmentation, bind_socket, Batcher, SocketStats, MAX_
 /// use enet_dtls::enet::TokioEnetHost;
 /// use enet_dtls::enet_proto::{Event, HostConfig};
 ///
-/// let mut host = TokioEnetHost::bind("127.0.0.1:7777".parse()?, HostConfig::default()).await?;
+/// let mut host = TokioEnetHost::bind("127.0.0.1:7777", HostConfig::default()).await?;
 /// loop {
 ///     if let Event::Receive { peer, channel, packet } = host.next_event().await? {
 ///         host.send(peer, channel, packet)?;
@@ -41,38 +43,42 @@ use super::socket::{allow_fragmentation, bind_socket, Batcher, SocketStats, MAX_
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct TokioEnetHost {
-    socket: UdpSocket,
-    batcher: Batcher,
+pub struct TokioEnetHost<S: EnetSocket = UdpEnetSocket> {
+    socket: S,
     core: Core,
 }
 
-impl TokioEnetHost {
-    /// Binds a UDP socket to `addr` (port 0: any free port) and creates the host. Must run
-    /// inside a tokio runtime.
-    pub async fn bind(addr: SocketAddr, config: HostConfig) -> Result<Self, BindError> {
-        let socket = bind_socket(addr)?;
-        TokioEnetHost::from_std(socket, config)
+impl TokioEnetHost<UdpEnetSocket> {
+    /// Binds a UDP socket to `addr` (port 0: any free port; a `"host:port"` name is resolved
+    /// with the blocking resolver) and creates the host. Must run inside a tokio runtime.
+    pub async fn bind<A: ToSocketAddrs>(addr: A, config: HostConfig) -> Result<Self, BindError> {
+        TokioEnetHost::with_socket(UdpEnetSocket::bind(addr)?, config)
     }
 
     /// Creates a host on an already bound socket (switched to non-blocking). Must be called
     /// inside a tokio runtime.
     pub fn from_std(socket: std::net::UdpSocket, config: HostConfig) -> Result<Self, BindError> {
-        let local = socket.local_addr()?;
-        let batcher = Batcher::new(UdpSockRef::from(&socket), local)?;
-        allow_fragmentation(&socket, local);
-        let socket = UdpSocket::from_std(socket)?;
-        let core = Core::new(config, MAX_UDP_PAYLOAD, Instant::now())?;
-        Ok(TokioEnetHost {
-            socket,
-            batcher,
-            core,
-        })
+        TokioEnetHost::with_socket(UdpEnetSocket::from_std(socket)?, config)
+    }
+
+    /// Send/receive counters of the socket.
+    pub fn socket_stats(&self) -> SocketStats {
+        self.socket.stats()
+    }
+}
+
+impl<S: EnetSocket> TokioEnetHost<S> {
+    /// Creates a host on any socket. The configured MTU is capped at the socket's
+    /// [`max_datagram_size`](EnetSocket::max_datagram_size). Service it inside one tokio
+    /// runtime (a UDP socket registers with that runtime's reactor on first use).
+    pub fn with_socket(socket: S, config: HostConfig) -> Result<Self, BindError> {
+        let core = Core::new(config, socket.max_datagram_size(), Instant::now())?;
+        Ok(TokioEnetHost { socket, core })
     }
 
     /// Services the host like [`EnetHost::service`](super::EnetHost::service): a queued event at
-    /// once, otherwise timers, sends, receive, timers and sends, then wait for traffic until `timeout` has
-    /// passed (`Ok(None)`).
+    /// once, otherwise timers, sends, receive, timers and sends, then wait for traffic until
+    /// `timeout` has passed (`Ok(None)`).
     pub async fn service(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
         let deadline = Instant::now().checked_add(timeout);
         self.run(deadline).await
@@ -92,8 +98,7 @@ impl TokioEnetHost {
             return Ok(Some(event));
         }
         loop {
-            let now = Instant::now();
-            self.pump(now)?;
+            self.pump(Instant::now())?;
             if let Some(event) = self.core.poll_event() {
                 return Ok(Some(event));
             }
@@ -101,62 +106,39 @@ impl TokioEnetHost {
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(None);
             }
-            match self.core.wake_at(now, deadline, None) {
+            let wake = self.core.wake_at(now, deadline, self.socket.poll_timeout());
+            let socket = &mut self.socket;
+            let readable = poll_fn(|cx| socket.poll_recv_ready(cx));
+            match wake {
                 Some(wake) => {
                     tokio::select! {
-                        ready = self.socket.readable() => ready?,
+                        ready = readable => ready?,
                         () = tokio::time::sleep_until(wake.into()) => {}
                     }
                 }
-                None => self.socket.readable().await?,
+                None => readable.await?,
             }
         }
     }
 
     super::driver::forward_host_methods!();
 
+    /// The socket.
+    pub fn socket(&self) -> &S {
+        &self.socket
+    }
+
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
     }
 
-    /// Send/receive counters of the socket.
-    pub fn socket_stats(&self) -> SocketStats {
-        self.batcher.stats
-    }
-
-    /// One service round in C's `enet_host_service` order, like the blocking driver: timers and
-    /// queued sends first (so both ends overlap), then receive, then timers and sends again.
+    /// One service round, the same as the blocking driver's.
     fn pump(&mut self, now: Instant) -> io::Result<()> {
-        self.core.tick(now);
-        self.send_queued(now)?;
-        let mut received = 0;
-        while received < MAX_RECV_PER_ROUND {
-            let socket = &self.socket;
-            let core = &mut self.core;
-            let n = self.batcher.recv_with(
-                // try_io clears tokio's readiness on WouldBlock, so `readable()` really waits.
-                |state, bufs, meta| {
-                    socket.try_io(Interest::READABLE, || {
-                        state.recv(UdpSockRef::from(socket), bufs, meta)
-                    })
-                },
-                &mut |from, data| core.receive(now, from, data),
-            )?;
-            if n == 0 {
-                break;
-            }
-            received += n;
-        }
-        self.core.tick(now);
-        self.send_queued(now)
+        self.core.round(&mut self.socket, now)
     }
 
     fn send_queued(&mut self, now: Instant) -> io::Result<()> {
-        let socket = &self.socket;
-        let batcher = &mut self.batcher;
-        self.core.flush(now, &mut |batch| {
-            batcher.send_on(socket, batch, |op| socket.try_io(Interest::WRITABLE, op))
-        })
+        self.core.send_via(&mut self.socket, now)
     }
 }
