@@ -4,6 +4,9 @@
 //! It provides:
 //!
 //! * [`DtlsSession`]: one DTLS association (client or server) driven by datagrams in and out;
+//! * [`Endpoint`]: many sessions on one socket (quinn-proto shape): the session table with generational
+//!   [`SessionHandle`]s, the cookie listener in front, the reconnect rule, and the limits (session cap,
+//!   per-address share, handshake and idle timeouts, refusals before any expensive work);
 //! * [`CookieListener`]: a stateless server front door doing the RFC 6347 section 4.2.1 cookie exchange with
 //!   `DTLSv1_listen`, so spoofed ClientHellos cost no memory;
 //! * [`ServerConfig`] / [`ClientConfig`]: builders for the OpenSSL contexts (DTLS 1.2 only);
@@ -67,6 +70,7 @@
 mod bio;
 mod config;
 mod cookie;
+mod endpoint;
 mod error;
 mod ffi;
 pub mod keys;
@@ -77,6 +81,10 @@ mod session;
 pub use config::{
     ClientConfig, ClientConfigBuilder, ServerConfig, ServerConfigBuilder, DEFAULT_COOKIE_ROTATION,
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MTU, MAX_MTU, MIN_MTU,
+};
+pub use endpoint::{
+    normalize_addr, CloseReason, Endpoint, EndpointConfig, EndpointStats, Event, SessionHandle,
+    Transmit, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, MIN_DEFAULT_SESSIONS_PER_ADDRESS,
 };
 pub use error::DtlsError;
 pub use listener::{CookieListener, ListenOutcome, PendingState};
@@ -112,6 +120,7 @@ mod tests {
         fn sync<T: Sync>() {}
         send::<crate::DtlsSession>();
         send::<crate::CookieListener>();
+        send::<crate::Endpoint>();
         send::<crate::ListenOutcome>();
         send::<crate::ServerConfig>();
         sync::<crate::ServerConfig>();
