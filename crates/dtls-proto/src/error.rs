@@ -94,6 +94,22 @@ pub enum DtlsError {
         /// What was wrong.
         message: String,
     },
+    /// A [`crate::SessionHandle`] that names no session of the [`crate::Endpoint`]: the session ended
+    /// (its slot may since hold another one) or the handle came from another endpoint.
+    #[error("no such DTLS session (stale or foreign handle)")]
+    UnknownSession,
+    /// [`crate::Endpoint::connect`] named an address that already has a session.
+    #[error("a DTLS session with {addr} already exists")]
+    SessionExists {
+        /// The peer address.
+        addr: std::net::SocketAddr,
+    },
+    /// [`crate::Endpoint::connect`] would exceed the endpoint's session limit.
+    #[error("DTLS session limit ({max}) reached")]
+    SessionLimit {
+        /// The configured maximum number of sessions.
+        max: usize,
+    },
     /// An unexpected OpenSSL failure outside a handshake (allocation, internal error).
     #[error("OpenSSL error: {message}")]
     Openssl {

@@ -4,6 +4,9 @@
 //! It provides:
 //!
 //! * [`DtlsSession`]: one DTLS association (client or server) driven by datagrams in and out;
+//! * [`Endpoint`]: many sessions on one socket (quinn-proto shape): the session table with generational
+//!   [`SessionHandle`]s, the cookie listener in front, the reconnect rule, and the limits (session cap,
+//!   per-address share, handshake and idle timeouts, refusals before any expensive work);
 //! * [`CookieListener`]: a stateless server front door doing the RFC 6347 section 4.2.1 cookie exchange with
 //!   `DTLSv1_listen`, so spoofed ClientHellos cost no memory;
 //! * [`ServerConfig`] / [`ClientConfig`]: builders for the OpenSSL contexts (DTLS 1.2 only);
@@ -17,11 +20,13 @@
 //!
 //! # Clocks
 //!
-//! OpenSSL's retransmission timers read the real (monotonic) clock internally; they cannot be driven by a
-//! virtual `now`. [`DtlsSession::poll_timeout`] converts OpenSSL's remaining time into an `Instant` relative
-//! to the last `now` passed in. The handshake timeout is measured purely from the `now` values passed in.
-//! The first retransmission happens after [`INITIAL_RETRANSMIT`] (100 ms), doubling each time up to
-//! [`MAX_RETRANSMIT`].
+//! Everything runs in the caller's time, OpenSSL's retransmission timers included: every call into
+//! OpenSSL runs under a virtual clock derived from the `now` passed in (OpenSSL reads its DTLS timer clock
+//! through `gettimeofday`, which this crate interposes; see [`virtual_time_supported`] and ARCHITECTURE.md).
+//! [`DtlsSession::poll_timeout`] is therefore exact, and a handshake can run in a simulator. The first
+//! retransmission happens after [`INITIAL_RETRANSMIT`] (100 ms), doubling each time up to
+//! [`MAX_RETRANSMIT`]; the handshake timeout is measured from the `now` values passed in. Certificate
+//! validity is checked against the real date (OpenSSL uses `time()` for it, which is not interposed).
 //!
 //! # Robustness
 //!
@@ -65,6 +70,7 @@
 mod bio;
 mod config;
 mod cookie;
+mod endpoint;
 mod error;
 mod ffi;
 pub mod keys;
@@ -76,9 +82,26 @@ pub use config::{
     ClientConfig, ClientConfigBuilder, ServerConfig, ServerConfigBuilder, DEFAULT_COOKIE_ROTATION,
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MTU, MAX_MTU, MIN_MTU,
 };
+pub use endpoint::{
+    normalize_addr, CloseReason, Endpoint, EndpointConfig, EndpointStats, Event, SessionHandle,
+    Transmit, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, MIN_DEFAULT_SESSIONS_PER_ADDRESS,
+};
 pub use error::DtlsError;
 pub use listener::{CookieListener, ListenOutcome, PendingState};
-pub use session::{DtlsSession, Role, Status};
+pub use session::{DtlsSession, Role, SessionEvent, Status};
+
+/// Whether OpenSSL's DTLS timers follow the caller's `now` in this process.
+///
+/// This crate defines the C function `gettimeofday` in the program; OpenSSL (dynamically linked) reads its
+/// DTLS timer clock through it, and gets a per-thread virtual time while one of our calls into OpenSSL
+/// runs (the real time otherwise). The first call probes, once, that the interposition took effect: a
+/// client handshake is started at a virtual time T and the timer's remaining time is asked at T + 0.5 s.
+/// When it is `false` (for example with a statically linked OpenSSL), sessions fall back to OpenSSL's
+/// real-clock timers: [`DtlsSession::poll_timeout`] is then the remaining real time added to the last
+/// `now`, which is right for drivers that pass `Instant::now()` but not for a simulator.
+pub fn virtual_time_supported() -> bool {
+    ffi::virtual_time_supported()
+}
 
 /// First retransmission timeout of a handshake flight (OpenSSL's default is 1 s).
 pub const INITIAL_RETRANSMIT: std::time::Duration = std::time::Duration::from_millis(100);
@@ -97,6 +120,7 @@ mod tests {
         fn sync<T: Sync>() {}
         send::<crate::DtlsSession>();
         send::<crate::CookieListener>();
+        send::<crate::Endpoint>();
         send::<crate::ListenOutcome>();
         send::<crate::ServerConfig>();
         sync::<crate::ServerConfig>();

@@ -8,11 +8,9 @@ use openssl::ssl::SslStream;
 
 use crate::bio::Channel;
 use crate::cookie::{write_binding, CookieBinding, SharedBinding};
+use crate::record::{client_hello, looks_like_client_hello};
 use crate::session::new_server_ssl;
 use crate::{ffi, DtlsError, DtlsSession, ServerConfig};
-
-/// DTLS record header (13) + handshake header (12): the least a ClientHello datagram holds.
-const MIN_CLIENT_HELLO: usize = 25;
 
 /// What to do with one datagram given to [`CookieListener::handle_datagram`].
 #[derive(Debug)]
@@ -25,6 +23,10 @@ pub enum ListenOutcome {
     /// The ClientHello carried a valid cookie: this session is that client's, already holding the
     /// server's first flight in `poll_transmit`. Route the source address's future datagrams to it.
     Accept(DtlsSession),
+    /// The ClientHello carried a valid cookie but the caller said it cannot admit a session
+    /// ([`CookieListener::handle_datagram_admit`] with `admit == false`): nothing was built for it (no
+    /// server flight, no signature); send nothing back.
+    Refused,
 }
 
 /// What a [`CookieListener`] holds, for tests and monitoring: it never grows with the number of sources.
@@ -36,6 +38,9 @@ pub struct PendingState {
     pub ssl_objects_created: u64,
     /// Datagrams buffered inside the listener between calls (always 0: every call drains its buffers).
     pub queued_datagrams: usize,
+    /// Server handshakes started: valid-cookie ClientHellos for which OpenSSL built the server flight
+    /// (ServerHello, Certificate, ServerKeyExchange with its signature, ...). Refusals never count.
+    pub handshakes_started: u64,
 }
 
 /// A stateless DTLS cookie listener: answers cookie-less ClientHellos with a HelloVerifyRequest
@@ -69,6 +74,7 @@ pub struct CookieListener {
     listening: SslStream<Channel>,
     binding: SharedBinding,
     ssl_objects_created: u64,
+    handshakes_started: u64,
 }
 
 impl std::fmt::Debug for CookieListener {
@@ -93,6 +99,7 @@ impl CookieListener {
             listening,
             binding,
             ssl_objects_created: 1,
+            handshakes_started: 0,
         })
     }
 
@@ -116,7 +123,35 @@ impl CookieListener {
         from: SocketAddr,
         data: &[u8],
     ) -> ListenOutcome {
+        self.handle_datagram_admit(now, from, data, true)
+    }
+
+    /// Like [`handle_datagram`](Self::handle_datagram), for a caller that already knows whether it can
+    /// take one more session from `from`. With `admit == false`, a ClientHello whose cookie is valid is
+    /// answered with [`ListenOutcome::Refused`] *before* OpenSSL does any work for it: the cookie is
+    /// checked in Rust (one HMAC), so a replayed valid-cookie ClientHello against a full table costs
+    /// neither an SSL object nor the server flight's signature. Cookie-less ClientHellos still get their
+    /// (cheap, stateless) HelloVerifyRequest.
+    pub fn handle_datagram_admit(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+        admit: bool,
+    ) -> ListenOutcome {
         self.config.cookies.rotate_if_due(now);
+        if !admit {
+            let binding = CookieBinding {
+                peer: Some(from),
+                nonce: None,
+            };
+            if client_hello(data).is_some_and(|h| {
+                !h.cookie.is_empty() && self.config.cookies.verify(&binding, h.cookie)
+            }) {
+                tracing::trace!(%from, "dtls listener refused a valid-cookie ClientHello before any work");
+                return ListenOutcome::Refused;
+            }
+        }
         if !looks_like_client_hello(data) {
             tracing::trace!(%from, len = data.len(), "dtls listener dropped a non-ClientHello datagram");
             return ListenOutcome::Drop;
@@ -135,6 +170,20 @@ impl CookieListener {
         let replies: Vec<Vec<u8>> = self.listening.get_mut().outgoing.drain(..).collect();
         self.listening.get_mut().incoming.clear();
         match result {
+            ffi::ListenResult::Accepted if !admit => {
+                // A ClientHello our parser could not read but OpenSSL accepted: still refuse before the
+                // flight; the listening SSL consumed it, so replace it.
+                match Self::listening_stream(&self.config, &self.binding) {
+                    Ok(fresh) => {
+                        self.ssl_objects_created += 1;
+                        self.listening = fresh;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "dtls listener cannot create a new listening SSL")
+                    }
+                }
+                ListenOutcome::Refused
+            }
             ffi::ListenResult::Accepted => self.accept(now, from),
             ffi::ListenResult::Pending => {
                 // Drain the error queue of ignored input so it does not leak into later calls.
@@ -174,6 +223,7 @@ impl CookieListener {
         // The accepted SSL keeps the old binding (still `from`) for its own cookie checks.
         self.binding = binding;
         let mut session = DtlsSession::server_from_stream(accepted, &self.config, now);
+        self.handshakes_started += 1;
         session.continue_accepted();
         tracing::debug!(%from, "dtls listener accepted a client with a valid cookie");
         ListenOutcome::Accept(session)
@@ -185,6 +235,7 @@ impl CookieListener {
         PendingState {
             ssl_objects_created: self.ssl_objects_created,
             queued_datagrams: self.listening.get_ref().queued(),
+            handshakes_started: self.handshakes_started,
         }
     }
 
@@ -192,14 +243,4 @@ impl CookieListener {
     pub fn config(&self) -> &ServerConfig {
         &self.config
     }
-}
-
-/// A cheap pre-filter: a DTLS handshake record of epoch 0 whose message is a ClientHello.
-fn looks_like_client_hello(data: &[u8]) -> bool {
-    data.len() >= MIN_CLIENT_HELLO
-        && data[0] == 22 // content type handshake
-        && data[1] == 0xfe // DTLS major version
-        && data[3] == 0
-        && data[4] == 0 // epoch 0
-        && data[13] == 1 // handshake type client_hello
 }

@@ -1,4 +1,6 @@
-//! Minimal DTLS record-header walking, used only to shield OpenSSL from records it mishandles.
+//! Minimal DTLS record parsing: sniffing ClientHellos (for the listener's pre-filter, the RFC 6347
+//! section 4.2.8 reconnect rule and the cheap cookie check before a refusal), and shielding OpenSSL from
+//! records it mishandles.
 //!
 //! Measured with OpenSSL 3.0: an epoch-1 record shorter than the AEAD overhead (for example a 4-byte
 //! body under AES-GCM, which needs 8 bytes of explicit nonce + 16 bytes of tag) is not silently
@@ -10,6 +12,50 @@ use std::borrow::Cow;
 
 /// DTLS record header length.
 pub(crate) const HEADER_LEN: usize = 13;
+
+/// DTLS record header (13) + handshake header (12): the least a ClientHello datagram holds.
+const MIN_CLIENT_HELLO: usize = 25;
+
+/// A cheap pre-filter: a DTLS handshake record of epoch 0 whose message is a ClientHello.
+pub(crate) fn looks_like_client_hello(data: &[u8]) -> bool {
+    data.len() >= MIN_CLIENT_HELLO
+        && data[0] == 22 // content type handshake
+        && data[1] == 0xfe // DTLS major version
+        && data[3] == 0
+        && data[4] == 0 // epoch 0
+        && data[13] == 1 // handshake type client_hello
+}
+
+/// The fields of an unfragmented ClientHello in the first record of a datagram that the endpoint needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientHello<'a> {
+    /// The 32-byte `random`: tells a retransmitted ClientHello from a new one.
+    pub(crate) random: [u8; 32],
+    /// The cookie (empty in a first ClientHello).
+    pub(crate) cookie: &'a [u8],
+}
+
+/// Parses the ClientHello at the start of `data` (record header 13 bytes, handshake header 12, then
+/// client_version 2, random 32, session_id and cookie with one-byte lengths). `None` unless it is an
+/// epoch-0 ClientHello whose first fragment holds at least the fields up to the cookie.
+pub(crate) fn client_hello(data: &[u8]) -> Option<ClientHello<'_>> {
+    if !looks_like_client_hello(data) {
+        return None;
+    }
+    let record_len = usize::from(u16::from_be_bytes([data[11], data[12]]));
+    let record = data.get(HEADER_LEN..HEADER_LEN + record_len)?;
+    // Handshake header: type 1, length 3, message_seq 2, fragment_offset 3, fragment_length 3.
+    if record.get(6..9)? != [0, 0, 0] {
+        return None; // not the first fragment
+    }
+    let body = record.get(12..)?;
+    let random: [u8; 32] = body.get(2..34)?.try_into().ok()?;
+    let sid_len = usize::from(*body.get(34)?);
+    let cookie_at = 35 + sid_len;
+    let cookie_len = usize::from(*body.get(cookie_at)?);
+    let cookie = body.get(cookie_at + 1..cookie_at + 1 + cookie_len)?;
+    Some(ClientHello { random, cookie })
+}
 
 /// The smallest body an encrypted record can legitimately have: 16 for ChaCha20-Poly1305 / CCM8
 /// (tag only), else 24 (8-byte explicit nonce + 16-byte tag for GCM/CCM; CBC records are larger still).
@@ -61,6 +107,49 @@ pub(crate) fn drop_short_encrypted(data: &[u8], min_body: usize) -> Cow<'_, [u8]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_client_hello_random_and_cookie() {
+        let mut body = vec![0xfe, 0xfd];
+        body.extend([7u8; 32]); // random
+        body.push(0); // session id
+        body.push(3); // cookie
+        body.extend([1, 2, 3]);
+        body.extend([0, 2, 0xc0, 0x2b, 1, 0]); // suites, compression
+        let mut hs = vec![
+            1,
+            0,
+            0,
+            body.len() as u8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            body.len() as u8,
+        ];
+        hs.extend(&body);
+        let mut rec = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, hs.len() as u8];
+        rec.extend(&hs);
+        let hello = client_hello(&rec).expect("a ClientHello");
+        assert_eq!(hello.random, [7u8; 32]);
+        assert_eq!(hello.cookie, &[1, 2, 3]);
+        // Truncated anywhere: None, never a panic.
+        for n in 0..rec.len() - 8 {
+            let _ = client_hello(&rec[..n]);
+        }
+        assert_eq!(client_hello(&rec[..40]), None);
+        // Not the first fragment.
+        let mut frag = rec.clone();
+        frag[13 + 8] = 1;
+        assert_eq!(client_hello(&frag), None);
+        // Epoch 1.
+        let mut e1 = rec;
+        e1[4] = 1;
+        assert_eq!(client_hello(&e1), None);
+    }
 
     fn record(epoch: u8, body: usize) -> Vec<u8> {
         let mut r = vec![23, 0xfe, 0xfd, 0, epoch, 0, 0, 0, 0, 0, 1, 0, body as u8];

@@ -31,6 +31,20 @@ pub enum Status {
     ErrorHostnameMismatch,
 }
 
+/// A state change of a [`DtlsSession`], from [`DtlsSession::poll_event`]. Application data is read with
+/// [`DtlsSession::recv`]; drain `poll_event` first, then `recv` (a `Connected` always precedes the first
+/// datagram, and the datagrams received before a `Closed` stay readable after it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// The handshake completed; [`DtlsSession::send`] works from now on.
+    Connected,
+    /// The session closed: the peer sent close_notify ([`DtlsSession::close`] emits no event).
+    Closed,
+    /// The session failed (handshake timeout, certificate, fatal alert, ...); the error says why.
+    Failed(DtlsError),
+}
+
 /// Which side of the handshake a session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -50,9 +64,15 @@ pub enum Role {
 /// Each datagram written by OpenSSL is one item of `poll_transmit`; each `send` is one record in one
 /// datagram, never larger than the configured MTU.
 ///
-/// The handshake timeout is measured from the `now` given at creation. Retransmissions follow OpenSSL's
-/// own timer, which reads the real clock (first retry after [`crate::INITIAL_RETRANSMIT`], doubling to
-/// [`crate::MAX_RETRANSMIT`]); `poll_timeout` translates it into an `Instant` relative to the last `now`.
+/// State changes are reported by [`poll_event`](Self::poll_event) ([`SessionEvent`]); [`status`](Self::status)
+/// tells the current state.
+///
+/// Time: the handshake timeout is measured from the `now` given at creation, and OpenSSL's own
+/// retransmission timer runs in the caller's time too (first retry after [`crate::INITIAL_RETRANSMIT`],
+/// doubling to [`crate::MAX_RETRANSMIT`]): every call into OpenSSL runs under a virtual clock derived from
+/// the `now` passed in (see [`crate::virtual_time_supported`]), so [`poll_timeout`](Self::poll_timeout) is
+/// exact and a simulator can drive a handshake. Methods without a `now` ([`send`](Self::send),
+/// [`close`](Self::close)) use the last `now` passed in.
 pub struct DtlsSession {
     stream: SslStream<Channel>,
     role: Role,
@@ -66,6 +86,8 @@ pub struct DtlsSession {
     inbox: VecDeque<Vec<u8>>,
     mtu: usize,
     cookies: Option<Arc<CookieSecrets>>,
+    clock: ffi::VirtualClock,
+    events: VecDeque<SessionEvent>,
 }
 
 impl std::fmt::Debug for DtlsSession {
@@ -144,8 +166,11 @@ impl DtlsSession {
             inbox: VecDeque::new(),
             mtu: config.mtu,
             cookies: None,
+            clock: ffi::VirtualClock::new(now),
+            events: VecDeque::new(),
         };
         tracing::debug!(hostname = ?session.hostname, verify = session.verify, "dtls client handshake started");
+        let _time = session.clock.enter(now);
         session.drive_handshake();
         Ok(session)
     }
@@ -213,12 +238,15 @@ impl DtlsSession {
             inbox: VecDeque::new(),
             mtu: config.mtu,
             cookies: Some(Arc::clone(&config.cookies)),
+            clock: ffi::VirtualClock::new(now),
+            events: VecDeque::new(),
         }
     }
 
     /// Continues the handshake after `DTLSv1_listen` accepted a ClientHello: the server flight is then
     /// ready in `poll_transmit`.
     pub(crate) fn continue_accepted(&mut self) {
+        let _time = self.clock.enter(self.last_now);
         self.drive_handshake();
     }
 
@@ -250,6 +278,7 @@ impl DtlsSession {
         if data.is_empty() {
             return;
         }
+        let _time = self.clock.enter(now);
         self.stream.get_mut().push_incoming(&data);
         if self.status == Status::Handshaking {
             self.drive_handshake();
@@ -261,7 +290,7 @@ impl DtlsSession {
     }
 
     /// Handles the passage of time: fails the handshake once its timeout has passed, and lets OpenSSL
-    /// retransmit its last flight if its (real-clock) timer expired. Call it at
+    /// retransmit its last flight if its timer (in the caller's time) expired. Call it at
     /// [`poll_timeout`](Self::poll_timeout); calling it early is harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
@@ -271,6 +300,7 @@ impl DtlsSession {
         match self.status {
             Status::Handshaking if now >= self.handshake_deadline => self.fail_timeout(),
             Status::Handshaking | Status::Connected => {
+                let _time = self.clock.enter(now);
                 match ffi::handle_timeout(&mut self.stream) {
                     ffi::TimeoutResult::Retransmitted => {
                         tracing::trace!("dtls retransmitted the last flight");
@@ -295,7 +325,8 @@ impl DtlsSession {
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the earlier of OpenSSL's retransmission
-    /// timer (its remaining real time added to the last `now` passed in) and the handshake deadline.
+    /// timer (exact, in the caller's time; on the real clock relative to the last `now` passed in when
+    /// [`crate::virtual_time_supported`] is false) and the handshake deadline.
     /// `None` when no timer runs (connected with nothing to retransmit, closed, failed).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -304,7 +335,10 @@ impl DtlsSession {
             Status::Connected => None,
             _ => return None,
         };
-        let retransmit = ffi::get_timeout(self.stream.ssl()).map(|left| self.last_now + left);
+        let retransmit = {
+            let _time = self.clock.enter(self.last_now);
+            ffi::get_timeout(self.stream.ssl()).map(|left| self.last_now + left)
+        };
         match (deadline, retransmit) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -331,6 +365,7 @@ impl DtlsSession {
         if data.is_empty() {
             return Ok(());
         }
+        let _time = self.clock.enter(self.last_now);
         match self.stream.ssl_write(data) {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -339,6 +374,12 @@ impl DtlsSession {
                 Err(err)
             }
         }
+    }
+
+    /// The next state change ([`SessionEvent`]), oldest first. Drain it after every input, before
+    /// [`recv`](Self::recv).
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
     }
 
     /// The next decrypted application datagram, oldest first.
@@ -372,6 +413,7 @@ impl DtlsSession {
     pub fn close(&mut self) {
         match self.status {
             Status::Connected => {
+                let _time = self.clock.enter(self.last_now);
                 if let Err(e) = self.stream.shutdown() {
                     tracing::debug!(error = %e, "dtls close_notify could not be written");
                 }
@@ -433,6 +475,7 @@ impl DtlsSession {
         match self.stream.do_handshake() {
             Ok(()) => {
                 self.status = Status::Connected;
+                self.events.push_back(SessionEvent::Connected);
                 tracing::debug!(
                     role = ?self.role,
                     cipher = self.cipher_name().unwrap_or("?"),
@@ -476,6 +519,7 @@ impl DtlsSession {
                 }
                 Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
                     self.status = Status::Disconnected;
+                    self.events.push_back(SessionEvent::Closed);
                     tracing::debug!("dtls peer sent close_notify");
                     return;
                 }
@@ -504,6 +548,7 @@ impl DtlsSession {
             Status::Error
         };
         tracing::debug!(role = ?self.role, error = %err, "dtls session failed");
+        self.events.push_back(SessionEvent::Failed(err.clone()));
         self.error = Some(err);
     }
 

@@ -120,6 +120,7 @@ fn ten_thousand_sources_leave_no_state() {
             }
             ListenOutcome::Drop => {}
             ListenOutcome::Accept(_) => panic!("accepted a spoofed source {from}"),
+            ListenOutcome::Refused => panic!("refused although admitted: {from}"),
         }
     }
     assert_eq!(

@@ -399,6 +399,7 @@ impl DtlsListener {
                 self.stats.dropped += 1;
                 trace!(%from, len = data.len(), "datagram from unknown address dropped");
             }
+            ListenOutcome::Refused => self.stats.sessions_refused += 1,
             ListenOutcome::Reply(hvr) => {
                 self.stats.cookies_sent += 1;
                 trace!(%from, "HelloVerifyRequest sent");

@@ -114,7 +114,10 @@ impl DtlsServer {
                 }
             };
             match self.cookies.handle_datagram(now, from, &datagram) {
-                ListenOutcome::Drop => trace!(%from, "take_connection: datagram dropped"),
+                // `Refused` only answers `handle_datagram_admit(.., false)`, never used here.
+                ListenOutcome::Drop | ListenOutcome::Refused => {
+                    trace!(%from, "take_connection: datagram dropped")
+                }
                 ListenOutcome::Reply(hvr) => {
                     trace!(%from, "take_connection: HelloVerifyRequest sent");
                     if let Err(e) = udp.put_packet(&hvr) {
