@@ -32,8 +32,30 @@ pub struct HostConfig {
     pub duplicate_peers: usize,
     /// Largest packet sent or accepted. Default 32 MiB.
     pub maximum_packet_size: usize,
-    /// Most received data buffered per peer before new commands are refused. Default 32 MiB.
+    /// Most received data buffered per peer before new commands are refused
+    /// (C ENet's `maximumWaitingData`). Default 32 MiB.
+    ///
+    /// It counts packets waiting for in-order delivery and the buffers of
+    /// incomplete fragmented packets. A fragmented packet's buffer is its total
+    /// length, allocated once when its first fragment arrives (as C ENet does) and
+    /// filled in place, so its fragments never hold more than that. Like C ENet,
+    /// the test is made before a command is buffered, so one peer holds at most
+    /// this plus one packet (`maximum_packet_size`). Everything is freed when the
+    /// peer disconnects, times out or is reset.
     pub maximum_waiting_data: usize,
+    /// Most bytes held by incomplete fragmented packets over all peers together
+    /// (not in C ENet, which only has the per-peer `maximum_waiting_data`).
+    /// Default 128 MiB.
+    ///
+    /// The buffers of packets whose fragments are still arriving never add up to
+    /// more than this: the first fragment of a packet whose buffer would cross it
+    /// is refused (a reliable sender retransmits it later), so many peers that
+    /// start packets and never finish them cannot exhaust the process's memory,
+    /// whatever `peer_limit` is. Packets without fragments are not counted here
+    /// (each peer's `maximum_waiting_data` bounds them), so peers that send small
+    /// packets keep working while this budget is full. See
+    /// [`HostStats::incomplete_bytes`]. Must be at least `maximum_packet_size`.
+    pub maximum_incomplete_data: usize,
     /// Add and check a CRC32 in every datagram (C ENet's `enet_crc32` checksum).
     pub checksum: bool,
     /// Compress datagrams (header flag 0x4000) with this compressor.
@@ -59,6 +81,7 @@ impl Default for HostConfig {
             duplicate_peers: 4095,
             maximum_packet_size: 32 * 1024 * 1024,
             maximum_waiting_data: 32 * 1024 * 1024,
+            maximum_incomplete_data: 128 * 1024 * 1024,
             checksum: false,
             compressor: None,
             seed: 0,
@@ -78,6 +101,7 @@ impl fmt::Debug for HostConfig {
             .field("duplicate_peers", &self.duplicate_peers)
             .field("maximum_packet_size", &self.maximum_packet_size)
             .field("maximum_waiting_data", &self.maximum_waiting_data)
+            .field("maximum_incomplete_data", &self.maximum_incomplete_data)
             .field("checksum", &self.checksum)
             .field("compressor", &self.compressor.is_some())
             .field("seed", &self.seed)
@@ -158,6 +182,12 @@ pub struct HostStats {
     pub datagrams_dropped: u64,
     /// Peers currently connected.
     pub connected_peers: usize,
+    /// Received bytes buffered over all peers, for in-order delivery or
+    /// reassembly (the sum of every peer's [`crate::PeerStats::incoming_buffered`]).
+    pub incoming_buffered: usize,
+    /// Bytes held by the buffers of incomplete fragmented packets over all peers
+    /// (part of `incoming_buffered`; bounded by [`HostConfig::maximum_incomplete_data`]).
+    pub incomplete_bytes: usize,
 }
 
 /// Host-wide constants from C ENet.
@@ -172,6 +202,11 @@ pub(crate) struct Core {
     pub(crate) duplicate_peers: usize,
     pub(crate) maximum_packet_size: usize,
     pub(crate) maximum_waiting_data: usize,
+    pub(crate) maximum_incomplete_data: usize,
+    /// Sum of every peer's `total_waiting_data`.
+    pub(crate) waiting_data_total: usize,
+    /// Sum of every peer's `incomplete_bytes`.
+    pub(crate) incomplete_bytes: usize,
     pub(crate) checksum: bool,
     pub(crate) compressor: Option<Box<dyn Compressor>>,
     rng: u64,
@@ -266,6 +301,11 @@ impl Host {
         if config.maximum_packet_size == 0 {
             return Err(Error::InvalidConfig("maximum_packet_size must not be 0"));
         }
+        if config.maximum_incomplete_data < config.maximum_packet_size {
+            return Err(Error::InvalidConfig(
+                "maximum_incomplete_data must be at least maximum_packet_size",
+            ));
+        }
         let channel_limit = if config.channel_limit == 0
             || config.channel_limit > wire::MAXIMUM_CHANNEL_COUNT as usize
         {
@@ -287,6 +327,9 @@ impl Host {
                 duplicate_peers: config.duplicate_peers,
                 maximum_packet_size: config.maximum_packet_size,
                 maximum_waiting_data: config.maximum_waiting_data,
+                maximum_incomplete_data: config.maximum_incomplete_data,
+                waiting_data_total: 0,
+                incomplete_bytes: 0,
                 checksum: config.checksum,
                 compressor: config.compressor,
                 rng: config.seed ^ 0x454E_6574_5275_7374,
@@ -432,7 +475,7 @@ impl Host {
             | PeerState::Zombie => return,
             _ => {}
         }
-        peer.reset_queues();
+        clear_queues(&mut self.core, peer);
         let connected = matches!(
             peer.state,
             PeerState::Connected | PeerState::DisconnectLater
@@ -489,7 +532,7 @@ impl Host {
             return;
         }
         if p.state != PeerState::Zombie && p.state != PeerState::Disconnecting {
-            p.reset_queues();
+            clear_queues(&mut self.core, p);
             queue_outgoing(
                 p,
                 Command::DISCONNECT | wire::COMMAND_FLAG_UNSEQUENCED,
@@ -708,6 +751,8 @@ impl Host {
     pub fn stats(&self) -> HostStats {
         HostStats {
             connected_peers: self.core.connected_peers,
+            incoming_buffered: self.core.waiting_data_total,
+            incomplete_bytes: self.core.incomplete_bytes,
             ..self.core.stats
         }
     }
@@ -898,7 +943,7 @@ impl Host {
 
 /// C's `enet_peer_disconnect` for a connected peer: queue DISCONNECT, wait for its ACK.
 pub(crate) fn disconnect_connected(core: &mut Core, peer: &mut Peer, data: u32) {
-    peer.reset_queues();
+    clear_queues(core, peer);
     queue_outgoing(
         peer,
         Command::DISCONNECT | wire::COMMAND_FLAG_ACKNOWLEDGE,
@@ -935,8 +980,19 @@ pub(crate) fn change_state(core: &mut Core, peer: &mut Peer, state: PeerState) {
     peer.state = state;
 }
 
+/// Clears every queue of `peer` (C's `enet_peer_reset_queues`) and gives its
+/// buffered incoming data back to the host-wide budget.
+pub(crate) fn clear_queues(core: &mut Core, peer: &mut Peer) {
+    core.waiting_data_total = core
+        .waiting_data_total
+        .saturating_sub(peer.total_waiting_data);
+    core.incomplete_bytes = core.incomplete_bytes.saturating_sub(peer.incomplete_bytes);
+    peer.reset_queues();
+}
+
 /// C's `enet_peer_reset`: frees the slot (session ids are kept).
 pub(crate) fn reset_peer(core: &mut Core, peer: &mut Peer) {
+    clear_queues(core, peer);
     change_state(core, peer, PeerState::Disconnected);
     let (id, in_session, out_session) = (
         peer.incoming_peer_id,

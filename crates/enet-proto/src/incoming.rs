@@ -366,8 +366,7 @@ fn handle_command(core: &mut Core, peer: &mut Peer, cmd: &WireCommand<'_>) -> Ha
                 0,
                 data,
                 PacketFlags::RELIABLE,
-                0,
-                0,
+                None,
             )
             .map(|_| ())
         }
@@ -384,8 +383,7 @@ fn handle_command(core: &mut Core, peer: &mut Peer, cmd: &WireCommand<'_>) -> Ha
                 unreliable_sequence_number,
                 data,
                 PacketFlags::NONE,
-                0,
-                0,
+                None,
             )
             .map(|_| ())
         }
@@ -637,7 +635,7 @@ fn handle_disconnect(core: &mut Core, peer: &mut Peer, wants_ack: bool, data: u3
         PeerState::Disconnected | PeerState::Zombie | PeerState::AcknowledgingDisconnect => return,
         _ => {}
     }
-    peer.reset_queues();
+    crate::host::clear_queues(core, peer);
     match peer.state {
         PeerState::ConnectionSucceeded | PeerState::Disconnecting => {
             zombie(core, peer, DisconnectReason::Remote, data)
@@ -693,24 +691,84 @@ fn handle_unsequenced(
         0,
         data,
         PacketFlags::UNSEQUENCED,
-        0,
-        0,
+        None,
     )?;
     peer.unsequenced_window[word] |= bit;
     Ok(())
 }
 
-/// Extra sanity beyond C: a fragment count must be able to carry `total` bytes.
-fn fragment_fields_valid(core: &Core, f: &Fragment<'_>, reliable: bool) -> bool {
-    let max_payload =
-        u64::from(wire::MAXIMUM_MTU) - wire::HEADER_SIZE as u64 - wire::SEND_FRAGMENT_SIZE as u64;
-    !(f.fragment_count > wire::MAXIMUM_FRAGMENT_COUNT
-        || f.fragment_number >= f.fragment_count
-        || f.total_length as usize > core.maximum_packet_size
-        || (reliable && f.total_length < f.fragment_count)
-        || f.fragment_offset >= f.total_length
-        || f.data.len() as u64 > u64::from(f.total_length - f.fragment_offset)
-        || u64::from(f.total_length) > u64::from(f.fragment_count) * max_payload)
+/// Smallest fragment a C ENet sender makes: its fragment length is the peer's MTU
+/// less the header and the SEND_FRAGMENT command (and the checksum, if any), and
+/// the MTU is at least the minimum MTU.
+const MINIMUM_FRAGMENT_LENGTH: u64 =
+    wire::MINIMUM_MTU as u64 - wire::HEADER_SIZE as u64 - wire::SEND_FRAGMENT_SIZE as u64 - 4;
+
+/// Largest fragment that fits the maximum MTU.
+const MAXIMUM_FRAGMENT_LENGTH: u64 =
+    wire::MAXIMUM_MTU as u64 - wire::HEADER_SIZE as u64 - wire::SEND_FRAGMENT_SIZE as u64;
+
+/// The shape of a fragmented packet: what every one of its fragments must agree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FragmentLayout {
+    count: u32,
+    total: u32,
+    /// Length of every fragment but the last.
+    length: u32,
+}
+
+/// Checks one fragment against the layout every C ENet sender uses (fragment `n`
+/// of `count` starts at `n * length` and is `length` bytes long, the last one ends
+/// at `total`, and `count = ceil(total / length)`), and returns that layout.
+///
+/// C ENet only checks that a fragment fits its packet; it then copies it in place
+/// into a buffer of the packet's total length, so overlapping fragments waste
+/// nothing there. Here a fragment that does not sit exactly in its slot is refused
+/// as well, so that a packet completes only when every byte of it has arrived.
+fn fragment_layout(core: &Core, f: &Fragment<'_>) -> Option<FragmentLayout> {
+    let count = u64::from(f.fragment_count);
+    let number = u64::from(f.fragment_number);
+    let total = u64::from(f.total_length);
+    let offset = u64::from(f.fragment_offset);
+    let len = f.data.len() as u64;
+    if count == 0
+        || count > u64::from(wire::MAXIMUM_FRAGMENT_COUNT)
+        || number >= count
+        || total == 0
+        || total > core.maximum_packet_size as u64
+        || len == 0
+        || offset + len > total
+    {
+        return None;
+    }
+    let length = if count == 1 {
+        // C never fragments a packet that fits one fragment, but the layout is sound.
+        if offset != 0 || len != total || len > MAXIMUM_FRAGMENT_LENGTH {
+            return None;
+        }
+        len
+    } else if number + 1 < count {
+        if offset != number * len {
+            return None;
+        }
+        len
+    } else {
+        // The last fragment: it ends the packet, and its offset gives the length.
+        if offset + len != total || offset % number != 0 || len > offset / number {
+            return None;
+        }
+        offset / number
+    };
+    if count > 1
+        && (!(MINIMUM_FRAGMENT_LENGTH..=MAXIMUM_FRAGMENT_LENGTH).contains(&length)
+            || total.div_ceil(length) != count)
+    {
+        return None;
+    }
+    Some(FragmentLayout {
+        count: f.fragment_count,
+        total: f.total_length,
+        length: length as u32,
+    })
 }
 
 fn handle_fragment(
@@ -719,18 +777,15 @@ fn handle_fragment(
     header: &CommandHeader,
     f: &Fragment<'_>,
 ) -> Handled {
-    if f.data.is_empty() {
-        return Err(CommandError("empty fragment"));
-    }
     let ch_idx = usize::from(header.channel_id);
     let start = f.start_sequence_number;
     let current = peer.channels[ch_idx].incoming_reliable_sequence_number;
     if !in_receive_window(start, current) {
         return Ok(());
     }
-    if !fragment_fields_valid(core, f, true) {
-        return Err(CommandError("inconsistent fragment fields"));
-    }
+    let Some(layout) = fragment_layout(core, f) else {
+        return Err(CommandError("fragment does not fit a fragment layout"));
+    };
     let ch = &peer.channels[ch_idx];
     let mut start_id = None;
     for cmd in ch.incoming_reliable_commands.iter().rev() {
@@ -767,42 +822,67 @@ fn handle_fragment(
                 0,
                 &[],
                 PacketFlags::RELIABLE,
-                f.fragment_count,
-                f.total_length,
+                Some(layout),
             )? {
                 Some(id) => id,
                 None => return Ok(()),
             }
         }
     };
-    let ch = &mut peer.channels[ch_idx];
-    let Some(cmd) = ch
-        .incoming_reliable_commands
-        .iter_mut()
-        .find(|c| c.id == id)
-    else {
-        return Ok(());
-    };
-    if add_fragment(cmd, f) {
+    if add_fragment(core, peer, ch_idx, true, id, f, layout)? {
         dispatch_reliable(core, peer, ch_idx, None);
     }
     Ok(())
 }
 
-/// Records a fragment; returns true when the packet became complete.
-fn add_fragment(cmd: &mut IncomingCommand, f: &Fragment<'_>) -> bool {
-    let Some(r) = cmd.reassembly.as_mut() else {
-        return false;
+/// Copies a fragment into its packet's buffer; returns true when the packet
+/// became complete. Duplicates are ignored; a fragment whose layout differs
+/// from the packet's (set by its first fragment) is refused.
+fn add_fragment(
+    core: &mut Core,
+    peer: &mut Peer,
+    ch_idx: usize,
+    reliable: bool,
+    id: u64,
+    f: &Fragment<'_>,
+    layout: FragmentLayout,
+) -> Result<bool, CommandError> {
+    let ch = &mut peer.channels[ch_idx];
+    let list = if reliable {
+        &mut ch.incoming_reliable_commands
+    } else {
+        &mut ch.incoming_unreliable_commands
     };
-    if !r.received.insert(f.fragment_number) {
-        return false;
+    let Some(cmd) = list.iter_mut().find(|c| c.id == id) else {
+        return Ok(false);
+    };
+    let Some(r) = cmd.reassembly.as_mut() else {
+        return Ok(false); // already complete: a duplicate
+    };
+    if r.fragment_length != layout.length
+        || cmd.total_length != layout.total
+        || cmd.fragment_count != layout.count
+    {
+        return Err(CommandError("fragment does not match its packet's layout"));
     }
+    let start = f.fragment_offset as usize;
+    let Some(slot) = cmd.data.get_mut(start..start + f.data.len()) else {
+        return Err(CommandError("fragment outside its packet"));
+    };
+    if !r.mark(f.fragment_number) {
+        return Ok(false); // duplicate
+    }
+    slot.copy_from_slice(f.data);
     cmd.fragments_remaining = cmd.fragments_remaining.saturating_sub(1);
-    let room = (cmd.total_length - f.fragment_offset) as usize;
-    let piece = &f.data[..f.data.len().min(room)];
-    r.bytes += piece.len();
-    r.pieces.push((f.fragment_offset, piece.to_vec()));
-    cmd.fragments_remaining == 0
+    if cmd.fragments_remaining > 0 {
+        return Ok(false);
+    }
+    // Complete: the bitmap goes, the buffer is now a packet waiting for delivery.
+    cmd.reassembly = None;
+    let held = incomplete_size(cmd.fragment_count, cmd.total_length);
+    peer.incomplete_bytes = peer.incomplete_bytes.saturating_sub(held);
+    core.incomplete_bytes = core.incomplete_bytes.saturating_sub(held);
+    Ok(true)
 }
 
 fn handle_unreliable_fragment(
@@ -822,9 +902,9 @@ fn handle_unreliable_fragment(
     if reliable_seq == current && start <= ch.incoming_unreliable_sequence_number {
         return Ok(());
     }
-    if !fragment_fields_valid(core, f, false) {
-        return Err(CommandError("inconsistent fragment fields"));
-    }
+    let Some(layout) = fragment_layout(core, f) else {
+        return Err(CommandError("fragment does not fit a fragment layout"));
+    };
     let mut start_id = None;
     for cmd in ch.incoming_unreliable_commands.iter().rev() {
         if reliable_seq >= current {
@@ -864,22 +944,13 @@ fn handle_unreliable_fragment(
             start,
             &[],
             PacketFlags::UNRELIABLE_FRAGMENT,
-            f.fragment_count,
-            f.total_length,
+            Some(layout),
         )? {
             Some(id) => id,
             None => return Ok(()),
         },
     };
-    let ch = &mut peer.channels[ch_idx];
-    let Some(cmd) = ch
-        .incoming_unreliable_commands
-        .iter_mut()
-        .find(|c| c.id == id)
-    else {
-        return Ok(());
-    };
-    if add_fragment(cmd, f) {
+    if add_fragment(core, peer, ch_idx, false, id, f, layout)? {
         dispatch_unreliable(core, peer, ch_idx, None);
     }
     Ok(())
@@ -896,9 +967,9 @@ fn queue_incoming(
     unreliable_seq: u16,
     data: &[u8],
     flags: PacketFlags,
-    fragment_count: u32,
-    total_length: u32,
+    fragments: Option<FragmentLayout>,
 ) -> Result<Option<u64>, CommandError> {
+    let fragment_count = fragments.map_or(0, |l| l.count);
     let discard = |fragment_count: u32| {
         if fragment_count > 0 {
             Err(CommandError("fragment start discarded"))
@@ -982,13 +1053,36 @@ fn queue_incoming(
         Command::SEND_UNSEQUENCED => insert_at = 0,
         _ => return discard(fragment_count),
     }
+    let charge = waiting_size(fragments, data.len());
     if peer.total_waiting_data >= core.maximum_waiting_data {
         return Err(CommandError("too much data waiting for delivery"));
     }
+    if let Some(l) = fragments {
+        if core.incomplete_bytes + incomplete_size(l.count, l.total) > core.maximum_incomplete_data
+        {
+            return Err(CommandError(
+                "too many incomplete fragmented packets on this host",
+            ));
+        }
+    }
     let id = peer.next_incoming_id;
     peer.next_incoming_id += 1;
-    let size = waiting_size(fragment_count, total_length, data.len());
-    peer.total_waiting_data += size;
+    peer.total_waiting_data += charge;
+    core.waiting_data_total += charge;
+    let (data, reassembly, total_length) = match fragments {
+        // The whole packet, once; fragments are copied into place.
+        Some(l) => {
+            let held = incomplete_size(l.count, l.total);
+            peer.incomplete_bytes += held;
+            core.incomplete_bytes += held;
+            (
+                vec![0; l.total as usize],
+                Some(Box::new(Reassembly::new(l.count, l.length))),
+                l.total,
+            )
+        }
+        None => (data.to_vec(), None, 0),
+    };
     let cmd = IncomingCommand {
         id,
         number,
@@ -998,12 +1092,9 @@ fn queue_incoming(
         fragments_remaining: fragment_count,
         total_length,
         flags,
-        data: if fragment_count > 0 {
-            Vec::new()
-        } else {
-            data.to_vec()
-        },
-        reassembly: (fragment_count > 0).then(|| Box::new(Reassembly::default())),
+        data,
+        charge,
+        reassembly,
     };
     let ch = &mut peer.channels[ch_idx];
     match number {
@@ -1023,50 +1114,52 @@ fn queue_incoming(
 /// commands also hit `maximum_waiting_data` (C ENet only counts payload bytes).
 const INCOMING_COMMAND_OVERHEAD: usize = 64;
 
-/// Bytes a buffered command counts against the peer's `maximum_waiting_data`:
-/// the claimed packet size (fragments) or the payload, plus a fixed overhead.
-fn waiting_size(fragment_count: u32, total_length: u32, data_len: usize) -> usize {
-    let payload = if fragment_count > 0 {
-        total_length as usize
-    } else {
-        data_len
+/// Bytes an incomplete fragmented packet holds: its buffer plus the bitmap.
+fn incomplete_size(fragment_count: u32, total_length: u32) -> usize {
+    total_length as usize + Reassembly::bitmap_bytes(fragment_count)
+}
+
+/// Bytes a buffered command counts against `maximum_waiting_data`: the payload
+/// (for a fragmented packet, its whole buffer and bitmap) plus a fixed overhead.
+fn waiting_size(fragments: Option<FragmentLayout>, data_len: usize) -> usize {
+    let payload = match fragments {
+        Some(l) => incomplete_size(l.count, l.total),
+        None => data_len,
     };
     payload + INCOMING_COMMAND_OVERHEAD
 }
 
 /// Hands a complete command to the application as a Receive event.
 fn deliver(core: &mut Core, peer: &mut Peer, channel: u8, cmd: IncomingCommand) {
-    let size = waiting_size(cmd.fragment_count, cmd.total_length, cmd.data.len());
-    peer.total_waiting_data = peer.total_waiting_data.saturating_sub(size);
-    let data = match cmd.reassembly {
-        None => cmd.data,
-        Some(r) => {
-            if r.bytes != cmd.total_length as usize {
-                trace!(
-                    peer = peer.incoming_peer_id,
-                    "reassembled size does not match; dropping packet"
-                );
-                return;
-            }
-            let mut data = vec![0u8; cmd.total_length as usize];
-            for (offset, piece) in &r.pieces {
-                let start = *offset as usize;
-                let end = (start + piece.len()).min(data.len());
-                data[start..end].copy_from_slice(&piece[..end - start]);
-            }
-            data
-        }
-    };
+    if cmd.reassembly.is_some() {
+        trace!(
+            peer = peer.incoming_peer_id,
+            "incomplete packet at delivery; dropping it"
+        );
+        discard_incoming(core, peer, &cmd);
+        return;
+    }
+    release_charge(core, peer, cmd.charge);
     core.events.push_back(Event::Receive {
         peer: PeerId(peer.incoming_peer_id),
         channel,
-        packet: Packet::new(data, cmd.flags),
+        packet: Packet::new(cmd.data, cmd.flags),
     });
 }
 
-fn discard_incoming(peer: &mut Peer, cmd: &IncomingCommand) {
-    let size = waiting_size(cmd.fragment_count, cmd.total_length, cmd.data.len());
-    peer.total_waiting_data = peer.total_waiting_data.saturating_sub(size);
+fn release_charge(core: &mut Core, peer: &mut Peer, charge: usize) {
+    peer.total_waiting_data = peer.total_waiting_data.saturating_sub(charge);
+    core.waiting_data_total = core.waiting_data_total.saturating_sub(charge);
+}
+
+/// Forgets a buffered command (and its reassembly buffer) without delivering it.
+fn discard_incoming(core: &mut Core, peer: &mut Peer, cmd: &IncomingCommand) {
+    release_charge(core, peer, cmd.charge);
+    if cmd.reassembly.is_some() {
+        let held = incomplete_size(cmd.fragment_count, cmd.total_length);
+        peer.incomplete_bytes = peer.incomplete_bytes.saturating_sub(held);
+        core.incomplete_bytes = core.incomplete_bytes.saturating_sub(held);
+    }
 }
 
 /// C's `enet_peer_dispatch_incoming_reliable_commands`.
@@ -1172,7 +1265,7 @@ fn dispatch_unreliable(core: &mut Core, peer: &mut Peer, ch_idx: usize, queued: 
     }
     ch.incoming_unreliable_commands = keep;
     for cmd in &discards {
-        discard_incoming(peer, cmd);
+        discard_incoming(core, peer, cmd);
     }
     for cmd in deliveries {
         deliver(core, peer, ch_idx as u8, cmd);

@@ -1,6 +1,6 @@
 //! Peers: the per-connection public view.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -80,8 +80,13 @@ pub struct PeerStats {
     pub window_size: u32,
     /// Reliable bytes sent and not yet acknowledged.
     pub reliable_data_in_transit: u32,
-    /// Received bytes buffered for in-order delivery or reassembly (claimed sizes).
+    /// Received bytes buffered for in-order delivery or reassembly: payloads,
+    /// the whole buffer of every incomplete fragmented packet, and a fixed
+    /// bookkeeping charge per buffered command.
     pub incoming_buffered: usize,
+    /// Bytes held by the buffers of incomplete fragmented packets (at most their
+    /// total lengths, plus a bitmap of one bit per fragment).
+    pub incomplete_bytes: usize,
     /// Payload bytes queued for sending or waiting for acknowledgement.
     pub outgoing_queued: usize,
 }
@@ -310,13 +315,43 @@ pub(crate) struct Acknowledgement {
     pub(crate) sent_time: u16,
 }
 
-/// Reassembly state of a fragmented packet. Memory grows with the data that
-/// actually arrived, never with the sizes a peer claims.
-#[derive(Debug, Default)]
+/// Reassembly state of a fragmented packet whose `total_length` bytes live in
+/// the command's `data`, allocated once when its first fragment arrives (as C
+/// ENet does); fragments are copied into place. The fragment layout is fixed by
+/// the first fragment, so fragments can neither overlap nor grow the memory.
+#[derive(Debug)]
 pub(crate) struct Reassembly {
-    pub(crate) received: BTreeSet<u32>,
-    pub(crate) pieces: Vec<(u32, Vec<u8>)>,
-    pub(crate) bytes: usize,
+    /// One bit per fragment number: received or not (duplicates are ignored).
+    pub(crate) received: Vec<u64>,
+    /// Length of every fragment but the last (the sender's fragment size).
+    pub(crate) fragment_length: u32,
+}
+
+impl Reassembly {
+    /// An empty bitmap for `fragment_count` fragments of `fragment_length` bytes.
+    pub(crate) fn new(fragment_count: u32, fragment_length: u32) -> Reassembly {
+        Reassembly {
+            received: vec![0; (fragment_count as usize).div_ceil(64)],
+            fragment_length,
+        }
+    }
+
+    /// Bytes of bookkeeping this state holds besides the packet buffer.
+    pub(crate) fn bitmap_bytes(fragment_count: u32) -> usize {
+        (fragment_count as usize).div_ceil(64) * 8
+    }
+
+    /// Marks `number` received; false if it already was (or is out of range).
+    pub(crate) fn mark(&mut self, number: u32) -> bool {
+        let (word, bit) = ((number / 64) as usize, 1u64 << (number % 64));
+        match self.received.get_mut(word) {
+            Some(w) if *w & bit == 0 => {
+                *w |= bit;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A received command waiting for its turn to be delivered.
@@ -330,7 +365,11 @@ pub(crate) struct IncomingCommand {
     pub(crate) fragments_remaining: u32,
     pub(crate) total_length: u32,
     pub(crate) flags: PacketFlags,
+    /// The payload; for a fragmented packet, its buffer of `total_length` bytes.
     pub(crate) data: Vec<u8>,
+    /// What this command counts against `maximum_waiting_data` (and the host-wide budget).
+    pub(crate) charge: usize,
+    /// Present while a fragmented packet is incomplete.
     pub(crate) reassembly: Option<Box<Reassembly>>,
 }
 
@@ -416,7 +455,12 @@ pub struct Peer {
     pub(crate) outgoing_unsequenced_group: u16,
     pub(crate) unsequenced_window: [u32; (UNSEQUENCED_WINDOW_SIZE / 32) as usize],
     pub(crate) event_data: u32,
+    /// Received bytes buffered for delivery or reassembly (counted against
+    /// `maximum_waiting_data`; the host keeps the sum over all peers).
     pub(crate) total_waiting_data: usize,
+    /// Bytes held by the buffers of incomplete fragmented packets (part of
+    /// `total_waiting_data`).
+    pub(crate) incomplete_bytes: usize,
     pub(crate) outgoing_waiting_data: usize,
     pub(crate) continue_sending: bool,
     pub(crate) next_incoming_id: u64,
@@ -493,6 +537,7 @@ impl Peer {
             unsequenced_window: [0; (UNSEQUENCED_WINDOW_SIZE / 32) as usize],
             event_data: 0,
             total_waiting_data: 0,
+            incomplete_bytes: 0,
             outgoing_waiting_data: 0,
             continue_sending: false,
             next_incoming_id: 0,
@@ -501,7 +546,9 @@ impl Peer {
         }
     }
 
-    /// Clears every queue and the channels (C's `enet_peer_reset_queues`).
+    /// Clears every queue and the channels (C's `enet_peer_reset_queues`). Use
+    /// [`crate::host::clear_queues`], which also returns the freed incoming bytes
+    /// to the host-wide budget.
     pub(crate) fn reset_queues(&mut self) {
         self.acknowledgements.clear();
         self.sent_reliable_commands.clear();
@@ -509,6 +556,8 @@ impl Peer {
         self.outgoing_send_reliable.clear();
         self.channels.clear();
         self.outgoing_waiting_data = 0;
+        self.total_waiting_data = 0;
+        self.incomplete_bytes = 0;
     }
 
     /// True while queued or in-flight commands remain (C's `enet_peer_has_outgoing_commands`).
@@ -564,6 +613,7 @@ impl Peer {
             window_size: self.window_size,
             reliable_data_in_transit: self.reliable_data_in_transit,
             incoming_buffered: self.total_waiting_data,
+            incomplete_bytes: self.incomplete_bytes,
             outgoing_queued: self.outgoing_waiting_data,
         }
     }
