@@ -36,7 +36,7 @@ pub(crate) struct ServerArgs {
     #[arg(long, value_name = "FILE")]
     cert: PathBuf,
     /// Stop after this many seconds (default: run until killed).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = crate::args::seconds)]
     timeout: Option<f64>,
     /// Maximum number of simultaneous DTLS sessions.
     #[arg(long, value_name = "N", default_value_t = 1024)]
@@ -70,7 +70,7 @@ pub(crate) struct ClientArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     count: u32,
     /// Give up after this many seconds (handshake plus all echoes).
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, allow_negative_numbers = true, value_parser = crate::args::seconds)]
     timeout: f64,
 }
 

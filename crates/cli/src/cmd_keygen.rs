@@ -4,13 +4,14 @@
 //! key, CN `localhost`, 365 days) load in Godot 3's `CryptoKey`/`X509Certificate` and
 //! `DTLSServer.setup`. The certificate is CA:TRUE, so clients can use `cert.pem` as their
 //! `--ca` (a pinned trust anchor). Its subject alternative names are the CN (when it is a host
-//! name or an address) plus every `--san`.
-use std::collections::BTreeSet;
+//! name or an address) plus every `--san`. A CN that is neither (free text such as "My Game")
+//! needs at least one `--san`, and a `--san` that is neither (`bad name!`, or `1.2.3.999`, a
+//! mistyped address) is refused, so a certificate always names a host clients can verify.
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::args::{self, HostName};
 use dtls_proto::keys::{
     Certificate, CertificateParams, KeyFormat, KeyType, PrivateKey, SubjectAltName, RSA_KEY_SIZES,
 };
@@ -21,47 +22,62 @@ pub(crate) struct KeygenArgs {
     /// Directory to write key.pem and cert.pem into (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Subject common name; also the first subject alternative name when it is a host name or
-    /// an IP address.
+    /// Subject common name (1 to 64 bytes). When it is a DNS name or an IP address it is also
+    /// the first subject alternative name; any other text (e.g. "My Game") stays CN-only and
+    /// then at least one --san is required.
     #[arg(long, value_name = "NAME", default_value = "localhost")]
     cn: String,
     /// Extra subject alternative name: a DNS name, or an IPv4/IPv6 address (repeatable).
-    #[arg(long = "san", value_name = "NAME")]
-    sans: Vec<String>,
+    #[arg(long = "san", value_name = "NAME", value_parser = args::host_name)]
+    sans: Vec<HostName>,
     /// RSA key of this many bits: 2048 (default, what Godot generates), 3072 or 4096.
     #[arg(long, value_name = "BITS", conflicts_with = "ec")]
     rsa: Option<u32>,
     /// ECDSA P-256 key instead of RSA (faster handshakes; Godot 3 loads it too).
     #[arg(long)]
     ec: bool,
-    /// Validity in days from now.
-    #[arg(long, value_name = "N", default_value_t = 365)]
+    /// Validity in days from now, 1 to 36500.
+    #[arg(long, value_name = "N", default_value_t = 365, allow_negative_numbers = true,
+          value_parser = args::days)]
     days: u32,
     /// Overwrite key.pem and cert.pem if they exist.
     #[arg(long)]
     force: bool,
 }
 
-/// A `--san`/`--cn` value as a subject alternative name: an IP address if it parses as one
-/// (IPv6 may be written in brackets), a DNS name otherwise.
-fn parse_san(name: &str) -> Result<SubjectAltName, String> {
-    let trimmed = name.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = trimmed.parse::<IpAddr>() {
-        return Ok(SubjectAltName::Ip(ip));
+fn san(name: &HostName) -> SubjectAltName {
+    match name {
+        HostName::Dns(dns) => SubjectAltName::Dns(dns.clone()),
+        HostName::Ip(ip) => SubjectAltName::Ip(*ip),
     }
-    let valid = !name.is_empty()
-        && name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '*' | '_'));
-    if valid {
-        Ok(SubjectAltName::Dns(name.to_string()))
-    } else {
-        Err(format!(
-            "invalid subject alternative name {name:?}: use a DNS name (letters, digits, '-', '.', \
-             '*') or an IP address"
-        ))
+}
+
+/// The subject alternative names: the CN first when it is a DNS name or an IP address, then
+/// every `--san`, without duplicates. A CN that is neither must come with a `--san`, since a
+/// certificate without any name clients can verify is a mistake (clients check the SANs).
+fn subject_alt_names(cn: &str, sans: &[HostName]) -> Result<Vec<SubjectAltName>, String> {
+    if cn.is_empty() || cn.len() > 64 || cn.chars().any(char::is_control) {
+        return Err(format!(
+            "--cn {cn:?}: a common name is 1 to 64 bytes of printable text"
+        ));
     }
+    let mut names = Vec::new();
+    match args::host_name(cn) {
+        Ok(name) => names.push(san(&name)),
+        Err(why) if sans.is_empty() => {
+            return Err(format!(
+                "--cn {cn:?} names no host ({why}), so clients could not verify the \
+                 certificate: use a host name or an IP address as --cn, or add --san NAME"
+            ))
+        }
+        Err(_) => {}
+    }
+    for name in sans.iter().map(san) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
 
 fn key_type(a: &KeygenArgs) -> Result<KeyType, String> {
@@ -119,23 +135,9 @@ fn write_new(path: &Path, data: &[u8], private: bool, force: bool) -> Result<(),
 pub(crate) fn run(a: KeygenArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // Check every argument before touching the file system.
     let kind = key_type(&a)?;
-    if a.days == 0 {
-        return Err("--days must be at least 1".into());
-    }
     let mut params = CertificateParams::new(a.cn.clone()).validity_days(a.days);
-    let mut seen = BTreeSet::new();
-    // The CN becomes the first SAN when it is a host name or an address (a free-form CN such as
-    // "My Game" stays CN-only); every --san must be valid.
-    let cn_san = parse_san(&a.cn).ok();
-    let extra: Vec<SubjectAltName> = a
-        .sans
-        .iter()
-        .map(|n| parse_san(n))
-        .collect::<Result<_, _>>()?;
-    for san in cn_san.into_iter().chain(extra) {
-        if seen.insert(format!("{san:?}")) {
-            params = params.subject_alt_name(san);
-        }
+    for name in subject_alt_names(&a.cn, &a.sans)? {
+        params = params.subject_alt_name(name);
     }
     let key_path = a.out.join("key.pem");
     let cert_path = a.out.join("cert.pem");
@@ -188,26 +190,43 @@ pub(crate) fn run(a: KeygenArgs) -> Result<ExitCode, Box<dyn std::error::Error>>
 mod tests {
     use super::*;
 
+    fn dns(name: &str) -> HostName {
+        HostName::Dns(name.into())
+    }
+
     #[test]
-    fn sans_are_ip_addresses_or_dns_names() {
+    fn the_cn_is_the_first_san_when_it_is_a_host_name() {
         assert_eq!(
-            parse_san("127.0.0.1"),
-            Ok(SubjectAltName::Ip("127.0.0.1".parse().unwrap()))
+            subject_alt_names("game.example", &[dns("alt.example"), dns("game.example")]),
+            Ok(vec![
+                SubjectAltName::Dns("game.example".into()),
+                SubjectAltName::Dns("alt.example".into())
+            ])
         );
         assert_eq!(
-            parse_san("[::1]"),
-            Ok(SubjectAltName::Ip("::1".parse().unwrap()))
+            subject_alt_names("127.0.0.1", &[]),
+            Ok(vec![SubjectAltName::Ip("127.0.0.1".parse().unwrap())])
         );
+    }
+
+    #[test]
+    fn a_free_form_cn_needs_a_san() {
         assert_eq!(
-            parse_san("game.example"),
-            Ok(SubjectAltName::Dns("game.example".into()))
+            subject_alt_names("My Game", &[dns("game.example")]),
+            Ok(vec![SubjectAltName::Dns("game.example".into())])
         );
-        assert_eq!(
-            parse_san("*.example"),
-            Ok(SubjectAltName::Dns("*.example".into()))
+        let err = subject_alt_names("bad name!", &[]).unwrap_err();
+        assert!(
+            err.contains("\"bad name!\"") && err.contains("--san"),
+            "{err}"
         );
-        let err = parse_san("bad name").unwrap_err();
-        assert!(err.contains("\"bad name\""), "{err}");
-        assert!(parse_san("").is_err());
+        let err = subject_alt_names("1.2.3.999", &[]).unwrap_err();
+        assert!(err.contains("IPv4"), "{err}");
+        for bad in ["", "tab\there", &"x".repeat(65)] {
+            assert!(
+                subject_alt_names(bad, &[dns("ok.example")]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod args;
 mod cmd_bench;
 mod cmd_dtls;
 mod cmd_enet;

@@ -108,7 +108,8 @@ fn client_rejects_bad_connect_and_ca() {
         "--timeout",
         "0",
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    // Refused by the argument parser (usage error, status 2); see the block at the end.
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--timeout"), "{}", stderr(&out));
 }
 
@@ -133,4 +134,77 @@ fn server_timeout_ends_the_server_cleanly() {
     let addr = common::listening_addr(line);
     assert_ne!(addr.port(), 0, "the real port is printed");
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+}
+
+// ---------------------------------------------------------------------------------------------
+// --timeout is checked while the command line is parsed (issue 6 §6): a finite number of
+// seconds, greater than 0 and at most 365 days, or a usage error before anything is printed.
+// ---------------------------------------------------------------------------------------------
+
+/// Values that `--timeout` must refuse: not finite, not positive, too large, not a number.
+const BAD_TIMEOUTS: [&str; 8] = ["nan", "inf", "1e30", "-1", "0", "31536001", "", "soon"];
+
+/// Checks one refused `--timeout`: status 2, nothing on stdout (no LISTENING or CONNECTED
+/// line), and a message that names the value and the allowed range.
+fn assert_timeout_refused(out: &Output, value: &str) {
+    let e = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "--timeout {value:?}: {e}");
+    assert!(
+        out.stdout.is_empty(),
+        "--timeout {value:?} printed before failing: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        e.starts_with(&format!(
+            "error: invalid value '{value}' for '--timeout <SECS>'"
+        )) && e.contains("greater than 0 and at most 31536000"),
+        "--timeout {value:?}: {e}"
+    );
+}
+
+#[test]
+fn server_refuses_bad_timeouts_before_listening() {
+    let f = files();
+    for value in BAD_TIMEOUTS {
+        let timeout = format!("--timeout={value}");
+        let out = run(&[
+            "dtls-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--key",
+            &f.path("key.pem"),
+            "--cert",
+            &f.path("cert.pem"),
+            &timeout,
+        ]);
+        assert_timeout_refused(&out, value);
+    }
+}
+
+#[test]
+fn client_refuses_bad_timeouts_before_connecting() {
+    for value in BAD_TIMEOUTS {
+        let timeout = format!("--timeout={value}");
+        let out = run(&[
+            "dtls-client",
+            "--connect",
+            "127.0.0.1:9",
+            "--insecure",
+            "--send",
+            "x",
+            &timeout,
+        ]);
+        assert_timeout_refused(&out, value);
+    }
+    // `--timeout -1` as two words is a value too, not an unknown flag.
+    let out = run(&[
+        "dtls-client",
+        "--connect",
+        "127.0.0.1:9",
+        "--send",
+        "x",
+        "--timeout",
+        "-1",
+    ]);
+    assert_timeout_refused(&out, "-1");
 }

@@ -231,7 +231,7 @@ fn bad_arguments_are_clear_errors_and_write_nothing() {
         (&["--days", "0"], "--days"),
         (
             &["--san", "not a name"],
-            "invalid subject alternative name \"not a name\"",
+            "invalid value 'not a name' for '--san <NAME>'",
         ),
         (&["--rsa", "2048", "--ec"], "cannot be used with"),
     ];
@@ -377,4 +377,112 @@ fn keys_made_by_godot_load_in_dtls_proto() {
         "{}",
         cert.subject()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names, days: refused with a reason before anything is written (issue 6 §6)
+// ---------------------------------------------------------------------------------------------
+
+/// Runs keygen into a directory that must stay absent; returns (exit code, stdout, stderr).
+fn keygen_refused(args: &[&str]) -> (Option<i32>, String, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("never");
+    let mut all = vec!["--out", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = keygen(&all);
+    assert!(!dir.exists(), "{args:?} must not create {}", dir.display());
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A CN that names no host, with no --san, would give a certificate without any subject
+/// alternative name (it printed "SAN " with nothing after it): refused, saying how to fix it.
+#[test]
+fn cn_that_names_no_host_needs_a_san() {
+    let (code, stdout, stderr) = keygen_refused(&["--cn", "bad name!"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with("error: --cn \"bad name!\" names no host")
+            && stderr.contains("--san NAME"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = keygen_refused(&["--cn", "1.2.3.999"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("not a valid IPv4 address"), "{stderr}");
+    for cn in ["", &"x".repeat(65)] {
+        let (code, _, stderr) = keygen_refused(&["--cn", cn, "--san", "ok.example"]);
+        assert_eq!(code, Some(1), "{cn:?}");
+        assert!(stderr.contains("1 to 64 bytes"), "{cn:?}: {stderr}");
+    }
+}
+
+/// Free text as the CN is fine when a --san names the host; the SAN list is then the --san only.
+#[test]
+fn free_form_cn_with_a_san_is_accepted() {
+    let (_tmp, dir, stdout) = keygen_ok(&["--ec", "--cn", "My Game", "--san", "game.example"]);
+    assert!(stdout.contains("CN=My Game, SAN game.example,"), "{stdout}");
+    let cert = Certificate::load(dir.join("cert.pem")).unwrap();
+    assert_eq!(cert.common_name().as_deref(), Some("My Game"));
+    assert_eq!(cert.subject_alt_names(), ["game.example"]);
+}
+
+/// A --san that is neither a DNS name nor an IP address is refused by the parser, and a
+/// mistyped IPv4 or IPv6 address is refused as an address, never taken as a DNS name.
+#[test]
+fn invalid_sans_are_refused_with_the_reason() {
+    let cases: &[(&str, &str)] = &[
+        ("1.2.3.999", "not a valid IPv4 address"),
+        ("10.0.0", "not a valid IPv4 address"),
+        ("fe80::zz", "not a valid IPv6 address"),
+        ("bad name!", "not a DNS name or an IP address"),
+        ("a..example", "not a DNS name or an IP address"),
+        ("-x.example", "not a DNS name or an IP address"),
+        ("a.*.example", "not a DNS name or an IP address"),
+    ];
+    for (san, why) in cases {
+        // `--san=VALUE`, so that "-x.example" is a value and not an unknown flag.
+        let (code, stdout, stderr) = keygen_refused(&["--ec", &format!("--san={san}")]);
+        assert_eq!(code, Some(2), "{san}: clap's usage error status; {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(
+            stderr.starts_with(&format!(
+                "error: invalid value '{san}' for '--san <NAME>': {why}"
+            )),
+            "{san}: {stderr}"
+        );
+    }
+}
+
+/// --days is 1 to 36500; a negative or huge value gets that range in the message, not a
+/// parser complaint about an unexpected argument.
+#[test]
+fn days_out_of_range_name_the_range() {
+    for days in ["-1", "0", "36501", "4294967296", "1.5", "soon"] {
+        let (code, stdout, stderr) = keygen_refused(&["--ec", "--days", days]);
+        assert_eq!(code, Some(2), "{days}: {stderr}");
+        assert!(stdout.is_empty());
+        assert!(
+            stderr.starts_with(&format!("error: invalid value '{days}' for '--days <N>'"))
+                && stderr.contains("from 1 to 36500"),
+            "{days}: {stderr}"
+        );
+    }
+    // The bounds themselves are accepted: notAfter ("Nov  8 19:08:10 2126 GMT") is 100 years
+    // after the one of a 1-day certificate, give or take the day.
+    let year = |days: &str| -> i32 {
+        let (_tmp, dir, _) = keygen_ok(&["--ec", "--days", days]);
+        let not_after = Certificate::load(dir.join("cert.pem")).unwrap().not_after();
+        not_after
+            .split_whitespace()
+            .rev()
+            .nth(1)
+            .and_then(|y| y.parse().ok())
+            .unwrap_or_else(|| panic!("no year in {not_after:?}"))
+    };
+    let (one_day, max) = (year("1"), year("36500"));
+    assert!((99..=101).contains(&(max - one_day)), "{one_day} -> {max}");
 }
