@@ -146,6 +146,33 @@ fn write_file(path: &Path, data: &[u8]) -> Result<(), KeyError> {
     })
 }
 
+/// Writes a private key file: created with mode 0600 on Unix, and an existing file is
+/// tightened to 0600 before the key is written into it (truncating keeps the old mode).
+fn write_private_file(path: &Path, data: &[u8]) -> Result<(), KeyError> {
+    use std::io::Write;
+    let io_err = |source| KeyError::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        let mut file = opts.open(path).map_err(io_err)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err)?;
+        file.write_all(data).map_err(io_err)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = opts.open(path).map_err(io_err)?;
+        file.write_all(data).map_err(io_err)
+    }
+}
+
 /// Kind of private key to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -294,13 +321,14 @@ impl PrivateKey {
         }
     }
 
-    /// Writes the key to `path` as PEM in `format` (the file is created or truncated).
+    /// Writes the key to `path` as PEM in `format` (the file is created or truncated). On Unix
+    /// the file gets mode 0600 (owner read/write only), also when it existed with a wider mode.
     ///
     /// # Errors
     /// As [`PrivateKey::to_pem`], plus [`KeyError::Io`] with the path.
     pub fn save(&self, path: impl AsRef<Path>, format: KeyFormat) -> Result<(), KeyError> {
         let pem = self.to_pem(format)?;
-        write_file(path.as_ref(), &pem)
+        write_private_file(path.as_ref(), &pem)
     }
 
     /// The key's type, or `None` for algorithms [`PrivateKey::generate`] does not make (other curves,
@@ -751,5 +779,43 @@ pub(crate) fn x509_names(x: &X509Ref) -> Vec<String> {
         x509_common_name(x).into_iter().collect()
     } else {
         sans
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn private_keys_are_saved_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PrivateKey::generate(KeyType::EcP256).unwrap();
+        // A new file.
+        let fresh = dir.path().join("fresh.pem");
+        key.save(&fresh, KeyFormat::Pkcs8).unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+        // An existing world-readable file is tightened, not just truncated.
+        let old = dir.path().join("old.pem");
+        std::fs::write(&old, b"previous contents, longer than nothing").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        key.save(&old, key.default_format()).unwrap();
+        assert_eq!(mode(&old), 0o600);
+        // The key reads back, and nothing of the previous contents is left.
+        let back = PrivateKey::load(&old).unwrap();
+        assert_eq!(
+            back.to_pem(KeyFormat::Pkcs8).unwrap(),
+            key.to_pem(KeyFormat::Pkcs8).unwrap()
+        );
+        assert!(!std::fs::read_to_string(&old).unwrap().contains("previous"));
+        // Certificates stay readable by others (they are public).
+        let cert = Certificate::self_signed(&key, &CertificateParams::new("x")).unwrap();
+        let cert_path = dir.path().join("cert.pem");
+        cert.save(&cert_path).unwrap();
+        assert_ne!(mode(&cert_path), 0o600);
     }
 }

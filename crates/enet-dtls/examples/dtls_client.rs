@@ -50,6 +50,10 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     if let Some(ca) = a.get("ca") {
         config = config.trusted_certificate(Certificate::load(ca)?);
     }
+    if hostname.is_empty() {
+        // Godot accepts verification without a hostname; here that is an explicit choice.
+        config = config.allow_any_hostname();
+    }
     let config = config.build()?;
 
     let mut udp = PacketPeerUdp::new();
