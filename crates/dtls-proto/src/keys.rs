@@ -36,19 +36,22 @@ use openssl::x509::{X509Builder, X509NameBuilder, X509Ref, X509};
 pub const RSA_KEY_SIZES: [u32; 3] = [2048, 3072, 4096];
 
 /// What went wrong with a key, certificate or PEM file.
+///
+/// Variants that wrap another error (an I/O error, OpenSSL's error queue) print it in their
+/// message and do not return it from [`source`](std::error::Error::source), so that a report
+/// that walks the chain shows it once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
     /// A file could not be read or written.
-    #[error("cannot {action} {path}: {source}", path = path.display())]
+    #[error("cannot {action} {path}: {error}", path = path.display())]
     Io {
         /// "read" or "write".
         action: &'static str,
         /// The file.
         path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (printed in the message, so not also a `source()`).
+        error: std::io::Error,
     },
     /// The input is not the PEM object that was expected.
     #[error(
@@ -94,13 +97,12 @@ pub enum KeyError {
         message: String,
     },
     /// An unexpected OpenSSL failure.
-    #[error("OpenSSL error while {context}: {source}")]
+    #[error("OpenSSL error while {context}: {stack}")]
     Openssl {
         /// What we were doing.
         context: &'static str,
-        /// OpenSSL's error queue.
-        #[source]
-        source: ErrorStack,
+        /// OpenSSL's error queue (printed in the message, so not also a `source()`).
+        stack: ErrorStack,
     },
 }
 
@@ -113,7 +115,7 @@ fn detail_suffix(detail: &str) -> String {
 }
 
 fn ossl(context: &'static str) -> impl FnOnce(ErrorStack) -> KeyError {
-    move |source| KeyError::Openssl { context, source }
+    move |stack| KeyError::Openssl { context, stack }
 }
 
 /// The first `-----BEGIN X-----` label of `pem`, for error messages.
@@ -131,18 +133,18 @@ fn pem_label(pem: &[u8]) -> String {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, KeyError> {
-    std::fs::read(path).map_err(|source| KeyError::Io {
+    std::fs::read(path).map_err(|error| KeyError::Io {
         action: "read",
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
 fn write_file(path: &Path, data: &[u8]) -> Result<(), KeyError> {
-    std::fs::write(path, data).map_err(|source| KeyError::Io {
+    std::fs::write(path, data).map_err(|error| KeyError::Io {
         action: "write",
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -150,10 +152,10 @@ fn write_file(path: &Path, data: &[u8]) -> Result<(), KeyError> {
 /// tightened to 0600 before the key is written into it (truncating keeps the old mode).
 fn write_private_file(path: &Path, data: &[u8]) -> Result<(), KeyError> {
     use std::io::Write;
-    let io_err = |source| KeyError::Io {
+    let io_err = |error| KeyError::Io {
         action: "write",
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -817,5 +819,28 @@ mod tests {
         let cert_path = dir.path().join("cert.pem");
         cert.save(&cert_path).unwrap();
         assert_ne!(mode(&cert_path), 0o600);
+    }
+
+    #[test]
+    fn wrapped_errors_are_printed_once() {
+        use std::error::Error as _;
+        let missing = Path::new("/nonexistent-dir/key.pem");
+        let err = PrivateKey::load(missing).unwrap_err();
+        assert!(matches!(err, KeyError::Io { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("/nonexistent-dir/key.pem") && text.contains("No such file"),
+            "{text}"
+        );
+        assert!(
+            err.source().is_none(),
+            "the cause is in the message already"
+        );
+        let err = ossl("testing")(ErrorStack::get());
+        assert!(
+            err.to_string().starts_with("OpenSSL error while testing"),
+            "{err}"
+        );
+        assert!(err.source().is_none());
     }
 }

@@ -79,7 +79,7 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
                         println!("SENT {}", line.trim());
                     }
                 }
-                while let Some(pkt) = dtls.get_packet() {
+                while let Some(pkt) = dtls.get_packet()? {
                     replies += 1;
                     println!(
                         "RECV len={} text={}",
@@ -107,6 +107,6 @@ fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
             );
             return Ok(ExitCode::FAILURE);
         }
-        dtls.wait(Duration::from_millis(2))?;
+        dtls.wait(Some(Duration::from_millis(2)))?;
     }
 }

@@ -603,4 +603,61 @@ mod any_socket {
             })
         });
     }
+
+    /// `wait(Some(long))` on a host that is idle but whose socket asked for a wake-up returns
+    /// `true` once that deadline has passed (no datagram was sent), under both drivers.
+    #[test]
+    fn wait_returns_for_a_socket_timer() {
+        let (a, b) = addrs();
+        let make = |end: MemorySocket, due: Instant| {
+            let (calls, _) = mpsc::channel();
+            let (early, _) = mpsc::channel();
+            TimerSocket {
+                inner: end,
+                deadlines: VecDeque::from([due]),
+                calls,
+                early,
+            }
+        };
+        let (end, _other) = MemorySocket::pair(a, b);
+        let due = Instant::now() + Duration::from_millis(30);
+        let mut host = EnetHost::with_socket(make(end, due), HostConfig::default()).unwrap();
+        assert!(host.wait(Some(HANG_GUARD)).unwrap());
+        assert!(Instant::now() >= due);
+        // Idle and nothing asked for: the wait runs out.
+        host.service(Duration::ZERO).unwrap();
+        assert!(!host.wait(Some(Duration::from_millis(5))).unwrap());
+
+        #[cfg(feature = "tokio")]
+        {
+            use enet_dtls::enet::TokioEnetHost;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let (end, other) = MemorySocket::pair(a, b);
+            let due = Instant::now() + Duration::from_millis(30);
+            rt.block_on(async {
+                let mut host =
+                    TokioEnetHost::with_socket(make(end, due), HostConfig::default()).unwrap();
+                assert!(host.wait(Some(HANG_GUARD)).await.unwrap());
+                assert!(Instant::now() >= due);
+                host.service(Duration::ZERO).await.unwrap();
+                assert!(!host.wait(Some(Duration::from_millis(5))).await.unwrap());
+                // A datagram from the other end makes it ready.
+                let mut other = other;
+                other
+                    .send_batch(
+                        Instant::now(),
+                        &[Transmit {
+                            destination: a,
+                            data: b"x".to_vec(),
+                        }],
+                    )
+                    .unwrap();
+                let ready = tokio::time::timeout(HANG_GUARD, host.wait(None)).await;
+                assert!(ready.expect("hung").unwrap());
+            });
+        }
+    }
 }
