@@ -661,3 +661,45 @@ mod any_socket {
         }
     }
 }
+
+/// An idle host sleeps instead of polling its socket: over a 200 ms service call (plus one
+/// stray datagram), both drivers make a handful of receive system calls, not thousands.
+#[test]
+fn idle_hosts_sleep_instead_of_spinning() {
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut host = EnetHost::bind("127.0.0.1:0", HostConfig::default()).unwrap();
+    junk.send_to(b"stray", host.local_addr().unwrap()).unwrap();
+    assert!(host.service(Duration::from_millis(200)).unwrap().is_none());
+    let calls = host.socket().stats().recv_calls;
+    assert!(
+        (1..=8).contains(&calls),
+        "blocking driver: {calls} receive calls"
+    );
+
+    #[cfg(feature = "tokio")]
+    {
+        use enet_dtls::enet::TokioEnetHost;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut host = TokioEnetHost::bind("127.0.0.1:0", HostConfig::default())
+                .await
+                .unwrap();
+            // One round first, so that the socket is registered with the reactor.
+            assert!(host.service(Duration::ZERO).await.unwrap().is_none());
+            junk.send_to(b"stray", host.local_addr().unwrap()).unwrap();
+            assert!(host
+                .service(Duration::from_millis(200))
+                .await
+                .unwrap()
+                .is_none());
+            let stats = host.socket_stats();
+            assert!(
+                (1..=8).contains(&stats.recv_calls) && stats.datagrams_received == 1,
+                "tokio driver: {stats:?}"
+            );
+        });
+    }
+}
