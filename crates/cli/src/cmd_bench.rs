@@ -832,7 +832,7 @@ fn bench_dtls(p: Params) -> Result<Measure, BenchError> {
                 format!("handshake did not finish within {STALL:?}"),
             ));
         }
-        dtls.wait(SERVER_TICK).map_err(|e| fail(W, e))?;
+        dtls.wait(Some(SERVER_TICK)).map_err(|e| fail(W, e))?;
         dtls.poll().map_err(|e| fail(W, e))?;
     }
     if dtls.status() != Status::Connected {
@@ -855,7 +855,7 @@ fn bench_dtls(p: Params) -> Result<Measure, BenchError> {
     let recv = |dtls: &mut PacketPeerDtls, wait: Duration| -> Result<bool, BenchError> {
         let deadline = Instant::now() + wait;
         loop {
-            if let Some(echo) = dtls.get_packet() {
+            if let Some(echo) = dtls.get_packet().map_err(|e| fail(W, e))? {
                 if echo.len() != p.size {
                     return Err(fail(
                         W,
@@ -868,7 +868,7 @@ fn bench_dtls(p: Params) -> Result<Measure, BenchError> {
             if now >= deadline {
                 return Ok(false);
             }
-            dtls.wait(deadline - now).map_err(|e| fail(W, e))?;
+            dtls.wait(Some(deadline - now)).map_err(|e| fail(W, e))?;
             dtls.poll().map_err(|e| fail(W, e))?;
         }
     };

@@ -222,7 +222,7 @@ pub(crate) fn run_client(a: ClientArgs) -> Result<ExitCode, Box<dyn std::error::
                 ),
             );
         }
-        dtls.wait(left)?;
+        dtls.wait(Some(left))?;
         dtls.poll()?;
     }
     if dtls.status() != Status::Connected {
@@ -252,7 +252,7 @@ pub(crate) fn run_client(a: ClientArgs) -> Result<ExitCode, Box<dyn std::error::
     }
     let mut got = 0u32;
     while got < a.count {
-        while let Some(d) = dtls.get_packet() {
+        while let Some(d) = dtls.get_packet()? {
             let shown = String::from_utf8_lossy(&d);
             say(format_args!(
                 "RECV {}",
@@ -303,7 +303,7 @@ pub(crate) fn run_client(a: ClientArgs) -> Result<ExitCode, Box<dyn std::error::
                 ),
             );
         }
-        dtls.wait(left)?;
+        dtls.wait(Some(left))?;
         dtls.poll()?;
     }
     dtls.disconnect_from_peer();

@@ -77,7 +77,7 @@ fn spawn_dtls_server(id: &Ident) -> (SocketAddr, mpsc::Receiver<String>, Arc<Ato
                             *connected = true;
                             let _ = tx.send(format!("CONNECTED {}", p.cipher().unwrap_or("?")));
                         }
-                        while let Some(d) = p.get_packet() {
+                        while let Some(d) = p.get_packet().unwrap() {
                             let _ = tx.send(format!("ECHO {}", String::from_utf8_lossy(&d).trim()));
                             p.put_packet(&d).unwrap();
                         }
@@ -194,7 +194,7 @@ fn library_client_to_openssl_s_server() {
     let mut dtls = PacketPeerDtls::connect_to_peer(udp, &cfg).unwrap();
     let deadline = Instant::now() + T;
     while dtls.status() == Status::Handshaking {
-        dtls.wait(Duration::from_millis(50)).unwrap();
+        dtls.wait(Some(Duration::from_millis(50))).unwrap();
         dtls.poll().unwrap();
         assert!(Instant::now() < deadline);
     }
@@ -205,9 +205,9 @@ fn library_client_to_openssl_s_server() {
     stdin.write_all(b"s_server to library\n").unwrap();
     stdin.flush().unwrap();
     let got = loop {
-        dtls.wait(Duration::from_millis(50)).unwrap();
+        dtls.wait(Some(Duration::from_millis(50))).unwrap();
         dtls.poll().unwrap();
-        if let Some(d) = dtls.get_packet() {
+        if let Some(d) = dtls.get_packet().unwrap() {
             break d;
         }
         assert!(Instant::now() < deadline, "nothing from s_server");

@@ -274,6 +274,7 @@ impl ClientConfig {
             mtu: DEFAULT_MTU,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             cipher_list: None,
+            any_hostname: false,
         }
     }
 
@@ -308,6 +309,7 @@ pub struct ClientConfigBuilder {
     mtu: usize,
     handshake_timeout: Duration,
     cipher_list: Option<String>,
+    any_hostname: bool,
 }
 
 impl ClientConfigBuilder {
@@ -320,8 +322,26 @@ impl ClientConfigBuilder {
 
     /// Verify the server certificate (default `true`). With `false` any certificate is accepted
     /// (Godot's `verify = false`), and no hostname is checked.
+    ///
+    /// With verification on, [`build`](Self::build) also wants the server's name
+    /// ([`hostname`](Self::hostname)), or the explicit choice not to check it
+    /// ([`allow_any_hostname`](Self::allow_any_hostname)).
     pub fn verify(mut self, verify: bool) -> Self {
         self.verify = verify;
+        self
+    }
+
+    /// With verification on and no [`hostname`](Self::hostname), accept a certificate for any
+    /// name, as long as it chains to a trusted root (Godot's `connect_to_peer` with
+    /// `validate_certs = true` and an empty `for_hostname`).
+    ///
+    /// Without this call such a configuration is refused by [`build`](Self::build): with the
+    /// system trust store, "any name" means any server that holds any publicly trusted
+    /// certificate, which is rarely what a client wants. It is reasonable when the only trusted
+    /// root is your own (a [`trusted_certificate`](Self::trusted_certificate) that signs
+    /// nothing else, or the pinned server certificate itself).
+    pub fn allow_any_hostname(mut self) -> Self {
+        self.any_hostname = true;
         self
     }
 
@@ -363,7 +383,8 @@ impl ClientConfigBuilder {
     ///
     /// # Errors
     /// [`DtlsError::Config`] for an MTU outside [`MIN_MTU`]..=[`MAX_MTU`], a zero timeout, a hostname
-    /// OpenSSL refuses, or a trust store failure.
+    /// OpenSSL refuses, verification without a hostname and without
+    /// [`allow_any_hostname`](Self::allow_any_hostname), or a trust store failure.
     pub fn build(self) -> Result<ClientConfig, DtlsError> {
         check_mtu(self.mtu)?;
         check_timeout(self.handshake_timeout)?;
@@ -375,6 +396,20 @@ impl ClientConfigBuilder {
                     message: format!("invalid hostname {h:?}"),
                 });
             }
+        }
+        if self.verify && self.hostname.is_none() && !self.any_hostname {
+            let roots = if self.trusted.is_empty() {
+                "the system trust store"
+            } else {
+                "the trusted certificates"
+            };
+            return Err(DtlsError::Config {
+                message: format!(
+                    "certificate verification is on but no hostname is set, so any certificate \
+                     chaining to {roots} would be accepted: set .hostname(name), or call \
+                     .allow_any_hostname() to accept that, or .verify(false)"
+                ),
+            });
         }
         let mut b = SslContextBuilder::new(SslMethod::dtls_client())
             .map_err(|e| DtlsError::config("cannot create a DTLS client context", &e))?;
@@ -407,5 +442,57 @@ impl ClientConfigBuilder {
             mtu: self.mtu,
             handshake_timeout: self.handshake_timeout,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{CertificateParams, KeyType};
+
+    fn self_signed() -> Certificate {
+        let key = PrivateKey::generate(KeyType::EcP256).unwrap();
+        Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap()
+    }
+
+    #[test]
+    fn verification_without_a_hostname_is_an_explicit_choice() {
+        // The default (verify on, no hostname, system store) is refused, with a reason.
+        let err = ClientConfig::builder().build().unwrap_err();
+        let DtlsError::Config { message } = &err else {
+            panic!("expected Config, got {err:?}");
+        };
+        assert!(
+            message.contains("no hostname") && message.contains("system trust store"),
+            "{message}"
+        );
+        assert!(message.contains("allow_any_hostname"), "{message}");
+        // The same with trusted roots, and with an empty hostname (Godot's "no hostname").
+        let err = ClientConfig::builder()
+            .trusted_certificate(self_signed())
+            .hostname("")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("trusted certificates"), "{err}");
+
+        // Each explicit choice builds.
+        let any = ClientConfig::builder()
+            .allow_any_hostname()
+            .build()
+            .unwrap();
+        assert!(any.verifies() && any.hostname().is_none());
+        let named = ClientConfig::builder()
+            .hostname("localhost")
+            .build()
+            .unwrap();
+        assert_eq!(named.hostname(), Some("localhost"));
+        let off = ClientConfig::builder().verify(false).build().unwrap();
+        assert!(!off.verifies());
+        let pinned = ClientConfig::builder()
+            .trusted_certificate(self_signed())
+            .allow_any_hostname()
+            .build()
+            .unwrap();
+        assert!(pinned.verifies());
     }
 }

@@ -36,19 +36,22 @@ use openssl::x509::{X509Builder, X509NameBuilder, X509Ref, X509};
 pub const RSA_KEY_SIZES: [u32; 3] = [2048, 3072, 4096];
 
 /// What went wrong with a key, certificate or PEM file.
+///
+/// Variants that wrap another error (an I/O error, OpenSSL's error queue) print it in their
+/// message and do not return it from [`source`](std::error::Error::source), so that a report
+/// that walks the chain shows it once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
     /// A file could not be read or written.
-    #[error("cannot {action} {path}: {source}", path = path.display())]
+    #[error("cannot {action} {path}: {error}", path = path.display())]
     Io {
         /// "read" or "write".
         action: &'static str,
         /// The file.
         path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (printed in the message, so not also a `source()`).
+        error: std::io::Error,
     },
     /// The input is not the PEM object that was expected.
     #[error(
@@ -94,13 +97,12 @@ pub enum KeyError {
         message: String,
     },
     /// An unexpected OpenSSL failure.
-    #[error("OpenSSL error while {context}: {source}")]
+    #[error("OpenSSL error while {context}: {stack}")]
     Openssl {
         /// What we were doing.
         context: &'static str,
-        /// OpenSSL's error queue.
-        #[source]
-        source: ErrorStack,
+        /// OpenSSL's error queue (printed in the message, so not also a `source()`).
+        stack: ErrorStack,
     },
 }
 
@@ -113,7 +115,7 @@ fn detail_suffix(detail: &str) -> String {
 }
 
 fn ossl(context: &'static str) -> impl FnOnce(ErrorStack) -> KeyError {
-    move |source| KeyError::Openssl { context, source }
+    move |stack| KeyError::Openssl { context, stack }
 }
 
 /// The first `-----BEGIN X-----` label of `pem`, for error messages.
@@ -131,19 +133,46 @@ fn pem_label(pem: &[u8]) -> String {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, KeyError> {
-    std::fs::read(path).map_err(|source| KeyError::Io {
+    std::fs::read(path).map_err(|error| KeyError::Io {
         action: "read",
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
 fn write_file(path: &Path, data: &[u8]) -> Result<(), KeyError> {
-    std::fs::write(path, data).map_err(|source| KeyError::Io {
+    std::fs::write(path, data).map_err(|error| KeyError::Io {
         action: "write",
         path: path.to_path_buf(),
-        source,
+        error,
     })
+}
+
+/// Writes a private key file: created with mode 0600 on Unix, and an existing file is
+/// tightened to 0600 before the key is written into it (truncating keeps the old mode).
+fn write_private_file(path: &Path, data: &[u8]) -> Result<(), KeyError> {
+    use std::io::Write;
+    let io_err = |error| KeyError::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        error,
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        let mut file = opts.open(path).map_err(io_err)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err)?;
+        file.write_all(data).map_err(io_err)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = opts.open(path).map_err(io_err)?;
+        file.write_all(data).map_err(io_err)
+    }
 }
 
 /// Kind of private key to generate.
@@ -294,13 +323,14 @@ impl PrivateKey {
         }
     }
 
-    /// Writes the key to `path` as PEM in `format` (the file is created or truncated).
+    /// Writes the key to `path` as PEM in `format` (the file is created or truncated). On Unix
+    /// the file gets mode 0600 (owner read/write only), also when it existed with a wider mode.
     ///
     /// # Errors
     /// As [`PrivateKey::to_pem`], plus [`KeyError::Io`] with the path.
     pub fn save(&self, path: impl AsRef<Path>, format: KeyFormat) -> Result<(), KeyError> {
         let pem = self.to_pem(format)?;
-        write_file(path.as_ref(), &pem)
+        write_private_file(path.as_ref(), &pem)
     }
 
     /// The key's type, or `None` for algorithms [`PrivateKey::generate`] does not make (other curves,
@@ -751,5 +781,66 @@ pub(crate) fn x509_names(x: &X509Ref) -> Vec<String> {
         x509_common_name(x).into_iter().collect()
     } else {
         sans
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn private_keys_are_saved_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PrivateKey::generate(KeyType::EcP256).unwrap();
+        // A new file.
+        let fresh = dir.path().join("fresh.pem");
+        key.save(&fresh, KeyFormat::Pkcs8).unwrap();
+        assert_eq!(mode(&fresh), 0o600);
+        // An existing world-readable file is tightened, not just truncated.
+        let old = dir.path().join("old.pem");
+        std::fs::write(&old, b"previous contents, longer than nothing").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        key.save(&old, key.default_format()).unwrap();
+        assert_eq!(mode(&old), 0o600);
+        // The key reads back, and nothing of the previous contents is left.
+        let back = PrivateKey::load(&old).unwrap();
+        assert_eq!(
+            back.to_pem(KeyFormat::Pkcs8).unwrap(),
+            key.to_pem(KeyFormat::Pkcs8).unwrap()
+        );
+        assert!(!std::fs::read_to_string(&old).unwrap().contains("previous"));
+        // Certificates stay readable by others (they are public).
+        let cert = Certificate::self_signed(&key, &CertificateParams::new("x")).unwrap();
+        let cert_path = dir.path().join("cert.pem");
+        cert.save(&cert_path).unwrap();
+        assert_ne!(mode(&cert_path), 0o600);
+    }
+
+    #[test]
+    fn wrapped_errors_are_printed_once() {
+        use std::error::Error as _;
+        let missing = Path::new("/nonexistent-dir/key.pem");
+        let err = PrivateKey::load(missing).unwrap_err();
+        assert!(matches!(err, KeyError::Io { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("/nonexistent-dir/key.pem") && text.contains("No such file"),
+            "{text}"
+        );
+        assert!(
+            err.source().is_none(),
+            "the cause is in the message already"
+        );
+        let err = ossl("testing")(ErrorStack::get());
+        assert!(
+            err.to_string().starts_with("OpenSSL error while testing"),
+            "{err}"
+        );
+        assert!(err.source().is_none());
     }
 }

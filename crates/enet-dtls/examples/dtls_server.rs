@@ -92,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         was_connected = true;
                         println!("DTLS_CONNECTED {addr}");
                     }
-                    while let Some(pkt) = p.get_packet() {
+                    while let Some(pkt) = p.get_packet()? {
                         let text = String::from_utf8_lossy(&pkt);
                         println!("ECHO {addr} len={} text={}", pkt.len(), text.trim());
                         p.put_packet(&pkt)?;

@@ -32,7 +32,7 @@
 //! let config = ClientConfig::builder().verify(false).build()?;
 //! let mut dtls = PacketPeerDtls::connect_to_peer(udp, &config)?;
 //! while dtls.status() == Status::Handshaking {
-//!     dtls.wait(Duration::from_millis(100))?;
+//!     dtls.wait(Some(Duration::from_millis(100)))?;
 //!     dtls.poll()?;
 //! }
 //! dtls.put_packet(b"hello")?;
@@ -51,12 +51,15 @@ pub use server::DtlsServer;
 use std::io;
 
 /// Errors of the DTLS drivers: a socket failed, or the DTLS session did.
+///
+/// Messages include the wrapped error's, so [`source`](std::error::Error::source) returns
+/// `None` (a report that walks the chain prints the cause once).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The UDP socket failed (bind, send or receive).
     #[error("socket error: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     /// The DTLS session failed or refused the call; the variant says why (untrusted
     /// certificate, hostname mismatch, expired, peer alert, handshake timeout, ...).
     #[error(transparent)]
@@ -75,6 +78,12 @@ pub enum Error {
     /// any more).
     #[error("the DTLS peer is not connected (status {0:?})")]
     NotConnected(Status),
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
 }
 
 /// Compile-time check: the drivers can move to another thread (an ENet socket layer and the

@@ -68,11 +68,20 @@
 //! Runnable programs are in `crates/enet-dtls/examples/` (`cargo run -p enet-dtls --example
 //! enet_echo`, `--example enet_echo_tokio --features tokio`, `--example dtls_server`,
 //! `--example dtls_client`).
+//!
+//! Two layers of types:
+//!
+//! * Rust-shaped endpoint types, used by the CLI and the ENet layer:
+//!   [`dtls::DtlsListener`] (DTLS sessions on one socket), [`enet::EnetHost`] and
+//!   `enet::TokioEnetHost` over the [`enet::EnetSocket`] layer.
+//! * The Godot compatibility layer, [`godot`]: `PacketPeerUdp`, `UdpServer`, `DtlsServer`,
+//!   `PacketPeerDtls`, shaped like Godot's classes of the same names.
 
 #![forbid(unsafe_code)]
 
 pub mod dtls;
 pub mod enet;
+pub mod godot;
 mod net;
 pub mod udp;
 

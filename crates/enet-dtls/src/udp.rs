@@ -1,4 +1,5 @@
-//! Godot-shaped UDP: [`PacketPeerUdp`] and [`UdpServer`].
+//! Godot-shaped UDP: [`PacketPeerUdp`] and [`UdpServer`], part of the Godot compatibility
+//! layer (also re-exported in [`crate::godot`]).
 //!
 //! These are the transport under the DTLS layer ([`crate::dtls`]), shaped like Godot's
 //! `PacketPeerUDP` and `UDPServer` but with Rust manners: constructors return

@@ -603,4 +603,103 @@ mod any_socket {
             })
         });
     }
+
+    /// `wait(Some(long))` on a host that is idle but whose socket asked for a wake-up returns
+    /// `true` once that deadline has passed (no datagram was sent), under both drivers.
+    #[test]
+    fn wait_returns_for_a_socket_timer() {
+        let (a, b) = addrs();
+        let make = |end: MemorySocket, due: Instant| {
+            let (calls, _) = mpsc::channel();
+            let (early, _) = mpsc::channel();
+            TimerSocket {
+                inner: end,
+                deadlines: VecDeque::from([due]),
+                calls,
+                early,
+            }
+        };
+        let (end, _other) = MemorySocket::pair(a, b);
+        let due = Instant::now() + Duration::from_millis(30);
+        let mut host = EnetHost::with_socket(make(end, due), HostConfig::default()).unwrap();
+        assert!(host.wait(Some(HANG_GUARD)).unwrap());
+        assert!(Instant::now() >= due);
+        // Idle and nothing asked for: the wait runs out.
+        host.service(Duration::ZERO).unwrap();
+        assert!(!host.wait(Some(Duration::from_millis(5))).unwrap());
+
+        #[cfg(feature = "tokio")]
+        {
+            use enet_dtls::enet::TokioEnetHost;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let (end, other) = MemorySocket::pair(a, b);
+            let due = Instant::now() + Duration::from_millis(30);
+            rt.block_on(async {
+                let mut host =
+                    TokioEnetHost::with_socket(make(end, due), HostConfig::default()).unwrap();
+                assert!(host.wait(Some(HANG_GUARD)).await.unwrap());
+                assert!(Instant::now() >= due);
+                host.service(Duration::ZERO).await.unwrap();
+                assert!(!host.wait(Some(Duration::from_millis(5))).await.unwrap());
+                // A datagram from the other end makes it ready.
+                let mut other = other;
+                other
+                    .send_batch(
+                        Instant::now(),
+                        &[Transmit {
+                            destination: a,
+                            data: b"x".to_vec(),
+                        }],
+                    )
+                    .unwrap();
+                let ready = tokio::time::timeout(HANG_GUARD, host.wait(None)).await;
+                assert!(ready.expect("hung").unwrap());
+            });
+        }
+    }
+}
+
+/// An idle host sleeps instead of polling its socket: over a 200 ms service call (plus one
+/// stray datagram), both drivers make a handful of receive system calls, not thousands.
+#[test]
+fn idle_hosts_sleep_instead_of_spinning() {
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut host = EnetHost::bind("127.0.0.1:0", HostConfig::default()).unwrap();
+    junk.send_to(b"stray", host.local_addr().unwrap()).unwrap();
+    assert!(host.service(Duration::from_millis(200)).unwrap().is_none());
+    let calls = host.socket().stats().recv_calls;
+    assert!(
+        (1..=8).contains(&calls),
+        "blocking driver: {calls} receive calls"
+    );
+
+    #[cfg(feature = "tokio")]
+    {
+        use enet_dtls::enet::TokioEnetHost;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut host = TokioEnetHost::bind("127.0.0.1:0", HostConfig::default())
+                .await
+                .unwrap();
+            // One round first, so that the socket is registered with the reactor.
+            assert!(host.service(Duration::ZERO).await.unwrap().is_none());
+            junk.send_to(b"stray", host.local_addr().unwrap()).unwrap();
+            assert!(host
+                .service(Duration::from_millis(200))
+                .await
+                .unwrap()
+                .is_none());
+            let stats = host.socket_stats();
+            assert!(
+                (1..=8).contains(&stats.recv_calls) && stats.datagrams_received == 1,
+                "tokio driver: {stats:?}"
+            );
+        });
+    }
 }

@@ -125,21 +125,30 @@ impl PacketPeerDtls {
         Self::flush_session(&mut self.udp, session)
     }
 
-    /// Blocks until a datagram is waiting on the UDP peer, the session's next timer is due,
-    /// or `timeout` passed, whichever is first. Call [`poll`](Self::poll) afterwards.
+    /// Blocks until [`poll`](Self::poll) has something to do: an application datagram is
+    /// already waiting, a datagram is readable on the UDP peer, or the session's next timer
+    /// (retransmission, handshake timeout) is due; for at most `timeout` (`None`: no limit).
+    /// Returns whether one of those happened (`false`: the time ran out). Call
+    /// [`poll`](Self::poll) afterwards.
     ///
     /// # Errors
-    /// [`Error::Io`] if waiting on the socket fails.
-    pub fn wait(&mut self, timeout: Duration) -> Result<(), Error> {
-        let mut limit = timeout;
-        if let Some(t) = self.session.as_ref().and_then(DtlsSession::poll_timeout) {
-            limit = limit.min(t.saturating_duration_since(Instant::now()));
+    /// [`Error::Io`] if waiting on the socket fails (`NotConnected` for a closed UDP peer).
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool, Error> {
+        if self.available_packet_count() > 0 {
+            return Ok(true);
         }
-        if limit.is_zero() {
-            return Ok(());
+        let now = Instant::now();
+        let timer = self.session.as_ref().and_then(DtlsSession::poll_timeout);
+        if timer.is_some_and(|t| t <= now) {
+            return Ok(true);
         }
-        self.udp.wait(Some(limit))?;
-        Ok(())
+        let until_timer = timer.map(|t| t.saturating_duration_since(now));
+        let limit = match (timeout, until_timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let readable = self.udp.wait(limit)?;
+        Ok(readable || timer.is_some_and(|t| Instant::now() >= t))
     }
 
     /// The connection status ([`Status::Handshaking`] until the handshake completes).
@@ -174,9 +183,19 @@ impl PacketPeerDtls {
         Self::flush_session(&mut self.udp, session)
     }
 
-    /// The next received application datagram, if any (call [`poll`](Self::poll) first).
-    pub fn get_packet(&mut self) -> Option<Vec<u8>> {
-        self.session.as_mut().and_then(DtlsSession::recv)
+    /// The next received application datagram, or `Ok(None)` if none is waiting (never
+    /// blocks). When nothing is queued it first runs [`poll`](Self::poll), so, like
+    /// [`PacketPeerUdp::get_packet`], it works whether or not the caller polls.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the socket fails for good (from that `poll`). A failed or closed
+    /// session is not an error here: it shows in [`status`](Self::status), and datagrams
+    /// received before the end are still returned.
+    pub fn get_packet(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        if self.available_packet_count() == 0 {
+            self.poll()?;
+        }
+        Ok(self.session.as_mut().and_then(DtlsSession::recv))
     }
 
     /// How many received application datagrams wait in [`get_packet`](Self::get_packet).

@@ -36,7 +36,7 @@ use crate::udp::PacketPeerUdp;
 ///     }
 ///     for p in &mut peers {
 ///         p.poll()?;
-///         while let Some(d) = p.get_packet() {
+///         while let Some(d) = p.get_packet()? {
 ///             p.put_packet(&d)?;
 ///         }
 ///     }

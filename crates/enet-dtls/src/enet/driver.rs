@@ -154,6 +154,29 @@ impl Core {
         self.host.poll_event()
     }
 
+    /// The earliest of the host's and the socket's timers.
+    pub(crate) fn next_timer(&self, socket_timer: Option<Instant>) -> Option<Instant> {
+        [self.host.poll_timeout(), socket_timer]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// How long [`EnetHost::wait`](super::EnetHost::wait) and its tokio twin sleep at most:
+    /// `None` (no limit) or the time until the earlier of `timeout` and `timer`.
+    /// `Some(ZERO)` when the timer is due.
+    pub(crate) fn wait_limit(
+        now: Instant,
+        timeout: Option<Duration>,
+        timer: Option<Instant>,
+    ) -> Option<Duration> {
+        let until_timer = timer.map(|t| t.saturating_duration_since(now));
+        match (timeout, until_timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// When the driver must wake up: the earliest of the caller's deadline, the host's timers
     /// and the socket's timers. A timer that is already due yields `now + MIN_TIMER_SLEEP`.
     pub(crate) fn wake_at(

@@ -10,15 +10,30 @@ use super::driver::Core;
 use super::socket::{EnetSocket, UdpEnetSocket};
 
 /// Why [`EnetHost::bind`] (or [`EnetHost::with_socket`]) failed.
+///
+/// The message includes the wrapped error's, so [`source`](std::error::Error::source) returns
+/// `None` (a report that walks the chain prints the cause once).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BindError {
     /// The socket could not be created or bound.
     #[error("cannot bind the ENet socket: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     /// The host configuration was refused by the ENet core.
     #[error("invalid ENet host configuration: {0}")]
-    Config(#[from] enet_proto::Error),
+    Config(enet_proto::Error),
+}
+
+impl From<io::Error> for BindError {
+    fn from(e: io::Error) -> Self {
+        BindError::Io(e)
+    }
+}
+
+impl From<enet_proto::Error> for BindError {
+    fn from(e: enet_proto::Error) -> Self {
+        BindError::Config(e)
+    }
 }
 
 /// An ENet host on a real socket, driven like C ENet's `enet_host_service`.
@@ -101,6 +116,28 @@ impl<S: EnetSocket> EnetHost<S> {
         }
     }
 
+    /// Waits until [`service`](Self::service) has something to do: a datagram is readable,
+    /// or a timer of the host (retransmission, ping, timeout) or of the socket is due; for at
+    /// most `timeout` (`None`: no limit). Returns whether one of those happened (`false`: the
+    /// time ran out). It neither sends nor receives: call `service(Duration::ZERO)` next.
+    ///
+    /// For programs with a loop of their own; [`service`](Self::service) with a timeout does
+    /// the same wait itself. Events already queued are not looked at: drain them with
+    /// [`check_events`](Self::check_events) or `service` before waiting.
+    ///
+    /// # Errors
+    /// The socket's, when waiting on it fails.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        let now = Instant::now();
+        let timer = self.core.next_timer(self.socket.poll_timeout());
+        if timer.is_some_and(|t| t <= now) {
+            return Ok(true);
+        }
+        let limit = Core::wait_limit(now, timeout, timer);
+        let readable = self.socket.wait_readable(limit)?;
+        Ok(readable || timer.is_some_and(|t| Instant::now() >= t))
+    }
+
     super::driver::forward_host_methods!();
 
     /// The socket.
@@ -119,5 +156,35 @@ impl<S: EnetSocket> EnetHost<S> {
 
     fn send_queued(&mut self, now: Instant) -> io::Result<()> {
         self.core.send_via(&mut self.socket, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn bind_errors_print_their_cause_once() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let err = EnetHost::bind(taken.local_addr().unwrap(), HostConfig::default()).unwrap_err();
+        assert!(matches!(&err, BindError::Io(e) if e.kind() == io::ErrorKind::AddrInUse));
+        let text = err.to_string();
+        assert!(text.starts_with("cannot bind the ENet socket: "), "{text}");
+        assert!(text.len() > "cannot bind the ENet socket: ".len(), "{text}");
+        assert!(err.source().is_none());
+        let config = HostConfig {
+            channel_limit: 0,
+            peer_limit: 0,
+            ..HostConfig::default()
+        };
+        let err = EnetHost::bind("127.0.0.1:0", config).unwrap_err();
+        assert!(matches!(err, BindError::Config(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid ENet host configuration: "),
+            "{err}"
+        );
+        assert!(err.source().is_none());
     }
 }

@@ -169,6 +169,9 @@ pub struct SocketStats {
     pub send_calls: u64,
     /// `sendmmsg(2)` calls that sent more than one datagram (Linux).
     pub mmsg_batches: u64,
+    /// Receive system calls made (`recvmmsg(2)` or `recvmsg(2)`), empty ones included. An
+    /// idle socket under a driver makes few: the drivers sleep instead of polling.
+    pub recv_calls: u64,
 }
 
 /// One send system call, handed to the caller's wrapper by [`Batcher::send_on`]; returns how
@@ -697,21 +700,32 @@ impl EnetSocket for UdpEnetSocket {
         sink: &mut dyn FnMut(SocketAddr, &[u8]),
     ) -> io::Result<usize> {
         let socket = &self.socket;
+        let mut calls = 0;
         #[cfg(feature = "tokio")]
         if let Some(reactor) = &self.reactor {
-            return self.batcher.recv_with(
+            let result = self.batcher.recv_with(
                 |state, bufs, meta| {
+                    // try_io skips the call when tokio has not seen the socket readable, and
+                    // clears that readiness when the call finds the queue empty.
                     reactor.try_io(tokio::io::Interest::READABLE, || {
+                        calls += 1;
                         state.recv(UdpSockRef::from(socket), bufs, meta)
                     })
                 },
                 sink,
             );
+            self.batcher.stats.recv_calls += calls;
+            return result;
         }
-        self.batcher.recv_with(
-            |state, bufs, meta| state.recv(UdpSockRef::from(socket), bufs, meta),
+        let result = self.batcher.recv_with(
+            |state, bufs, meta| {
+                calls += 1;
+                state.recv(UdpSockRef::from(socket), bufs, meta)
+            },
             sink,
-        )
+        );
+        self.batcher.stats.recv_calls += calls;
+        result
     }
 
     fn recv_drained(&self) -> bool {

@@ -121,6 +121,27 @@ impl<S: EnetSocket> TokioEnetHost<S> {
         }
     }
 
+    /// Waits until [`service`](Self::service) has something to do, like
+    /// [`EnetHost::wait`](super::EnetHost::wait): a datagram is readable, or a timer of the host
+    /// or of the socket is due; for at most `timeout` (`None`: no limit). Returns whether one
+    /// of those happened. Cancel safe (it takes nothing from the host).
+    pub async fn wait(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        let now = Instant::now();
+        let timer = self.core.next_timer(self.socket.poll_timeout());
+        if timer.is_some_and(|t| t <= now) {
+            return Ok(true);
+        }
+        let socket = &mut self.socket;
+        let readable = poll_fn(|cx| socket.poll_recv_ready(cx));
+        match Core::wait_limit(now, timeout, timer) {
+            Some(limit) => match tokio::time::timeout(limit, readable).await {
+                Ok(ready) => ready.map(|()| true),
+                Err(_elapsed) => Ok(timer.is_some_and(|t| Instant::now() >= t)),
+            },
+            None => readable.await.map(|()| true),
+        }
+    }
+
     super::driver::forward_host_methods!();
 
     /// The socket.
