@@ -538,7 +538,8 @@ impl Endpoint {
     ///
     /// # Errors
     /// [`DtlsError::UnknownSession`] for a stale handle; [`DtlsError::NotConnected`] while handshaking;
-    /// [`DtlsError::PacketTooLarge`] beyond the session's data MTU. An empty `data` sends nothing.
+    /// [`DtlsError::PacketTooLarge`] beyond the session's data MTU; [`DtlsError::EmptyPacket`] for an
+    /// empty `data`.
     pub fn send(&mut self, h: SessionHandle, data: &[u8]) -> Result<(), DtlsError> {
         let entry = self.entry_mut(h)?;
         let result = entry.session.send(data);

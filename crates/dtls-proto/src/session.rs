@@ -346,11 +346,12 @@ impl DtlsSession {
     }
 
     /// Encrypts `data` as one record in one datagram (queued for `poll_transmit`).
-    /// An empty `data` sends nothing.
     ///
     /// # Errors
-    /// [`DtlsError::NotConnected`] unless [`Status::Connected`]; [`DtlsError::PacketTooLarge`] when
-    /// `data` exceeds [`data_mtu`](Self::data_mtu) (OpenSSL never splits records, so the caller must).
+    /// [`DtlsError::NotConnected`] unless [`Status::Connected`]; [`DtlsError::EmptyPacket`] for an empty
+    /// `data` (DTLS would send nothing, and the peer would wait for it forever);
+    /// [`DtlsError::PacketTooLarge`] when `data` exceeds [`data_mtu`](Self::data_mtu) (OpenSSL never
+    /// splits records, so the caller must).
     pub fn send(&mut self, data: &[u8]) -> Result<(), DtlsError> {
         if self.status != Status::Connected {
             return Err(DtlsError::NotConnected);
@@ -363,7 +364,7 @@ impl DtlsSession {
             });
         }
         if data.is_empty() {
-            return Ok(());
+            return Err(DtlsError::EmptyPacket);
         }
         let _time = self.clock.enter(self.last_now);
         match self.stream.ssl_write(data) {

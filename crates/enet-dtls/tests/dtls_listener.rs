@@ -197,7 +197,11 @@ fn server_close_reaches_the_client() {
 #[test]
 fn session_limit_is_enforced() {
     let (mut l, cert) = listener_with(|b| b);
-    l.set_max_sessions(1);
+    l.set_max_sessions(1).unwrap();
+    assert!(
+        l.set_max_sessions(0).is_err(),
+        "0 sessions is a configuration error"
+    );
     assert_eq!(l.max_sessions(), 1);
     let mut a = client(l.local_addr(), &cert);
     drive(&mut l, &mut [&mut a], |_, cs, _| {
@@ -598,4 +602,90 @@ fn ipv6_session_and_listener_drop_closes_peers() {
         );
     }
     assert_eq!(c.status(), Status::Disconnected);
+}
+
+/// Issue 7: IPv4 peers of a dual-stack `[::]` listener are IPv4 addresses in events, lookups and
+/// `send_to`; a dual-stack endpoint that connects out to an IPv4 address (plain or written
+/// `::ffff:a.b.c.d`) keys the session by that IPv4 address and matches the replies to it.
+#[test]
+fn ipv4_peers_on_a_dual_stack_socket_are_ipv4_addresses() {
+    let (key, cert) = identity();
+    let config = ServerConfig::builder(key, cert.clone()).build().unwrap();
+    let mut l = DtlsListener::bind("[::]:0", &config).expect("bind [::]");
+    let port = l.local_addr().port();
+    let mut c = client(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &cert);
+    let me = c.udp().local_addr().unwrap();
+    assert!(me.is_ipv4());
+    let ev = drive(&mut l, &mut [&mut c], |_, cs, evs| {
+        cs[0].status() == Status::Connected && !evs.is_empty()
+    });
+    assert!(
+        matches!(ev[..], [ListenerEvent::Connected(a)] if a == me),
+        "{ev:?}"
+    );
+    assert_eq!(l.sessions().collect::<Vec<_>>(), vec![me]);
+    assert_eq!(l.status(me), Some(Status::Connected));
+    let mapped: SocketAddr = format!("[::ffff:127.0.0.1]:{}", me.port()).parse().unwrap();
+    assert_eq!(
+        l.status(mapped),
+        Some(Status::Connected),
+        "mapped form finds it too"
+    );
+    l.send_to(me, b"to v4").unwrap();
+    let deadline = Instant::now() + T;
+    while c.available_packet_count() == 0 {
+        c.wait(Duration::from_millis(10)).unwrap();
+        c.poll().unwrap();
+        assert!(Instant::now() < deadline);
+    }
+    assert_eq!(c.get_packet().as_deref(), Some(&b"to v4"[..]));
+
+    // Outgoing: a dual-stack client endpoint connects to the IPv4 listener address written as
+    // `::ffff:127.0.0.1`; the session is keyed by the IPv4 address and connects.
+    let (key2, cert2) = identity();
+    let config2 = ServerConfig::builder(key2, cert2.clone()).build().unwrap();
+    let mut v4 = DtlsListener::bind("127.0.0.1:0", &config2).unwrap();
+    let v4_addr = v4.local_addr();
+    let mut out = DtlsListener::bind_client("[::]:0").unwrap();
+    let target: SocketAddr = format!("[::ffff:127.0.0.1]:{}", v4_addr.port())
+        .parse()
+        .unwrap();
+    out.connect(target, &client_config(&cert2)).unwrap();
+    assert_eq!(out.sessions().collect::<Vec<_>>(), vec![v4_addr]);
+    let mut on_out = Vec::new();
+    while on_out.is_empty() {
+        let _ = v4.poll().unwrap();
+        on_out.extend(out.poll().unwrap());
+        out.wait_readable(Duration::from_millis(1)).unwrap();
+        assert!(Instant::now() < deadline, "{on_out:?}");
+    }
+    assert!(
+        matches!(on_out[..], [ListenerEvent::Connected(a)] if a == v4_addr),
+        "{on_out:?}"
+    );
+}
+
+/// Issue 6: established sessions that stay silent expire after the idle timeout; the peer gets
+/// close_notify and the listener reports `Closed`.
+#[test]
+fn idle_sessions_expire_on_the_listener() {
+    let (key, cert) = identity();
+    let config = ServerConfig::builder(key, cert.clone()).build().unwrap();
+    let limits =
+        enet_dtls::dtls::EndpointConfig::default().idle_timeout(Some(Duration::from_millis(500)));
+    let mut l = DtlsListener::bind_with_limits("127.0.0.1:0", &config, limits).unwrap();
+    let mut c = client(l.local_addr(), &cert);
+    let me = c.udp().local_addr().unwrap();
+    drive(&mut l, &mut [&mut c], |l, cs, _| {
+        cs[0].status() == Status::Connected && l.session_count() == 1
+    });
+    let ev = drive(&mut l, &mut [&mut c], |_, cs, evs| {
+        cs[0].status() == Status::Disconnected && !evs.is_empty()
+    });
+    assert!(
+        matches!(ev[..], [ListenerEvent::Closed(a)] if a == me),
+        "{ev:?}"
+    );
+    assert_eq!(l.session_count(), 0);
+    assert_eq!(l.endpoint_stats().expired_idle, 1);
 }
