@@ -583,8 +583,11 @@ impl Endpoint {
             if let Some(entry) = self.slots[index as usize].entry.as_mut() {
                 // RFC 6347 section 4.2.8: a peer that lost its state reconnects from the same address
                 // with a fresh epoch-0 ClientHello; only a valid cookie (the listener's check) replaces
-                // the established session. The ClientHello that created it (same random) is a duplicate.
-                let reconnect = entry.connected
+                // the session. The ClientHello that created it (same random) is a retransmission. This
+                // holds for accepted sessions still in their handshake too (a client restarted
+                // mid-handshake need not wait for the half-open timeout), and for established
+                // sessions we started.
+                let reconnect = (entry.connected || entry.accepted)
                     && client_hello(data).is_some_and(|h| Some(h.random) != entry.hello_random);
                 if !reconnect {
                     entry.session.handle_datagram(now, data);

@@ -689,3 +689,71 @@ fn idle_sessions_expire_on_the_listener() {
     assert_eq!(l.session_count(), 0);
     assert_eq!(l.endpoint_stats().expired_idle, 1);
 }
+
+/// Issue 6 section 3 over loopback: with the table full, 2,000 replays of one valid-cookie
+/// ClientHello build no server flight and create no SSL object, send nothing back, and are all
+/// counted as refusals; the connected client is untouched.
+#[test]
+fn replayed_valid_cookie_hellos_against_a_full_table_build_nothing() {
+    let (mut l, cert) = listener_with(|b| b);
+    l.set_max_sessions(1).unwrap();
+    let mut a = client(l.local_addr(), &cert);
+    drive(&mut l, &mut [&mut a], |_, cs, _| {
+        cs[0].status() == Status::Connected
+    });
+    // The attacker does the cookie exchange by hand and keeps the valid-cookie ClientHello.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(l.local_addr()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let mut s = DtlsSession::client(
+        &ClientConfig::builder().verify(false).build().unwrap(),
+        Instant::now(),
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    sock.send(&s.poll_transmit().unwrap()).unwrap();
+    let deadline = Instant::now() + T;
+    let hvr = loop {
+        let _ = l.poll().unwrap();
+        if let Ok(n) = sock.recv(&mut buf) {
+            break buf[..n].to_vec();
+        }
+        assert!(Instant::now() < deadline);
+    };
+    s.handle_datagram(Instant::now(), &hvr);
+    let hello = s.poll_transmit().unwrap();
+    let before = (l.pending_state(), l.endpoint_stats());
+    // In bursts of 100, so the kernel's receive buffer never drops one.
+    for burst in 1..=20u64 {
+        for _ in 0..100 {
+            sock.send(&hello).unwrap();
+        }
+        while l.stats().sessions_refused < burst * 100 {
+            let _ = l.poll().unwrap();
+            l.wait_readable(Duration::from_millis(5)).unwrap();
+            assert!(Instant::now() < deadline, "{:?}", l.endpoint_stats());
+        }
+    }
+    let after = (l.pending_state(), l.endpoint_stats());
+    assert_eq!(
+        after.0.handshakes_started, before.0.handshakes_started,
+        "no server flight built"
+    );
+    assert_eq!(
+        after.0.ssl_objects_created, before.0.ssl_objects_created,
+        "no SSL object created"
+    );
+    assert_eq!(
+        after.1.refused_table_full - before.1.refused_table_full,
+        2000
+    );
+    assert_eq!(
+        after.1.datagrams_out, before.1.datagrams_out,
+        "nothing sent back"
+    );
+    assert!(sock.recv(&mut buf).is_err(), "a refusal sends nothing");
+    assert_eq!(l.session_count(), 1);
+    a.poll().unwrap();
+    assert_eq!(a.status(), Status::Connected);
+}
