@@ -294,6 +294,9 @@ struct Entry {
     /// with another random is a reconnection (RFC 6347 section 4.2.8), the same one a duplicate.
     hello_random: Option<[u8; 32]>,
     last_activity: Instant,
+    /// The session's own next timer (retransmission, handshake timeout), cached after every input
+    /// so `poll_timeout` needs no call into OpenSSL.
+    timer: Option<Instant>,
 }
 
 struct Slot {
@@ -529,6 +532,7 @@ impl Endpoint {
             accepted: false,
             hello_random: None,
             last_activity: now,
+            timer: None,
         });
         self.after_input(h.index as usize, now);
         Ok(h)
@@ -632,6 +636,7 @@ impl Endpoint {
                     accepted: true,
                     hello_random: client_hello(data).map(|h| h.random),
                     last_activity: now,
+                    timer: None,
                 });
                 tracing::debug!(%from, ?h, "dtls cookie valid, handshake starts");
                 self.after_input(h.index as usize, now);
@@ -652,7 +657,7 @@ impl Endpoint {
                 self.end(i, CloseReason::IdleTimeout, true);
                 continue;
             }
-            if entry.session.poll_timeout().is_some_and(|t| t <= now) {
+            if entry.timer.is_some_and(|t| t <= now) {
                 entry.session.handle_timeout(now);
                 self.after_input(i, now);
             }
@@ -667,7 +672,7 @@ impl Endpoint {
             .filter_map(|s| s.entry.as_ref())
             .flat_map(|e| {
                 let idle_at = idle.filter(|_| e.connected).map(|t| e.last_activity + t);
-                [e.session.poll_timeout(), idle_at]
+                [e.timer, idle_at]
             })
             .flatten()
             .min()
@@ -836,6 +841,7 @@ impl Endpoint {
             data.push(d);
         }
         let was_connected = entry.connected;
+        entry.timer = entry.session.poll_timeout();
         for d in out {
             self.push_transmit(addr, d);
         }
