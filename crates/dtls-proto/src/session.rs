@@ -130,6 +130,8 @@ impl DtlsSession {
     /// # Errors
     /// [`DtlsError::Config`]/[`DtlsError::Openssl`] if OpenSSL refuses to create the session.
     pub fn client(config: &ClientConfig, now: Instant) -> Result<Self, DtlsError> {
+        // First use: probe (once) that OpenSSL's timers follow our clock; warns if not.
+        ffi::virtual_time_supported();
         let mut ssl = new_ssl(&config.ctx, config.mtu)?;
         if let Some(host) = &config.hostname {
             match host.parse::<IpAddr>() {
@@ -225,6 +227,7 @@ impl DtlsSession {
         config: &ServerConfig,
         now: Instant,
     ) -> Self {
+        ffi::virtual_time_supported();
         DtlsSession {
             stream,
             role: Role::Server,

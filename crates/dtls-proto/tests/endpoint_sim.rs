@@ -54,6 +54,8 @@ struct Node {
 
 impl Node {
     fn server(config: EndpointConfig) -> Node {
+        // Every simulation here depends on OpenSSL's timers following the virtual clock.
+        assert!(dtls_proto::virtual_time_supported());
         Node {
             addr: a(SERVER),
             ep: Endpoint::server(config, &server_config()).unwrap(),

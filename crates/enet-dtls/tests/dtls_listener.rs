@@ -194,6 +194,12 @@ fn server_close_reaches_the_client() {
     );
 }
 
+/// The gettimeofday interposition of dtls-proto takes effect in this crate's binaries too.
+#[test]
+fn openssl_timers_follow_the_callers_clock_here_too() {
+    assert!(enet_dtls::dtls_proto::virtual_time_supported());
+}
+
 #[test]
 fn session_limit_is_enforced() {
     let (mut l, cert) = listener_with(|b| b);
