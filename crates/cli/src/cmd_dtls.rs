@@ -3,8 +3,11 @@
 //! Both print one machine-greppable line per event on stdout (flushed at once), so tests and
 //! scripts can wait for a line instead of sleeping:
 //!
-//! * server: `LISTENING <addr:port>`, `CONNECTED <addr>`, `RECV <addr> <len>`, `CLOSED <addr>`,
-//!   and `ERROR <addr> <why>` when a session fails (handshake timeout, alert from the peer...);
+//! * server: `LISTENING <addr:port>`, `CONNECTED <addr>`, `RECV <addr> <len>`, `CLOSED <addr>`
+//!   (peer close_notify, idle timeout, reconnection, shutdown), and `ERROR <addr> <why>` when a
+//!   session fails (handshake timeout, alert from the peer...). On SIGINT or SIGTERM it sends
+//!   close_notify to every peer, prints `SHUTDOWN` and exits 0; a second signal exits at once
+//!   (status 130).
 //! * client: `CONNECTED <cipher>`, then `RECV <text>` per echo. Failures print one line on
 //!   stderr starting with the cause (`error: untrusted certificate: ...`,
 //!   `error: hostname mismatch: ...`, `error: certificate expired: ...`, `error: timeout: ...`)
@@ -13,10 +16,13 @@ use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use enet_dtls::dtls::{
-    ClientConfig, DtlsError, DtlsListener, ListenerEvent, PacketPeerDtls, ServerConfig, Status,
+    ClientConfig, DtlsError, DtlsListener, EndpointConfig, ListenerEvent, PacketPeerDtls,
+    ServerConfig, Status,
 };
 use enet_dtls::dtls_proto::keys::{Certificate, PrivateKey};
 use enet_dtls::udp::PacketPeerUdp;
@@ -38,9 +44,17 @@ pub(crate) struct ServerArgs {
     /// Stop after this many seconds (default: run until killed).
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = crate::args::seconds)]
     timeout: Option<f64>,
-    /// Maximum number of simultaneous DTLS sessions.
+    /// Maximum number of simultaneous DTLS sessions, handshaking and established (at least 1).
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_sessions: usize,
+    /// Maximum number of sessions from one source address (one IPv4 address or IPv6 /64), so
+    /// one address cannot take the whole table. Default: max(N/8, min(N, 16)) for
+    /// --max-sessions N.
+    #[arg(long, value_name = "N")]
+    max_sessions_per_address: Option<usize>,
+    /// Close established sessions whose peer sent nothing for this many seconds (default 30).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
+    idle_timeout: Option<f64>,
 }
 
 /// Arguments of `dtls-client`.
@@ -103,7 +117,89 @@ mod exit {
     pub(super) const PROTOCOL: u8 = 6;
 }
 
+/// Shutdown signal plumbing: the returned flag turns true on the first SIGINT or SIGTERM; a
+/// second signal ends the process at once with status 130. (Kept behind this one function so a
+/// shared CLI shutdown module can replace it.)
+fn shutdown_flag() -> Result<Arc<AtomicBool>, Box<dyn std::error::Error>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Order matters: the conditional exit sees the flag as it was before this signal.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag))
+            .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+        signal_hook::flag::register(sig, Arc::clone(&flag))
+            .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    }
+    Ok(flag)
+}
+
+/// One stderr line per burst of refusals (at most one per 10 s), visible whatever `RUST_LOG` says.
+#[derive(Default)]
+struct RefusalReport {
+    table_full: u64,
+    address_share: u64,
+    last: Option<Instant>,
+}
+
+impl RefusalReport {
+    const INTERVAL: Duration = Duration::from_secs(10);
+
+    fn report(&mut self, listener: &DtlsListener) {
+        let st = listener.endpoint_stats();
+        let (full, share) = (
+            st.refused_table_full - self.table_full,
+            st.refused_address_share - self.address_share,
+        );
+        if full + share == 0 || self.last.is_some_and(|t| t.elapsed() < Self::INTERVAL) {
+            return;
+        }
+        let limits = listener.endpoint().config();
+        eprintln!(
+            "warning: refused {} valid-cookie ClientHello(s): {full} with the table full \
+             (--max-sessions {}), {share} from an address at its share \
+             (--max-sessions-per-address {})",
+            full + share,
+            limits.get_max_sessions(),
+            limits.get_max_sessions_per_address()
+        );
+        self.table_full = st.refused_table_full;
+        self.address_share = st.refused_address_share;
+        self.last = Some(Instant::now());
+    }
+}
+
+/// The session limits from the command line, checked before anything is bound or printed.
+fn server_limits(a: &ServerArgs) -> Result<EndpointConfig, Box<dyn std::error::Error>> {
+    if a.max_sessions == 0 {
+        return Err("--max-sessions must be at least 1 (0 would refuse every client)".into());
+    }
+    let mut limits = EndpointConfig::default().max_sessions(a.max_sessions);
+    if let Some(n) = a.max_sessions_per_address {
+        if n == 0 {
+            return Err(
+                "--max-sessions-per-address must be at least 1 (0 would refuse every client)"
+                    .into(),
+            );
+        }
+        limits = limits.max_sessions_per_address(n);
+    }
+    if let Some(t) = a.idle_timeout {
+        let d = secs(t, "--idle-timeout")?;
+        if d.is_zero() {
+            return Err("--idle-timeout must be greater than zero".into());
+        }
+        limits = limits.idle_timeout(Some(d));
+    }
+    Ok(limits)
+}
+
 pub(crate) fn run_server(a: ServerArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let limits = server_limits(&a)?;
+    let deadline = a
+        .timeout
+        .map(|t| secs(t, "--timeout"))
+        .transpose()?
+        .map(|d| Instant::now() + d);
     let key = PrivateKey::load(&a.key)?;
     let mut certs = Certificate::load_chain(&a.cert)?.into_iter();
     let cert = certs
@@ -112,25 +208,37 @@ pub(crate) fn run_server(a: ServerArgs) -> Result<ExitCode, Box<dyn std::error::
     let config = ServerConfig::builder(key, cert)
         .chain(certs.collect())
         .build()?;
-    let mut listener = DtlsListener::bind(a.listen, &config)
+    let mut listener = DtlsListener::bind_with_limits(a.listen, &config, limits)
         .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
-    listener.set_max_sessions(a.max_sessions);
+    let shutdown = shutdown_flag()?;
     say(format_args!("LISTENING {}", listener.local_addr()));
-    let deadline = a
-        .timeout
-        .map(|t| secs(t, "--timeout"))
-        .transpose()?
-        .map(|d| Instant::now() + d);
+    // Short slices so a signal is acted on within 100 ms.
+    const SLICE: Duration = Duration::from_millis(100);
+    let mut refusals = RefusalReport::default();
     loop {
+        refusals.report(&listener);
+        if shutdown.load(Ordering::SeqCst) {
+            // close_notify to every peer, flushed by close_all; then report and leave.
+            if let Err(e) = listener.close_all() {
+                eprintln!("could not send close_notify to every peer: {e}");
+            }
+            while let Ok(Some(ev)) = listener.poll() {
+                if let ListenerEvent::Closed(addr) = ev {
+                    say(format_args!("CLOSED {addr}"));
+                }
+            }
+            say(format_args!("SHUTDOWN"));
+            return Ok(ExitCode::SUCCESS);
+        }
         let slice = match deadline {
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Ok(ExitCode::SUCCESS);
                 }
-                left.min(Duration::from_secs(1))
+                left.min(SLICE)
             }
-            None => Duration::from_secs(1),
+            None => SLICE,
         };
         match listener.service(slice)? {
             None => {}
@@ -184,11 +292,24 @@ fn fail(code: u8, msg: std::fmt::Arguments<'_>) -> Result<ExitCode, Box<dyn std:
     Ok(ExitCode::from(code))
 }
 
+/// The largest `--send` checked before the handshake: what one datagram carries at `mtu` with the
+/// AEAD suites DTLS 1.2 negotiates here (13-byte record header, 8-byte explicit nonce, 16-byte tag
+/// for AES-GCM; ChaCha20-Poly1305 carries 8 bytes more). The session checks the exact limit again.
+fn max_send_len(mtu: usize) -> usize {
+    mtu.saturating_sub(13 + 8 + 16)
+}
+
 pub(crate) fn run_client(a: ClientArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let host = host_part(&a.connect)?;
     let timeout = secs(a.timeout, "--timeout")?;
     if timeout.is_zero() {
         return Err("--timeout must be greater than zero".into());
+    }
+    if a.send.is_empty() {
+        return Err(
+            "--send must not be empty: DTLS cannot carry an empty datagram (nothing would be sent)"
+                .into(),
+        );
     }
     let hostname = a.hostname.clone().unwrap_or_else(|| host.clone());
     let mut builder = ClientConfig::builder()
@@ -201,6 +322,15 @@ pub(crate) fn run_client(a: ClientArgs) -> Result<ExitCode, Box<dyn std::error::
         builder = builder.trusted_certificates(Certificate::load_chain(ca)?);
     }
     let config = builder.build()?;
+    let max = max_send_len(config.mtu());
+    if a.send.len() > max {
+        return Err(format!(
+            "--send is {} bytes; at most {max} fit one DTLS datagram at MTU {}",
+            a.send.len(),
+            config.mtu()
+        )
+        .into());
+    }
     let addr: SocketAddr = a
         .connect
         .to_socket_addrs()

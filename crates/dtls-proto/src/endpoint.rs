@@ -294,6 +294,9 @@ struct Entry {
     /// with another random is a reconnection (RFC 6347 section 4.2.8), the same one a duplicate.
     hello_random: Option<[u8; 32]>,
     last_activity: Instant,
+    /// The session's own next timer (retransmission, handshake timeout), cached after every input
+    /// so `poll_timeout` needs no call into OpenSSL.
+    timer: Option<Instant>,
 }
 
 struct Slot {
@@ -529,6 +532,7 @@ impl Endpoint {
             accepted: false,
             hello_random: None,
             last_activity: now,
+            timer: None,
         });
         self.after_input(h.index as usize, now);
         Ok(h)
@@ -538,7 +542,8 @@ impl Endpoint {
     ///
     /// # Errors
     /// [`DtlsError::UnknownSession`] for a stale handle; [`DtlsError::NotConnected`] while handshaking;
-    /// [`DtlsError::PacketTooLarge`] beyond the session's data MTU. An empty `data` sends nothing.
+    /// [`DtlsError::PacketTooLarge`] beyond the session's data MTU; [`DtlsError::EmptyPacket`] for an
+    /// empty `data`.
     pub fn send(&mut self, h: SessionHandle, data: &[u8]) -> Result<(), DtlsError> {
         let entry = self.entry_mut(h)?;
         let result = entry.session.send(data);
@@ -582,8 +587,11 @@ impl Endpoint {
             if let Some(entry) = self.slots[index as usize].entry.as_mut() {
                 // RFC 6347 section 4.2.8: a peer that lost its state reconnects from the same address
                 // with a fresh epoch-0 ClientHello; only a valid cookie (the listener's check) replaces
-                // the established session. The ClientHello that created it (same random) is a duplicate.
-                let reconnect = entry.connected
+                // the session. The ClientHello that created it (same random) is a retransmission. This
+                // holds for accepted sessions still in their handshake too (a client restarted
+                // mid-handshake need not wait for the half-open timeout), and for established
+                // sessions we started.
+                let reconnect = (entry.connected || entry.accepted)
                     && client_hello(data).is_some_and(|h| Some(h.random) != entry.hello_random);
                 if !reconnect {
                     entry.session.handle_datagram(now, data);
@@ -628,6 +636,7 @@ impl Endpoint {
                     accepted: true,
                     hello_random: client_hello(data).map(|h| h.random),
                     last_activity: now,
+                    timer: None,
                 });
                 tracing::debug!(%from, ?h, "dtls cookie valid, handshake starts");
                 self.after_input(h.index as usize, now);
@@ -648,7 +657,7 @@ impl Endpoint {
                 self.end(i, CloseReason::IdleTimeout, true);
                 continue;
             }
-            if entry.session.poll_timeout().is_some_and(|t| t <= now) {
+            if entry.timer.is_some_and(|t| t <= now) {
                 entry.session.handle_timeout(now);
                 self.after_input(i, now);
             }
@@ -663,7 +672,7 @@ impl Endpoint {
             .filter_map(|s| s.entry.as_ref())
             .flat_map(|e| {
                 let idle_at = idle.filter(|_| e.connected).map(|t| e.last_activity + t);
-                [e.session.poll_timeout(), idle_at]
+                [e.timer, idle_at]
             })
             .flatten()
             .min()
@@ -832,6 +841,7 @@ impl Endpoint {
             data.push(d);
         }
         let was_connected = entry.connected;
+        entry.timer = entry.session.poll_timeout();
         for d in out {
             self.push_transmit(addr, d);
         }

@@ -82,6 +82,10 @@ pub enum DtlsError {
         /// Largest payload that fits one datagram ([`crate::DtlsSession::data_mtu`]).
         max: usize,
     },
+    /// An empty application datagram: DTLS sends no record for zero bytes, so the peer would never
+    /// see it; refused instead of silently dropped.
+    #[error("empty datagram: DTLS cannot carry a zero-length application datagram")]
+    EmptyPacket,
     /// A DTLS protocol failure (bad handshake message, unsupported parameters, decrypt failure, ...).
     #[error("DTLS protocol error: {message}")]
     Protocol {

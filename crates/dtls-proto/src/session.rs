@@ -130,6 +130,8 @@ impl DtlsSession {
     /// # Errors
     /// [`DtlsError::Config`]/[`DtlsError::Openssl`] if OpenSSL refuses to create the session.
     pub fn client(config: &ClientConfig, now: Instant) -> Result<Self, DtlsError> {
+        // First use: probe (once) that OpenSSL's timers follow our clock; warns if not.
+        ffi::virtual_time_supported();
         let mut ssl = new_ssl(&config.ctx, config.mtu)?;
         if let Some(host) = &config.hostname {
             match host.parse::<IpAddr>() {
@@ -225,6 +227,7 @@ impl DtlsSession {
         config: &ServerConfig,
         now: Instant,
     ) -> Self {
+        ffi::virtual_time_supported();
         DtlsSession {
             stream,
             role: Role::Server,
@@ -346,11 +349,12 @@ impl DtlsSession {
     }
 
     /// Encrypts `data` as one record in one datagram (queued for `poll_transmit`).
-    /// An empty `data` sends nothing.
     ///
     /// # Errors
-    /// [`DtlsError::NotConnected`] unless [`Status::Connected`]; [`DtlsError::PacketTooLarge`] when
-    /// `data` exceeds [`data_mtu`](Self::data_mtu) (OpenSSL never splits records, so the caller must).
+    /// [`DtlsError::NotConnected`] unless [`Status::Connected`]; [`DtlsError::EmptyPacket`] for an empty
+    /// `data` (DTLS would send nothing, and the peer would wait for it forever);
+    /// [`DtlsError::PacketTooLarge`] when `data` exceeds [`data_mtu`](Self::data_mtu) (OpenSSL never
+    /// splits records, so the caller must).
     pub fn send(&mut self, data: &[u8]) -> Result<(), DtlsError> {
         if self.status != Status::Connected {
             return Err(DtlsError::NotConnected);
@@ -363,7 +367,7 @@ impl DtlsSession {
             });
         }
         if data.is_empty() {
-            return Ok(());
+            return Err(DtlsError::EmptyPacket);
         }
         let _time = self.clock.enter(self.last_now);
         match self.stream.ssl_write(data) {

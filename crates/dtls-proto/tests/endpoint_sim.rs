@@ -54,6 +54,8 @@ struct Node {
 
 impl Node {
     fn server(config: EndpointConfig) -> Node {
+        // Every simulation here depends on OpenSSL's timers following the virtual clock.
+        assert!(dtls_proto::virtual_time_supported());
         Node {
             addr: a(SERVER),
             ep: Endpoint::server(config, &server_config()).unwrap(),
@@ -370,6 +372,46 @@ fn reconnect_from_the_same_address_replaces_the_old_session() {
     assert_ne!(new, old);
     assert_eq!(s.nodes[0].ep.session_count(), 1);
     assert_eq!(s.nodes[0].ep.status(old), Err(DtlsError::UnknownSession));
+}
+
+/// A client that restarts in the middle of its handshake (after the server accepted its cookie) gets in
+/// at once with a new handshake from the same address, instead of waiting for the half-open timeout.
+#[test]
+fn restart_mid_handshake_replaces_the_half_open_session() {
+    let mut s = sim(
+        8,
+        LinkConfig::with_latency(Duration::from_millis(10)),
+        EndpointConfig::default(),
+        1,
+    );
+    let start = s.now();
+    // The cookie ClientHello reaches the server at 30 ms; the client goes silent at 25 ms (it never
+    // sees the server flight) and restarts from the same address at 150 ms, between the server's
+    // retransmissions (130 ms, 330 ms).
+    s.run_until(start + Duration::from_millis(25), |_| false);
+    s.nodes[1].stalled = true;
+    s.run_until(start + Duration::from_millis(150), |_| false);
+    assert_eq!(s.nodes[0].ep.session_count(), 1, "half-open session");
+    let old = s.nodes[0].ep.handle_of(client_addr(0)).unwrap();
+    let now = s.now();
+    s.nodes[1] = Node::client(client_addr(0), now).0;
+    let ok = s.run_until(now + Duration::from_secs(2), |n| {
+        n[1].connected() == 1 && n[0].connected() == 1
+    });
+    assert!(
+        ok,
+        "server {:?}\nclient {:?}",
+        s.nodes[0].events, s.nodes[1].events
+    );
+    assert!(
+        s.now() - now < Duration::from_secs(1),
+        "connected without waiting for a timeout"
+    );
+    assert_eq!(
+        s.nodes[0].count(|e| matches!(e, Event::Closed { handle, reason: CloseReason::Replaced, .. } if *handle == old)),
+        1
+    );
+    assert_eq!(s.nodes[0].ep.session_count(), 1);
 }
 
 #[test]

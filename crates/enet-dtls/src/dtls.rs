@@ -10,6 +10,7 @@
 //! | [`PacketPeerDtls`] | `PacketPeerDTLS` | a client, or one server-side peer taken from a [`DtlsServer`] |
 //! | [`DtlsServer`] | `DTLSServer` | Godot-shaped servers: `UdpServer` + `take_connection` per source |
 //! | [`DtlsListener`] | – | servers: one socket, stateless cookies, bounded sessions, events |
+//! | [`Endpoint`] | – | the sans-IO core under [`DtlsListener`], for custom drivers and simulators |
 //!
 //! # Which server?
 //!
@@ -43,7 +44,10 @@ mod listener;
 mod peer;
 mod server;
 
-pub use dtls_proto::{ClientConfig, DtlsError, PendingState, ServerConfig, Status};
+pub use dtls_proto::{
+    ClientConfig, CloseReason, DtlsError, Endpoint, EndpointConfig, EndpointStats, Event,
+    PendingState, ServerConfig, SessionHandle, Status, Transmit, DEFAULT_IDLE_TIMEOUT,
+};
 pub use listener::{DtlsListener, ListenerEvent, ListenerStats, DEFAULT_MAX_SESSIONS};
 pub use peer::PacketPeerDtls;
 pub use server::DtlsServer;

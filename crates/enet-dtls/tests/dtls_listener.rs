@@ -194,10 +194,20 @@ fn server_close_reaches_the_client() {
     );
 }
 
+/// The gettimeofday interposition of dtls-proto takes effect in this crate's binaries too.
+#[test]
+fn openssl_timers_follow_the_callers_clock_here_too() {
+    assert!(enet_dtls::dtls_proto::virtual_time_supported());
+}
+
 #[test]
 fn session_limit_is_enforced() {
     let (mut l, cert) = listener_with(|b| b);
-    l.set_max_sessions(1);
+    l.set_max_sessions(1).unwrap();
+    assert!(
+        l.set_max_sessions(0).is_err(),
+        "0 sessions is a configuration error"
+    );
     assert_eq!(l.max_sessions(), 1);
     let mut a = client(l.local_addr(), &cert);
     drive(&mut l, &mut [&mut a], |_, cs, _| {
@@ -601,4 +611,158 @@ fn ipv6_session_and_listener_drop_closes_peers() {
         );
     }
     assert_eq!(c.status(), Status::Disconnected);
+}
+
+/// Issue 7: IPv4 peers of a dual-stack `[::]` listener are IPv4 addresses in events, lookups and
+/// `send_to`; a dual-stack endpoint that connects out to an IPv4 address (plain or written
+/// `::ffff:a.b.c.d`) keys the session by that IPv4 address and matches the replies to it.
+#[test]
+fn ipv4_peers_on_a_dual_stack_socket_are_ipv4_addresses() {
+    let (key, cert) = identity();
+    let config = ServerConfig::builder(key, cert.clone()).build().unwrap();
+    let mut l = DtlsListener::bind("[::]:0", &config).expect("bind [::]");
+    let port = l.local_addr().port();
+    let mut c = client(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), &cert);
+    let me = c.udp().local_addr().unwrap();
+    assert!(me.is_ipv4());
+    let ev = drive(&mut l, &mut [&mut c], |_, cs, evs| {
+        cs[0].status() == Status::Connected && !evs.is_empty()
+    });
+    assert!(
+        matches!(ev[..], [ListenerEvent::Connected(a)] if a == me),
+        "{ev:?}"
+    );
+    assert_eq!(l.sessions().collect::<Vec<_>>(), vec![me]);
+    assert_eq!(l.status(me), Some(Status::Connected));
+    let mapped: SocketAddr = format!("[::ffff:127.0.0.1]:{}", me.port()).parse().unwrap();
+    assert_eq!(
+        l.status(mapped),
+        Some(Status::Connected),
+        "mapped form finds it too"
+    );
+    l.send_to(me, b"to v4").unwrap();
+    let deadline = Instant::now() + T;
+    while c.available_packet_count() == 0 {
+        c.wait(Duration::from_millis(10)).unwrap();
+        c.poll().unwrap();
+        assert!(Instant::now() < deadline);
+    }
+    assert_eq!(c.get_packet().as_deref(), Some(&b"to v4"[..]));
+
+    // Outgoing: a dual-stack client endpoint connects to the IPv4 listener address written as
+    // `::ffff:127.0.0.1`; the session is keyed by the IPv4 address and connects.
+    let (key2, cert2) = identity();
+    let config2 = ServerConfig::builder(key2, cert2.clone()).build().unwrap();
+    let mut v4 = DtlsListener::bind("127.0.0.1:0", &config2).unwrap();
+    let v4_addr = v4.local_addr();
+    let mut out = DtlsListener::bind_client("[::]:0").unwrap();
+    let target: SocketAddr = format!("[::ffff:127.0.0.1]:{}", v4_addr.port())
+        .parse()
+        .unwrap();
+    out.connect(target, &client_config(&cert2)).unwrap();
+    assert_eq!(out.sessions().collect::<Vec<_>>(), vec![v4_addr]);
+    let mut on_out = Vec::new();
+    while on_out.is_empty() {
+        let _ = v4.poll().unwrap();
+        on_out.extend(out.poll().unwrap());
+        out.wait_readable(Duration::from_millis(1)).unwrap();
+        assert!(Instant::now() < deadline, "{on_out:?}");
+    }
+    assert!(
+        matches!(on_out[..], [ListenerEvent::Connected(a)] if a == v4_addr),
+        "{on_out:?}"
+    );
+}
+
+/// Issue 6: established sessions that stay silent expire after the idle timeout; the peer gets
+/// close_notify and the listener reports `Closed`.
+#[test]
+fn idle_sessions_expire_on_the_listener() {
+    let (key, cert) = identity();
+    let config = ServerConfig::builder(key, cert.clone()).build().unwrap();
+    let limits =
+        enet_dtls::dtls::EndpointConfig::default().idle_timeout(Some(Duration::from_millis(500)));
+    let mut l = DtlsListener::bind_with_limits("127.0.0.1:0", &config, limits).unwrap();
+    let mut c = client(l.local_addr(), &cert);
+    let me = c.udp().local_addr().unwrap();
+    drive(&mut l, &mut [&mut c], |l, cs, _| {
+        cs[0].status() == Status::Connected && l.session_count() == 1
+    });
+    let ev = drive(&mut l, &mut [&mut c], |_, cs, evs| {
+        cs[0].status() == Status::Disconnected && !evs.is_empty()
+    });
+    assert!(
+        matches!(ev[..], [ListenerEvent::Closed(a)] if a == me),
+        "{ev:?}"
+    );
+    assert_eq!(l.session_count(), 0);
+    assert_eq!(l.endpoint_stats().expired_idle, 1);
+}
+
+/// Issue 6 section 3 over loopback: with the table full, 2,000 replays of one valid-cookie
+/// ClientHello build no server flight and create no SSL object, send nothing back, and are all
+/// counted as refusals; the connected client is untouched.
+#[test]
+fn replayed_valid_cookie_hellos_against_a_full_table_build_nothing() {
+    let (mut l, cert) = listener_with(|b| b);
+    l.set_max_sessions(1).unwrap();
+    let mut a = client(l.local_addr(), &cert);
+    drive(&mut l, &mut [&mut a], |_, cs, _| {
+        cs[0].status() == Status::Connected
+    });
+    // The attacker does the cookie exchange by hand and keeps the valid-cookie ClientHello.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(l.local_addr()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let mut s = DtlsSession::client(
+        &ClientConfig::builder().verify(false).build().unwrap(),
+        Instant::now(),
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    sock.send(&s.poll_transmit().unwrap()).unwrap();
+    let deadline = Instant::now() + T;
+    let hvr = loop {
+        let _ = l.poll().unwrap();
+        if let Ok(n) = sock.recv(&mut buf) {
+            break buf[..n].to_vec();
+        }
+        assert!(Instant::now() < deadline);
+    };
+    s.handle_datagram(Instant::now(), &hvr);
+    let hello = s.poll_transmit().unwrap();
+    let before = (l.pending_state(), l.endpoint_stats());
+    // In bursts of 100, so the kernel's receive buffer never drops one.
+    for burst in 1..=20u64 {
+        for _ in 0..100 {
+            sock.send(&hello).unwrap();
+        }
+        while l.stats().sessions_refused < burst * 100 {
+            let _ = l.poll().unwrap();
+            l.wait_readable(Duration::from_millis(5)).unwrap();
+            assert!(Instant::now() < deadline, "{:?}", l.endpoint_stats());
+        }
+    }
+    let after = (l.pending_state(), l.endpoint_stats());
+    assert_eq!(
+        after.0.handshakes_started, before.0.handshakes_started,
+        "no server flight built"
+    );
+    assert_eq!(
+        after.0.ssl_objects_created, before.0.ssl_objects_created,
+        "no SSL object created"
+    );
+    assert_eq!(
+        after.1.refused_table_full - before.1.refused_table_full,
+        2000
+    );
+    assert_eq!(
+        after.1.datagrams_out, before.1.datagrams_out,
+        "nothing sent back"
+    );
+    assert!(sock.recv(&mut buf).is_err(), "a refusal sends nothing");
+    assert_eq!(l.session_count(), 1);
+    a.poll().unwrap();
+    assert_eq!(a.status(), Status::Connected);
 }

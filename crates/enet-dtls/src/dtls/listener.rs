@@ -1,21 +1,21 @@
-//! [`DtlsListener`]: one UDP socket, stateless cookies, a bounded table of sessions keyed by
-//! the peer's address.
+//! [`DtlsListener`]: a thin driver over the sans-IO [`dtls_proto::Endpoint`]: it owns the UDP
+//! socket and reads the clock; the endpoint does everything else (cookies, session table, limits,
+//! timers).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
 use dtls_proto::{
-    ClientConfig, CookieListener, DtlsError, DtlsSession, ListenOutcome, PendingState,
-    ServerConfig, Status,
+    ClientConfig, DtlsError, Endpoint, EndpointConfig, EndpointStats, Event, PendingState,
+    ServerConfig, Status, Transmit,
 };
-use tracing::{debug, trace, warn};
+use tracing::{debug, trace};
 
 use super::Error;
 
-/// Default for [`DtlsListener::set_max_sessions`].
-pub const DEFAULT_MAX_SESSIONS: usize = 1024;
+pub use dtls_proto::DEFAULT_MAX_SESSIONS;
 
 /// Largest UDP payload we read; bigger datagrams are truncated by the kernel and then rejected
 /// by DTLS record parsing.
@@ -52,24 +52,20 @@ pub struct ListenerStats {
     pub cookies_sent: u64,
     /// Sessions created after a valid cookie.
     pub sessions_accepted: u64,
-    /// Valid-cookie ClientHellos refused because [`DtlsListener::max_sessions`] was reached.
+    /// Valid-cookie ClientHellos refused because the session table or the source address's
+    /// share was full (see [`EndpointStats`] for the split).
     pub sessions_refused: u64,
 }
 
-struct Entry {
-    session: DtlsSession,
-    connected: bool,
-    /// The `random` of the ClientHello that created the session, to tell a delayed duplicate
-    /// of it from a real reconnection.
-    hello_random: Option<[u8; 32]>,
-}
-
-/// A DTLS server on one UDP socket, resistant to spoofed ClientHellos.
+/// A DTLS server on one UDP socket, resistant to spoofed ClientHellos: the socket-owning driver
+/// of a sans-IO [`dtls_proto::Endpoint`].
 ///
-/// Unknown source addresses go through a stateless [`CookieListener`]: a ClientHello without
+/// Unknown source addresses go through a stateless cookie listener: a ClientHello without
 /// a valid cookie is answered with a HelloVerifyRequest and *nothing is stored*. Only a
 /// ClientHello echoing a valid cookie (proof that the client receives at its address) creates
-/// a session, and at most [`max_sessions`](Self::max_sessions) of them exist at once.
+/// a session, within the endpoint's limits ([`EndpointConfig`]: at most
+/// [`max_sessions`](Self::max_sessions) sessions, a per-address share, a handshake timeout and
+/// an idle timeout of 30 s by default); a refused ClientHello costs no handshake work.
 ///
 /// Drive it with [`service`](Self::service) (blocks up to a timeout) or
 /// [`poll`](Self::poll) (never blocks); both run the sessions' timers (retransmissions,
@@ -102,12 +98,9 @@ struct Entry {
 pub struct DtlsListener {
     socket: UdpSocket,
     local_addr: SocketAddr,
-    /// `None` for a client-only endpoint ([`DtlsListener::bind_client`]).
-    cookies: Option<CookieListener>,
-    sessions: HashMap<SocketAddr, Entry>,
-    max_sessions: usize,
+    endpoint: Endpoint,
     events: VecDeque<ListenerEvent>,
-    stats: ListenerStats,
+    datagrams_received: u64,
     buf: Vec<u8>,
 }
 
@@ -115,23 +108,35 @@ impl std::fmt::Debug for DtlsListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DtlsListener")
             .field("local_addr", &self.local_addr)
-            .field("sessions", &self.sessions.len())
-            .field("max_sessions", &self.max_sessions)
-            .field("stats", &self.stats)
+            .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }
 }
 
 impl DtlsListener {
     /// Binds a UDP socket to `addr` (port 0 picks a free port, see
-    /// [`local_addr`](Self::local_addr)) and serves DTLS with `config`.
+    /// [`local_addr`](Self::local_addr)) and serves DTLS with `config` and the default limits.
     ///
     /// # Errors
     /// [`Error::Io`] if the address cannot be bound, [`Error::Dtls`] if OpenSSL refuses the
     /// configuration.
     pub fn bind<A: ToSocketAddrs>(addr: A, config: &ServerConfig) -> Result<Self, Error> {
-        let socket = UdpSocket::bind(addr)?;
-        Self::from_socket(socket, config)
+        Self::bind_with_limits(addr, config, EndpointConfig::default())
+    }
+
+    /// Like [`bind`](Self::bind) with explicit limits (session cap, per-address share, idle
+    /// timeout).
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind); [`Error::Dtls`] with [`DtlsError::Config`] for an invalid limit
+    /// (`max_sessions == 0`, ...).
+    pub fn bind_with_limits<A: ToSocketAddrs>(
+        addr: A,
+        config: &ServerConfig,
+        limits: EndpointConfig,
+    ) -> Result<Self, Error> {
+        let endpoint = Endpoint::server(limits, config)?;
+        Self::new(UdpSocket::bind(addr)?, endpoint)
     }
 
     /// Serves DTLS on an already bound UDP socket.
@@ -139,8 +144,8 @@ impl DtlsListener {
     /// # Errors
     /// As [`bind`](Self::bind).
     pub fn from_socket(socket: UdpSocket, config: &ServerConfig) -> Result<Self, Error> {
-        let cookies = CookieListener::new(config)?;
-        Self::new(socket, Some(cookies))
+        let endpoint = Endpoint::server(EndpointConfig::default(), config)?;
+        Self::new(socket, endpoint)
     }
 
     /// Binds a UDP socket to `addr` for outgoing sessions only ([`connect`](Self::connect)):
@@ -149,21 +154,20 @@ impl DtlsListener {
     /// # Errors
     /// [`Error::Io`] if the address cannot be bound.
     pub fn bind_client<A: ToSocketAddrs>(addr: A) -> Result<Self, Error> {
-        Self::new(UdpSocket::bind(addr)?, None)
+        let endpoint = Endpoint::client(EndpointConfig::default())?;
+        Self::new(UdpSocket::bind(addr)?, endpoint)
     }
 
-    fn new(socket: UdpSocket, cookies: Option<CookieListener>) -> Result<Self, Error> {
+    fn new(socket: UdpSocket, endpoint: Endpoint) -> Result<Self, Error> {
         socket.set_nonblocking(true)?;
         let local_addr = socket.local_addr()?;
-        debug!(%local_addr, server = cookies.is_some(), "dtls endpoint bound");
+        debug!(%local_addr, server = endpoint.is_server(), "dtls endpoint bound");
         Ok(Self {
             socket,
             local_addr,
-            cookies,
-            sessions: HashMap::new(),
-            max_sessions: DEFAULT_MAX_SESSIONS,
+            endpoint,
             events: VecDeque::new(),
-            stats: ListenerStats::default(),
+            datagrams_received: 0,
             buf: vec![0; RECV_BUFFER],
         })
     }
@@ -173,53 +177,68 @@ impl DtlsListener {
         self.local_addr
     }
 
+    /// The sans-IO endpoint underneath (limits, detailed [`EndpointStats`], sessions by handle).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Replaces the limits (existing sessions are never evicted).
+    ///
+    /// # Errors
+    /// [`Error::Dtls`] with [`DtlsError::Config`] for an invalid limit; the old ones stay.
+    pub fn set_limits(&mut self, limits: EndpointConfig) -> Result<(), Error> {
+        Ok(self.endpoint.set_config(limits)?)
+    }
+
     /// Caps the number of sessions (handshaking or connected). A valid-cookie ClientHello
-    /// beyond the cap is dropped; existing sessions are never evicted.
-    pub fn set_max_sessions(&mut self, max: usize) {
-        self.max_sessions = max;
+    /// beyond the cap is refused before any handshake work; existing sessions are never evicted.
+    ///
+    /// # Errors
+    /// [`Error::Dtls`] with [`DtlsError::Config`] if `max` is 0.
+    pub fn set_max_sessions(&mut self, max: usize) -> Result<(), Error> {
+        let limits = self.endpoint.config().clone().max_sessions(max);
+        self.set_limits(limits)
     }
 
     /// The session cap (default [`DEFAULT_MAX_SESSIONS`]).
     pub fn max_sessions(&self) -> usize {
-        self.max_sessions
+        self.endpoint.config().get_max_sessions()
     }
 
     /// How many sessions exist (handshaking or connected). This is *all* the per-source
     /// state the listener keeps: a ClientHello without a valid cookie leaves nothing behind.
     pub fn session_count(&self) -> usize {
-        self.sessions.len()
+        self.endpoint.session_count()
     }
 
     /// Addresses of every session (handshaking or connected).
     pub fn sessions(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.sessions.keys().copied()
+        self.endpoint.sessions().map(|(_, addr)| addr)
     }
 
     /// The status of the session with `addr`, if there is one.
     pub fn status(&self, addr: SocketAddr) -> Option<Status> {
-        self.sessions.get(&addr).map(|e| e.session.status())
+        let h = self.endpoint.handle_of(addr)?;
+        self.endpoint.status(h).ok()
     }
 
     /// The largest application datagram [`send_to`](Self::send_to) accepts for `addr`
     /// (`None` without a session, or before the handshake has chosen a cipher).
     pub fn data_mtu(&self, addr: SocketAddr) -> Option<usize> {
-        self.sessions.get(&addr).and_then(|e| e.session.data_mtu())
+        let h = self.endpoint.handle_of(addr)?;
+        self.endpoint.session(h).ok()?.data_mtu()
     }
 
     /// The cipher suite negotiated with `addr`, once connected.
     pub fn cipher(&self, addr: SocketAddr) -> Option<&'static str> {
-        self.sessions
-            .get(&addr)
-            .and_then(|e| e.session.cipher_name())
+        let h = self.endpoint.handle_of(addr)?;
+        self.endpoint.session(h).ok()?.cipher_name()
     }
 
     /// What the stateless cookie listener holds: it does not grow with the number of
     /// sources that sent cookie-less ClientHellos.
     pub fn pending_state(&self) -> PendingState {
-        self.cookies
-            .as_ref()
-            .map(CookieListener::pending_state)
-            .unwrap_or_default()
+        self.endpoint.pending_state()
     }
 
     /// Starts a client handshake with the DTLS server at `addr` from this endpoint's socket.
@@ -232,29 +251,31 @@ impl DtlsListener {
     /// [`Error::TooManySessions`] at [`max_sessions`](Self::max_sessions), [`Error::Dtls`] if
     /// the session cannot be created.
     pub fn connect(&mut self, addr: SocketAddr, config: &ClientConfig) -> Result<(), Error> {
-        if self.sessions.contains_key(&addr) {
-            return Err(Error::SessionExists(addr));
+        match self.endpoint.connect(Instant::now(), addr, config) {
+            Ok(_) => {}
+            Err(DtlsError::SessionExists { addr }) => return Err(Error::SessionExists(addr)),
+            Err(DtlsError::SessionLimit { max }) => return Err(Error::TooManySessions(max)),
+            Err(e) => return Err(e.into()),
         }
-        if self.sessions.len() >= self.max_sessions {
-            return Err(Error::TooManySessions(self.max_sessions));
-        }
-        let session = DtlsSession::client(config, Instant::now())?;
-        debug!(%addr, "dtls client handshake starts");
-        self.sessions.insert(
-            addr,
-            Entry {
-                session,
-                connected: false,
-                hello_random: None,
-            },
-        );
-        self.after_input(addr);
-        Ok(())
+        self.drain()
     }
 
-    /// Counters (datagrams, cookies, sessions).
+    /// Counters (datagrams, cookies, sessions); [`endpoint_stats`](Self::endpoint_stats) has
+    /// the details (refusals and expiries by cause, bytes).
     pub fn stats(&self) -> ListenerStats {
-        self.stats
+        let st = self.endpoint.stats();
+        ListenerStats {
+            datagrams_received: self.datagrams_received,
+            dropped: st.dropped,
+            cookies_sent: st.cookies_sent,
+            sessions_accepted: st.server_handshakes_started,
+            sessions_refused: st.refused(),
+        }
+    }
+
+    /// The endpoint's detailed counters.
+    pub fn endpoint_stats(&self) -> EndpointStats {
+        self.endpoint.stats()
     }
 
     /// Sends one application datagram to the connected peer `addr`.
@@ -264,13 +285,17 @@ impl DtlsListener {
     /// while it is still handshaking, [`Error::Dtls`] if the session refuses the datagram
     /// (too large for [`data_mtu`](Self::data_mtu)), [`Error::Io`] if the socket fails.
     pub fn send_to(&mut self, addr: SocketAddr, data: &[u8]) -> Result<(), Error> {
-        let entry = self.sessions.get_mut(&addr).ok_or(Error::NoSession(addr))?;
-        let status = entry.session.status();
+        let h = self
+            .endpoint
+            .handle_of(addr)
+            .ok_or(Error::NoSession(addr))?;
+        let status = self.endpoint.status(h)?;
         if status != Status::Connected {
             return Err(Error::NotConnected(status));
         }
-        entry.session.send(data)?;
-        flush(&self.socket, addr, &mut entry.session)
+        let sent = self.endpoint.send(h, data);
+        self.drain()?;
+        Ok(sent?)
     }
 
     /// Closes the session with `addr` (sends `close_notify`) and removes it; a
@@ -279,21 +304,30 @@ impl DtlsListener {
     /// # Errors
     /// [`Error::NoSession`] if there is no session with `addr`.
     pub fn close(&mut self, addr: SocketAddr) -> Result<(), Error> {
-        let mut entry = self.sessions.remove(&addr).ok_or(Error::NoSession(addr))?;
-        entry.session.close();
-        if let Err(e) = flush(&self.socket, addr, &mut entry.session) {
+        let h = self
+            .endpoint
+            .handle_of(addr)
+            .ok_or(Error::NoSession(addr))?;
+        self.endpoint.close(h)?;
+        if let Err(e) = self.drain() {
             debug!(%addr, error = %e, "could not send close_notify");
         }
-        self.events.push_back(ListenerEvent::Closed(addr));
         Ok(())
     }
 
-    /// The earliest timer of any session (retransmission or handshake timeout).
+    /// Closes every session (close_notify to each connected peer) and sends what that
+    /// produced, e.g. on shutdown; a [`ListenerEvent::Closed`] follows for each.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket fails.
+    pub fn close_all(&mut self) -> Result<(), Error> {
+        self.endpoint.close_all();
+        self.drain()
+    }
+
+    /// The earliest timer of any session (retransmission, handshake or idle timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions
-            .values()
-            .filter_map(|e| e.session.poll_timeout())
-            .min()
+        self.endpoint.poll_timeout()
     }
 
     /// Never blocks: reads the datagrams waiting on the socket (at most a batch), runs due
@@ -306,7 +340,11 @@ impl DtlsListener {
             return Ok(Some(ev));
         }
         self.receive_batch()?;
-        self.run_timers(Instant::now());
+        let now = Instant::now();
+        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            self.endpoint.handle_timeout(now);
+        }
+        self.drain()?;
         Ok(self.events.pop_front())
     }
 
@@ -366,123 +404,54 @@ impl DtlsListener {
                 Err(e) if transient(&e) => continue,
                 Err(e) => return Err(e.into()),
             };
-            self.stats.datagrams_received += 1;
-            let now = Instant::now();
-            let data = std::mem::take(&mut self.buf);
-            self.handle_datagram(now, from, &data[..len]);
-            self.buf = data;
+            self.datagrams_received += 1;
+            self.endpoint.handle(Instant::now(), from, &self.buf[..len]);
+            self.drain()?;
         }
         Ok(())
     }
 
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        if let Some(entry) = self.sessions.get_mut(&from) {
-            // RFC 6347 section 4.2.8: a connected peer that lost its state (crash, restart)
-            // reconnects from the same address with a fresh epoch-0 ClientHello. Let the
-            // cookie exchange decide; only a valid cookie replaces the old session.
-            let reconnect = entry.connected
-                && is_epoch0_handshake(data)
-                && client_hello_random(data).is_some_and(|r| Some(r) != entry.hello_random);
-            if !reconnect {
-                entry.session.handle_datagram(now, data);
-                self.after_input(from);
-                return;
+    /// Sends every queued datagram and turns the endpoint's events into [`ListenerEvent`]s.
+    fn drain(&mut self) -> Result<(), Error> {
+        let mut result = Ok(());
+        while let Some(t) = self.endpoint.poll_transmit() {
+            if let Err(e) = self.send(&t) {
+                result = Err(e);
             }
         }
-        let Some(cookies) = self.cookies.as_mut() else {
-            self.stats.dropped += 1;
-            trace!(%from, len = data.len(), "datagram from unknown address dropped (client-only)");
-            return;
-        };
-        match cookies.handle_datagram(now, from, data) {
-            ListenOutcome::Drop => {
-                self.stats.dropped += 1;
-                trace!(%from, len = data.len(), "datagram from unknown address dropped");
-            }
-            ListenOutcome::Refused => self.stats.sessions_refused += 1,
-            ListenOutcome::Reply(hvr) => {
-                self.stats.cookies_sent += 1;
-                trace!(%from, "HelloVerifyRequest sent");
-                if let Err(e) = self.socket.send_to(&hvr, from) {
-                    trace!(%from, error = %e, "could not send HelloVerifyRequest");
+        while let Some(ev) = self.endpoint.poll_event() {
+            self.events.push_back(match ev {
+                Event::Connected { addr, .. } => ListenerEvent::Connected(addr),
+                Event::Data { addr, data, .. } => ListenerEvent::Packet(addr, data),
+                Event::Closed { addr, reason, .. } => {
+                    debug!(%addr, ?reason, "dtls session closed");
+                    ListenerEvent::Closed(addr)
                 }
-            }
-            ListenOutcome::Accept(session) => {
-                if self.sessions.remove(&from).is_some() {
-                    debug!(%from, "peer reconnected with a new handshake; old session dropped");
-                    self.events.push_back(ListenerEvent::Closed(from));
+                Event::Failed { addr, error, .. } => ListenerEvent::Error(addr, error),
+                other => {
+                    trace!(?other, "dtls endpoint event not mapped");
+                    continue;
                 }
-                if self.sessions.len() >= self.max_sessions {
-                    self.stats.sessions_refused += 1;
-                    warn!(%from, max = self.max_sessions, "session limit reached, ClientHello dropped");
-                    return;
-                }
-                self.stats.sessions_accepted += 1;
-                debug!(%from, "cookie valid, handshake starts");
-                let hello_random = client_hello_random(data);
-                self.sessions.insert(
-                    from,
-                    Entry {
-                        session,
-                        connected: false,
-                        hello_random,
-                    },
-                );
-                self.after_input(from);
-            }
+            });
         }
+        result
     }
 
-    fn run_timers(&mut self, now: Instant) {
-        let due: Vec<SocketAddr> = self
-            .sessions
-            .iter()
-            .filter(|(_, e)| e.session.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(a, _)| *a)
-            .collect();
-        for addr in due {
-            if let Some(e) = self.sessions.get_mut(&addr) {
-                e.session.handle_timeout(now);
+    fn send(&self, t: &Transmit) -> Result<(), Error> {
+        // The endpoint reports IPv4 peers as IPv4; an IPv6 socket needs them IPv4-mapped.
+        let to = match (self.local_addr, t.destination) {
+            (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
             }
-            self.after_input(addr);
-        }
-    }
-
-    /// The drain step after any input to the session with `addr`: send its datagrams, turn
-    /// status changes and received data into events, drop it once it is over.
-    fn after_input(&mut self, addr: SocketAddr) {
-        let Some(entry) = self.sessions.get_mut(&addr) else {
-            return;
+            (_, to) => to,
         };
-        if let Err(e) = flush(&self.socket, addr, &mut entry.session) {
-            debug!(%addr, error = %e, "send failed");
-        }
-        let status = entry.session.status();
-        if status == Status::Connected && !entry.connected {
-            entry.connected = true;
-            debug!(%addr, cipher = ?entry.session.cipher_name(), "dtls session connected");
-            self.events.push_back(ListenerEvent::Connected(addr));
-        }
-        while let Some(d) = entry.session.recv() {
-            self.events.push_back(ListenerEvent::Packet(addr, d));
-        }
-        match status {
-            Status::Connected | Status::Handshaking => {}
-            Status::Disconnected => {
-                debug!(%addr, "dtls session closed by peer");
-                self.sessions.remove(&addr);
-                self.events.push_back(ListenerEvent::Closed(addr));
+        match self.socket.send_to(&t.contents, to) {
+            Ok(_) => Ok(()),
+            Err(e) if transient(&e) || would_block(&e) => {
+                trace!(%to, error = %e, "send dropped");
+                Ok(())
             }
-            _ => {
-                let err = entry
-                    .session
-                    .error()
-                    .cloned()
-                    .unwrap_or(DtlsError::NotConnected);
-                debug!(%addr, error = %err, "dtls session failed");
-                self.sessions.remove(&addr);
-                self.events.push_back(ListenerEvent::Error(addr, err));
-            }
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -491,42 +460,10 @@ impl Drop for DtlsListener {
     /// Sends `close_notify` to every connected peer, so they see a clean close rather than a
     /// timeout.
     fn drop(&mut self) {
-        for (addr, entry) in &mut self.sessions {
-            if entry.session.status() == Status::Connected {
-                entry.session.close();
-                if let Err(e) = flush(&self.socket, *addr, &mut entry.session) {
-                    debug!(%addr, error = %e, "could not send close_notify");
-                }
-            }
+        if let Err(e) = self.close_all() {
+            debug!(error = %e, "could not send close_notify to every peer");
         }
     }
-}
-
-fn flush(socket: &UdpSocket, addr: SocketAddr, session: &mut DtlsSession) -> Result<(), Error> {
-    while let Some(d) = session.poll_transmit() {
-        match socket.send_to(&d, addr) {
-            Ok(_) => {}
-            Err(e) if transient(&e) || would_block(&e) => trace!(%addr, error = %e, "send dropped"),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// A DTLS handshake record (content type 22) in epoch 0: a ClientHello from a peer without a
-/// session (record header: type, version, epoch, sequence, length).
-fn is_epoch0_handshake(data: &[u8]) -> bool {
-    data.len() > 13 && data[0] == 22 && data[3] == 0 && data[4] == 0
-}
-
-/// The 32-byte `random` of an unfragmented ClientHello in one record (record header 13
-/// bytes, handshake header 12, client_version 2), or `None` if `data` is not one.
-fn client_hello_random(data: &[u8]) -> Option<[u8; 32]> {
-    const RANDOM: usize = 13 + 12 + 2;
-    if !is_epoch0_handshake(data) || data.get(13) != Some(&1) {
-        return None;
-    }
-    data.get(RANDOM..RANDOM + 32)?.try_into().ok()
 }
 
 fn would_block(e: &io::Error) -> bool {

@@ -165,11 +165,13 @@ impl PacketPeerDtls {
         self.session.as_ref().and_then(DtlsSession::error)
     }
 
-    /// Sends one application datagram (encrypted as one DTLS record).
+    /// Sends one application datagram (encrypted as one DTLS record). Empty datagrams are
+    /// refused ([`DtlsError::EmptyPacket`]): DTLS sends no record for zero bytes, so the peer
+    /// would never see it.
     ///
     /// # Errors
     /// [`Error::NotConnected`] before the handshake completes or after the connection ended,
-    /// [`Error::Dtls`] if the session refuses it (for example
+    /// [`Error::Dtls`] if the session refuses it ([`DtlsError::EmptyPacket`],
     /// [`DtlsError::PacketTooLarge`]), [`Error::Io`] if the socket fails.
     pub fn put_packet(&mut self, data: &[u8]) -> Result<(), Error> {
         let status = self.status();
