@@ -40,6 +40,14 @@ pub(crate) struct EchoArgs {
     #[arg(long, value_name = "N", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..=4095))]
     max_peers: u16,
+    /// Most peers from one source address (an IPv4 address, or an IPv6 /64), connected or
+    /// connecting (1..=4095; C ENet's `duplicatePeers`). A CONNECT beyond it is refused, so
+    /// that one machine, or a flood of CONNECTs from many ports, cannot fill the peer table.
+    /// The default, 16, is safer than C ENet's 4095 (no limit); raise it when many peers share
+    /// one address (carrier-grade NAT, LAN events, a load test from one machine).
+    #[arg(long, value_name = "N", default_value_t = enet_proto::SERVER_DUPLICATE_PEERS as u16,
+          value_parser = clap::value_parser!(u16).range(1..=4095))]
+    max_peers_per_address: u16,
     /// Most channels accepted from a connecting peer (1..=255).
     #[arg(long, value_name = "N", default_value_t = 255,
           value_parser = clap::value_parser!(u16).range(1..=255))]
@@ -56,13 +64,14 @@ fn say(line: std::fmt::Arguments<'_>) {
 pub(crate) fn run_echo(a: EchoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = HostConfig {
         peer_limit: usize::from(a.max_peers),
+        duplicate_peers: usize::from(a.max_peers_per_address),
         channel_limit: usize::from(a.channels),
         checksum: a.checksum,
         compressor: match a.compress {
             Some(CompressorArg::RangeCoder) => Some(Box::new(RangeCoder::new())),
             None => None,
         },
-        ..HostConfig::default()
+        ..HostConfig::server()
     };
     let mut host = EnetHost::bind(a.listen, config)
         .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;

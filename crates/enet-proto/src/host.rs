@@ -28,7 +28,14 @@ pub struct HostConfig {
     pub outgoing_bandwidth: u32,
     /// MTU offered to peers (576..=4096). Default 1392.
     pub mtu: u32,
-    /// Most peers accepted from one IP address. Default 4095.
+    /// Most peers accepted from one source address (C ENet's `duplicatePeers`):
+    /// a CONNECT from an address that already has this many peers (connected or
+    /// still completing the handshake) is refused. An IPv4 address is one source;
+    /// for IPv6, one /64 prefix is. Must be at least 1.
+    ///
+    /// The default is C ENet's 4095, i.e. no limit; [`HostConfig::server`] uses
+    /// [`SERVER_DUPLICATE_PEERS`], so that one address (a machine, or an attacker
+    /// sending CONNECTs from many ports) cannot fill a server's peer table.
     pub duplicate_peers: usize,
     /// Largest packet sent or accepted. Default 32 MiB.
     pub maximum_packet_size: usize,
@@ -68,6 +75,26 @@ pub struct HostConfig {
     /// Value of the 32-bit wire clock at `Host::new` (default 1). Only useful to
     /// test behaviour around the clock's wrap.
     pub time_base: u32,
+}
+
+/// The per-address peer limit of [`HostConfig::server`]. Small enough that one
+/// address cannot take more than a share of a typical game server's table (32
+/// slots by default), large enough for a household or a small NAT; servers that
+/// expect many peers behind one address (carrier-grade NAT, LAN events, load
+/// tests from one machine) raise it.
+pub const SERVER_DUPLICATE_PEERS: usize = 16;
+
+impl HostConfig {
+    /// C ENet's defaults (like [`HostConfig::default`]) except for the
+    /// per-address peer limit, which is [`SERVER_DUPLICATE_PEERS`] instead of no
+    /// limit: the configuration for a host that accepts connections from the
+    /// internet.
+    pub fn server() -> HostConfig {
+        HostConfig {
+            duplicate_peers: SERVER_DUPLICATE_PEERS,
+            ..HostConfig::default()
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -180,6 +207,9 @@ pub struct HostStats {
     pub packets_received: u64,
     /// Datagrams dropped as malformed, unauthenticated or unexpected.
     pub datagrams_dropped: u64,
+    /// CONNECTs refused: no free peer slot, too many peers from the source
+    /// address ([`HostConfig::duplicate_peers`]) or a bad channel count.
+    pub connects_refused: u64,
     /// Peers currently connected.
     pub connected_peers: usize,
     /// Received bytes buffered over all peers, for in-order delivery or
@@ -290,13 +320,17 @@ impl Host {
     /// Creates a host; `now` fixes the epoch of its 32-bit wire clock.
     ///
     /// Errors if `peer_limit` is not in `1..=4095`, `mtu` not in `576..=4096`,
-    /// or `maximum_packet_size` is 0. A `channel_limit` of 0 or above 255 means 255.
+    /// `duplicate_peers` or `maximum_packet_size` is 0, or
+    /// `maximum_incomplete_data` is below `maximum_packet_size`. A `channel_limit` of 0 or above 255 means 255.
     pub fn new(config: HostConfig, now: Instant) -> Result<Host, Error> {
         if config.peer_limit == 0 || config.peer_limit > usize::from(wire::MAXIMUM_PEER_ID) {
             return Err(Error::InvalidConfig("peer_limit must be in 1..=4095"));
         }
         if config.mtu < wire::MINIMUM_MTU || config.mtu > wire::MAXIMUM_MTU {
             return Err(Error::InvalidConfig("mtu must be in 576..=4096"));
+        }
+        if config.duplicate_peers == 0 {
+            return Err(Error::InvalidConfig("duplicate_peers must be at least 1"));
         }
         if config.maximum_packet_size == 0 {
             return Err(Error::InvalidConfig("maximum_packet_size must not be 0"));
