@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, trace};
 
 use crate::peer::{
-    Channel, OutBody, OutgoingCommand, Peer, Timer, TimerTable, PACKET_THROTTLE_SCALE,
-    TIMEOUT_LIMIT, TIMEOUT_MAXIMUM, TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
+    Channel, OutBody, OutgoingCommand, Peer, PACKET_THROTTLE_SCALE, TIMEOUT_LIMIT, TIMEOUT_MAXIMUM,
+    TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
 };
 use crate::time::{self, WireClock, WireTime};
 use crate::wire::{self, Command};
@@ -207,6 +207,12 @@ pub struct HostStats {
     pub packets_received: u64,
     /// Datagrams dropped as malformed, unauthenticated or unexpected.
     pub datagrams_dropped: u64,
+    /// Passes over the whole peer table (timers, the search for a datagram to
+    /// send, timeouts), a measure of the host's work: it grows with the number of
+    /// batches and timer ticks, not with the number of datagrams. (A
+    /// [`Host::poll_timeout`] called before `poll_transmit` was drained computes
+    /// the deadline in one more pass, not counted here.)
+    pub peer_table_scans: u64,
     /// CONNECTs refused: no free peer slot, too many peers from the source
     /// address ([`HostConfig::duplicate_peers`]) or a bad channel count.
     pub connects_refused: u64,
@@ -251,7 +257,11 @@ pub(crate) struct Core {
     pending: VecDeque<Transmit>,
     send_cursor: usize,
     pub(crate) stats: HostStats,
+    /// The earliest timer, valid while `deadline_dirty` is false.
     next_deadline: Option<Instant>,
+    /// Set by every input that may move a timer; the deadline is recomputed (one
+    /// pass over the peers) once per batch, not once per datagram.
+    deadline_dirty: bool,
     pub(crate) scratch: Vec<u8>,
     /// Reused buffer for the commands of the datagram being built (see `build_datagram`).
     pub(crate) body_buf: Vec<u8>,
@@ -379,6 +389,7 @@ impl Host {
                 send_cursor: 0,
                 stats: HostStats::default(),
                 next_deadline: None,
+                deadline_dirty: false,
                 scratch: Vec::new(),
                 body_buf: Vec::new(),
             },
@@ -389,8 +400,9 @@ impl Host {
         self.update_time(now);
     }
 
-    pub(crate) fn refresh_deadline_pub(&mut self) {
-        self.refresh_deadline();
+    /// Marks the cached deadline stale (see [`Host::poll_timeout`]).
+    pub(crate) fn deadline_moved(&mut self) {
+        self.core.deadline_dirty = true;
     }
 
     fn update_time(&mut self, now: Instant) {
@@ -460,7 +472,7 @@ impl Host {
             0,
         );
         debug!(peer = idx, %address, "connecting");
-        self.refresh_deadline();
+        self.core.deadline_dirty = true;
         Ok(PeerId(idx as u16))
     }
 
@@ -496,7 +508,7 @@ impl Host {
     pub fn disconnect(&mut self, peer: PeerId, data: u32) {
         if peer.index() < self.peers.len() {
             self.disconnect_idx(peer.index(), data);
-            self.refresh_deadline();
+            self.core.deadline_dirty = true;
         }
     }
 
@@ -550,7 +562,7 @@ impl Host {
         } else {
             self.disconnect_idx(peer.index(), data);
         }
-        self.refresh_deadline();
+        self.core.deadline_dirty = true;
     }
 
     /// Disconnects immediately: one unsequenced DISCONNECT is queued for
@@ -579,14 +591,14 @@ impl Host {
             self.flush_peer(idx);
         }
         reset_peer(&mut self.core, &mut self.peers[idx]);
-        self.refresh_deadline();
+        self.core.deadline_dirty = true;
     }
 
     /// Forcefully frees the peer slot without telling the remote (no event).
     pub fn reset_peer(&mut self, peer: PeerId) {
         if let Some(p) = self.peers.get_mut(peer.index()) {
             reset_peer(&mut self.core, p);
-            self.refresh_deadline();
+            self.core.deadline_dirty = true;
         }
     }
 
@@ -625,7 +637,7 @@ impl Host {
         } else {
             interval.as_millis().min(u128::from(u32::MAX)) as u32
         };
-        self.refresh_deadline();
+        self.core.deadline_dirty = true;
         Ok(())
     }
 
@@ -668,7 +680,7 @@ impl Host {
         self.core.incoming_bandwidth = incoming;
         self.core.outgoing_bandwidth = outgoing;
         self.core.recalculate_bandwidth_limits = true;
-        self.refresh_deadline();
+        self.core.deadline_dirty = true;
     }
 
     /// Queues a PING to a connected `peer` (pings are also sent automatically when idle).
@@ -685,6 +697,7 @@ impl Host {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.update_time(now);
         self.bandwidth_throttle_if_due();
+        self.core.stats.peer_table_scans += 1;
         for idx in 0..self.peers.len() {
             let p = &self.peers[idx];
             if !p.sent_reliable_commands.is_empty()
@@ -709,14 +722,13 @@ impl Host {
             return Some(t);
         }
         let n = self.peers.len();
+        let service_time = self.core.service_time;
         for step in 0..n {
             let idx = (self.core.send_cursor + step) % n;
-            // Free slots never have anything to send; skipping them here (the same test
-            // `build_datagram` starts with) saves a call per slot on every poll.
-            if matches!(
-                self.peers[idx].state,
-                PeerState::Disconnected | PeerState::Zombie
-            ) {
+            // Most peers have nothing due: a few field tests skip them (the same tests
+            // `build_datagram` makes, without its setup), so a pass over thousands of
+            // idle peers stays cheap.
+            if !may_have_work(&self.peers[idx], service_time) {
                 continue;
             }
             if let Some(t) = self.build_datagram(idx) {
@@ -725,10 +737,14 @@ impl Host {
                 } else {
                     (idx + 1) % n
                 };
-                self.refresh_deadline();
+                // Sending moves timers (retransmission, ping); the deadline is
+                // recomputed once the batch is drained, not per datagram.
+                self.core.deadline_dirty = true;
                 return Some(t);
             }
         }
+        // A whole pass found nothing to send.
+        self.core.stats.peer_table_scans += 1;
         self.refresh_deadline();
         None
     }
@@ -739,8 +755,15 @@ impl Host {
     }
 
     /// The earliest instant at which [`Host::handle_timeout`] must be called.
+    ///
+    /// Cheap after the drain contract was followed ([`Host::poll_transmit`]
+    /// returned `None`); otherwise computed here, in one pass over the peers.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.core.next_deadline
+        if self.core.deadline_dirty {
+            self.compute_deadline()
+        } else {
+            self.core.next_deadline
+        }
     }
 
     /// A peer slot (any state).
@@ -796,8 +819,16 @@ impl Host {
         self.core.service_time
     }
 
-    /// Recomputes per-peer timer tables and the host's next deadline.
+    /// Recomputes the host's next deadline.
     fn refresh_deadline(&mut self) {
+        self.core.stats.peer_table_scans += 1;
+        self.core.next_deadline = self.compute_deadline();
+        self.core.deadline_dirty = false;
+    }
+
+    /// The earliest timer of any peer (retransmission or ping) and of the
+    /// bandwidth throttle.
+    fn compute_deadline(&self) -> Option<Instant> {
         let now = self.core.service_time;
         let mut earliest: Option<WireTime> = None;
         let mut consider = |t: WireTime| {
@@ -806,22 +837,14 @@ impl Host {
                 _ => t,
             });
         };
-        for p in self.peers.iter_mut() {
+        for p in &self.peers {
             if matches!(p.state, PeerState::Disconnected | PeerState::Zombie) {
-                // Written only when set: most slots are free, and this runs after every
-                // datagram in or out.
-                if p.timers != TimerTable::default() {
-                    p.timers = TimerTable::default();
-                }
                 continue;
             }
-            let retransmit = (!p.sent_reliable_commands.is_empty()).then_some(p.next_timeout);
-            let ping = (p.state == PeerState::Connected && p.sent_reliable_commands.is_empty())
-                .then(|| p.last_receive_time.wrapping_add(p.ping_interval));
-            p.timers.set(Timer::Retransmit, retransmit);
-            p.timers.set(Timer::Ping, ping);
-            if let Some(t) = p.timers.earliest(now) {
-                consider(t);
+            if !p.sent_reliable_commands.is_empty() {
+                consider(p.next_timeout);
+            } else if p.state == PeerState::Connected {
+                consider(p.last_receive_time.wrapping_add(p.ping_interval));
             }
         }
         if self.core.connected_peers > 0 {
@@ -831,8 +854,7 @@ impl Host {
                     .wrapping_add(BANDWIDTH_THROTTLE_INTERVAL),
             );
         }
-        self.core.next_deadline =
-            earliest.map(|t| WireClock::instant_of(self.core.last_now, now, t));
+        earliest.map(|t| WireClock::instant_of(self.core.last_now, now, t))
     }
 
     fn bandwidth_throttle_if_due(&mut self) {
@@ -973,6 +995,25 @@ impl Host {
             }
         }
     }
+}
+
+/// Could `build_datagram` produce anything for this peer now? False only when it
+/// certainly would not (and would change nothing): no acknowledgement or command
+/// queued, no retransmission due, no ping due.
+fn may_have_work(p: &Peer, now: WireTime) -> bool {
+    if matches!(p.state, PeerState::Disconnected | PeerState::Zombie) {
+        return false;
+    }
+    !p.acknowledgements.is_empty()
+        || !p.outgoing_commands.is_empty()
+        || !p.outgoing_send_reliable.is_empty()
+        || p.continue_sending
+        || if p.sent_reliable_commands.is_empty() {
+            p.state == PeerState::Connected
+                && time::difference(now, p.last_receive_time) >= p.ping_interval
+        } else {
+            time::greater_equal(now, p.next_timeout)
+        }
 }
 
 /// C's `enet_peer_disconnect` for a connected peer: queue DISCONNECT, wait for its ACK.

@@ -60,7 +60,9 @@ impl Host {
     /// unexpected datagrams are dropped (logged with `trace!`); this never panics.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.handle_datagram_inner(now, from, data);
-        self.refresh_deadline_pub();
+        // Timers may have moved; the deadline is recomputed once per batch (when
+        // `poll_transmit` is drained), not after every datagram.
+        self.deadline_moved();
     }
 
     fn handle_datagram_inner(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
@@ -210,6 +212,7 @@ impl Host {
             self.core.stats.connects_refused += 1;
             return None;
         }
+        self.core.stats.peer_table_scans += 1;
         let mut free = None;
         let mut duplicates = 0usize;
         for (i, p) in self.peers.iter().enumerate() {

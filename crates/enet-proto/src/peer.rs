@@ -112,38 +112,6 @@ pub(crate) const RELIABLE_WINDOWS: u16 = 16;
 pub(crate) const RELIABLE_WINDOW_SIZE: u16 = 0x1000;
 pub(crate) const FREE_RELIABLE_WINDOWS: u16 = 8;
 
-/// Timers of one peer, keyed by [`Timer`]; values are wire times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Timer {
-    /// Oldest unacknowledged reliable command is due for retransmission (or timeout).
-    Retransmit = 0,
-    /// The connection has been idle for the ping interval.
-    Ping = 1,
-}
-
-impl Timer {
-    pub(crate) const COUNT: usize = 2;
-}
-
-/// A small table of optional deadlines; the next deadline is the earliest.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct TimerTable([Option<WireTime>; Timer::COUNT]);
-
-impl TimerTable {
-    pub(crate) fn set(&mut self, timer: Timer, at: Option<WireTime>) {
-        self.0[timer as usize] = at;
-    }
-
-    /// Earliest deadline, compared wrap-aware relative to `now`.
-    pub(crate) fn earliest(&self, now: WireTime) -> Option<WireTime> {
-        self.0
-            .iter()
-            .flatten()
-            .copied()
-            .min_by_key(|&t| i64::from(t.wrapping_sub(now) as i32))
-    }
-}
-
 /// Owned body of a queued outgoing command (payload, if any, lives in `packet`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OutBody {
@@ -465,7 +433,6 @@ pub struct Peer {
     pub(crate) continue_sending: bool,
     pub(crate) next_incoming_id: u64,
     pub(crate) counters: Counters,
-    pub(crate) timers: TimerTable,
 }
 
 impl fmt::Debug for Peer {
@@ -542,7 +509,6 @@ impl Peer {
             continue_sending: false,
             next_incoming_id: 0,
             counters: Counters::default(),
-            timers: TimerTable::default(),
         }
     }
 
