@@ -7,14 +7,19 @@
 //! * `LISTENING <addr:port>` (the real port when `--listen` asked for port 0)
 //! * `CONNECT <addr> data=<u32>` (the connect data the peer sent)
 //! * `DISCONNECT <addr>`
+//!
+//! On SIGINT or SIGTERM it sends ENet DISCONNECT to every peer, waits for their acknowledgements
+//! (at most [`shutdown::GRACE`]), prints `SHUTDOWN` and exits 0; a second signal exits at once.
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::Instant;
 
 use enet_dtls::enet::EnetHost;
 use enet_proto::range_coder::RangeCoder;
-use enet_proto::{Event, HostConfig};
+use enet_proto::{Event, HostConfig, PeerState};
+
+use crate::shutdown::{self, Shutdown};
 
 /// Compressors `--compress` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,9 +80,10 @@ pub(crate) fn run_echo(a: EchoArgs) -> Result<ExitCode, Box<dyn std::error::Erro
     };
     let mut host = EnetHost::bind(a.listen, config)
         .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+    let stop = Shutdown::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     say(format_args!("LISTENING {}", host.local_addr()?));
-    loop {
-        match host.service(Duration::from_secs(1))? {
+    while !stop.requested() {
+        match host.service(shutdown::POLL_INTERVAL)? {
             Some(Event::Connect { address, data, .. }) => {
                 say(format_args!("CONNECT {address} data={data}"))
             }
@@ -96,4 +102,47 @@ pub(crate) fn run_echo(a: EchoArgs) -> Result<ExitCode, Box<dyn std::error::Erro
             None => {}
         }
     }
+    say_goodbye(&mut host)?;
+    say(format_args!("SHUTDOWN"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends DISCONNECT to every peer and services the host until each has acknowledged it (its
+/// `DISCONNECT` line is printed) or [`shutdown::GRACE`] has passed; then forgets the rest.
+fn say_goodbye(host: &mut EnetHost) -> std::io::Result<()> {
+    let peers: Vec<_> = host
+        .host()
+        .peers()
+        .filter(|p| !matches!(p.state(), PeerState::Disconnected | PeerState::Zombie))
+        .map(|p| p.id())
+        .collect();
+    for &peer in &peers {
+        host.disconnect(peer, 0);
+    }
+    host.flush()?;
+    let deadline = Instant::now() + shutdown::GRACE;
+    let busy = |host: &EnetHost| {
+        host.host()
+            .peers()
+            .any(|p| !matches!(p.state(), PeerState::Disconnected | PeerState::Zombie))
+    };
+    while busy(host) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        if let Some(Event::Disconnect { address, .. }) = host.service(left)? {
+            say(format_args!("DISCONNECT {address}"));
+        }
+    }
+    // Peers that did not answer in time: one more unacknowledged DISCONNECT each, then gone.
+    for &peer in &peers {
+        if host
+            .peer(peer)
+            .is_some_and(|p| !matches!(p.state(), PeerState::Disconnected | PeerState::Zombie))
+        {
+            host.disconnect_now(peer, 0)?;
+        }
+    }
+    host.flush()
 }
