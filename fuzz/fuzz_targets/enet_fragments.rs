@@ -77,7 +77,7 @@ fn connected() -> (Host, u16, Instant) {
     // A client with nothing to say sends nothing: ask for one datagram.
     if field.is_none() {
         client
-            .send(PeerId(0), 0, enet_proto::Packet::unsequenced(vec![0]))
+            .send(PeerId::new(0, 0), 0, enet_proto::Packet::unsequenced(vec![0]))
             .expect("send");
         if let Some(tx) = client.poll_transmit(t) {
             field = Some(u16::from_be_bytes([tx.data[0], tx.data[1]]) & 0x3FFF);
@@ -100,7 +100,7 @@ impl Record<'_> {
 
 fuzz_target!(|data: &[u8]| {
     let (mut server, field, now) = connected();
-    let server_peer = PeerId(field & 0x0FFF);
+    let server_peer = PeerId::new(field & 0x0FFF, 0);
     let mut scratch = Vec::with_capacity(4096);
     let mut t = now;
     for (n, chunk) in data.chunks_exact(8).take(4096).enumerate() {

@@ -412,8 +412,17 @@ impl Host {
         self.core.service_time = self.core.clock.at(self.core.last_now);
     }
 
+    /// The slot `id` names, if its connection is still the one `id` was handed out for.
+    fn slot(&self, id: PeerId) -> Option<usize> {
+        self.peers
+            .get(id.index())
+            .filter(|p| p.generation == id.generation())
+            .map(|_| id.index())
+    }
+
     fn peer_mut(&mut self, id: PeerId) -> Result<&mut Peer, Error> {
-        self.peers.get_mut(id.index()).ok_or(Error::UnknownPeer(id))
+        let idx = self.slot(id).ok_or(Error::UnknownPeer(id))?;
+        Ok(&mut self.peers[idx])
     }
 
     /// Starts connecting to `address` with `channel_count` channels (clamped to
@@ -473,7 +482,7 @@ impl Host {
         );
         debug!(peer = idx, %address, "connecting");
         self.core.deadline_dirty = true;
-        Ok(PeerId(idx as u16))
+        Ok(self.peers[idx].id())
     }
 
     /// Queues `packet` to `peer` on `channel`.
@@ -482,11 +491,9 @@ impl Host {
     /// unreliable fragments only with [`PacketFlags::UNRELIABLE_FRAGMENT`],
     /// otherwise reliably (like C ENet).
     pub fn send(&mut self, peer: PeerId, channel: u8, packet: Packet) -> Result<(), Error> {
+        let idx = self.slot(peer).ok_or(Error::UnknownPeer(peer))?;
         let core = &self.core;
-        let p = self
-            .peers
-            .get_mut(peer.index())
-            .ok_or(Error::UnknownPeer(peer))?;
+        let p = &mut self.peers[idx];
         send_to_peer(core, p, channel, packet.data.into(), packet.flags)
     }
 
@@ -506,8 +513,8 @@ impl Host {
     /// once it is acknowledged (or `Timeout`). A peer still connecting is
     /// dropped at once, without event.
     pub fn disconnect(&mut self, peer: PeerId, data: u32) {
-        if peer.index() < self.peers.len() {
-            self.disconnect_idx(peer.index(), data);
+        if let Some(idx) = self.slot(peer) {
+            self.disconnect_idx(idx, data);
             self.core.deadline_dirty = true;
         }
     }
@@ -551,16 +558,17 @@ impl Host {
 
     /// Disconnects once every queued outgoing packet has been delivered.
     pub fn disconnect_later(&mut self, peer: PeerId, data: u32) {
-        let Some(p) = self.peers.get_mut(peer.index()) else {
+        let Some(idx) = self.slot(peer) else {
             return;
         };
+        let p = &mut self.peers[idx];
         if matches!(p.state, PeerState::Connected | PeerState::DisconnectLater)
             && p.has_outgoing_commands()
         {
             change_state(&mut self.core, p, PeerState::DisconnectLater);
             p.event_data = data;
         } else {
-            self.disconnect_idx(peer.index(), data);
+            self.disconnect_idx(idx, data);
         }
         self.core.deadline_dirty = true;
     }
@@ -570,10 +578,10 @@ impl Host {
     /// generated (like C ENet's `enet_peer_disconnect_now`).
     pub fn disconnect_now(&mut self, now: Instant, peer: PeerId, data: u32) {
         self.update_time(now);
-        let idx = peer.index();
-        let Some(p) = self.peers.get_mut(idx) else {
+        let Some(idx) = self.slot(peer) else {
             return;
         };
+        let p = &mut self.peers[idx];
         if p.state == PeerState::Disconnected {
             return;
         }
@@ -596,8 +604,8 @@ impl Host {
 
     /// Forcefully frees the peer slot without telling the remote (no event).
     pub fn reset_peer(&mut self, peer: PeerId) {
-        if let Some(p) = self.peers.get_mut(peer.index()) {
-            reset_peer(&mut self.core, p);
+        if let Some(idx) = self.slot(peer) {
+            reset_peer(&mut self.core, &mut self.peers[idx]);
             self.core.deadline_dirty = true;
         }
     }
@@ -768,7 +776,7 @@ impl Host {
 
     /// A peer slot (any state).
     pub fn peer(&self, id: PeerId) -> Option<&Peer> {
-        self.peers.get(id.index())
+        self.slot(id).map(|idx| &self.peers[idx])
     }
 
     /// All peer slots.
@@ -1069,12 +1077,15 @@ pub(crate) fn clear_queues(core: &mut Core, peer: &mut Peer) {
 pub(crate) fn reset_peer(core: &mut Core, peer: &mut Peer) {
     clear_queues(core, peer);
     change_state(core, peer, PeerState::Disconnected);
-    let (id, in_session, out_session) = (
+    let (id, in_session, out_session, generation) = (
         peer.incoming_peer_id,
         peer.incoming_session_id,
         peer.outgoing_session_id,
+        peer.generation,
     );
     *peer = Peer::new(id, core.mtu);
+    // Every id handed out for the old connection is stale from now on.
+    peer.generation = generation.wrapping_add(1);
     peer.incoming_session_id = in_session;
     peer.outgoing_session_id = out_session;
 }
@@ -1083,7 +1094,7 @@ pub(crate) fn reset_peer(core: &mut Core, peer: &mut Peer) {
 pub(crate) fn zombie(core: &mut Core, peer: &mut Peer, reason: DisconnectReason, data: u32) {
     core.recalculate_bandwidth_limits = true;
     core.events.push_back(Event::Disconnect {
-        peer: PeerId(peer.incoming_peer_id),
+        peer: peer.id(),
         address: peer.address,
         data,
         reason,
@@ -1109,7 +1120,7 @@ pub(crate) fn notify_connect(core: &mut Core, peer: &mut Peer) {
     core.recalculate_bandwidth_limits = true;
     change_state(core, peer, PeerState::Connected);
     core.events.push_back(Event::Connect {
-        peer: PeerId(peer.incoming_peer_id),
+        peer: peer.id(),
         address: peer.address,
         data: peer.event_data,
     });
@@ -1201,7 +1212,7 @@ fn send_to_peer(
     data: Arc<[u8]>,
     flags: PacketFlags,
 ) -> Result<(), Error> {
-    let id = PeerId(peer.incoming_peer_id);
+    let id = peer.id();
     if peer.state != PeerState::Connected {
         return Err(Error::NotConnected(id));
     }

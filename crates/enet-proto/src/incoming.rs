@@ -17,7 +17,7 @@ use crate::peer::{
 };
 use crate::time;
 use crate::wire::{self, Command, CommandHeader, Fragment, WireCommand};
-use crate::{Packet, PacketFlags, PeerId, PeerState};
+use crate::{Packet, PacketFlags, PeerState};
 
 /// A command handler failed: stop processing the rest of the datagram.
 struct CommandError(&'static str);
@@ -1170,7 +1170,7 @@ fn deliver(core: &mut Core, peer: &mut Peer, channel: u8, cmd: IncomingCommand) 
     }
     release_charge(core, peer, cmd.charge);
     core.events.push_back(Event::Receive {
-        peer: PeerId(peer.incoming_peer_id),
+        peer: peer.id(),
         channel,
         packet: Packet::new(cmd.data, cmd.flags),
     });

@@ -262,12 +262,16 @@ fn delivery_case(seed: u64, link: LinkConfig, msgs: Vec<Msg>) -> Result<bool, Te
         && !n[1].disconnects().is_empty()));
     prop_assert_eq!(sim.nodes[0].disconnects().len(), 1);
     prop_assert_eq!(sim.nodes[1].disconnects().len(), 1);
+    // The connection's id is stale now, and its slot is free.
+    prop_assert!(sim.nodes[0].host.peer(sp).is_none());
     prop_assert_eq!(
-        sim.nodes[0].host.peer(sp).unwrap().state(),
+        sim.nodes[0].host.peers().nth(sp.index()).unwrap().state(),
         PeerState::Disconnected
     );
+    // The connection's id is stale now, and its slot is free.
+    prop_assert!(sim.nodes[1].host.peer(cp).is_none());
     prop_assert_eq!(
-        sim.nodes[1].host.peer(cp).unwrap().state(),
+        sim.nodes[1].host.peers().nth(cp.index()).unwrap().state(),
         PeerState::Disconnected
     );
     Ok(false)
