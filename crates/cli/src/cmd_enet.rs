@@ -7,14 +7,19 @@
 //! * `LISTENING <addr:port>` (the real port when `--listen` asked for port 0)
 //! * `CONNECT <addr> data=<u32>` (the connect data the peer sent)
 //! * `DISCONNECT <addr>`
+//!
+//! On SIGINT or SIGTERM it sends ENet DISCONNECT to every peer, waits for their acknowledgements
+//! (at most [`shutdown::GRACE`]), prints `SHUTDOWN` and exits 0; a second signal exits at once.
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::Instant;
 
 use enet_dtls::enet::EnetHost;
 use enet_proto::range_coder::RangeCoder;
-use enet_proto::{Event, HostConfig};
+use enet_proto::{Event, HostConfig, PeerState};
+
+use crate::shutdown::{self, Shutdown};
 
 /// Compressors `--compress` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,6 +45,14 @@ pub(crate) struct EchoArgs {
     #[arg(long, value_name = "N", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..=4095))]
     max_peers: u16,
+    /// Most peers from one source address (an IPv4 address, or an IPv6 /64), connected or
+    /// connecting (1..=4095; C ENet's `duplicatePeers`). A CONNECT beyond it is refused, so
+    /// that one machine, or a flood of CONNECTs from many ports, cannot fill the peer table.
+    /// The default, 16, is safer than C ENet's 4095 (no limit); raise it when many peers share
+    /// one address (carrier-grade NAT, LAN events, a load test from one machine).
+    #[arg(long, value_name = "N", default_value_t = enet_proto::SERVER_DUPLICATE_PEERS as u16,
+          value_parser = clap::value_parser!(u16).range(1..=4095))]
+    max_peers_per_address: u16,
     /// Most channels accepted from a connecting peer (1..=255).
     #[arg(long, value_name = "N", default_value_t = 255,
           value_parser = clap::value_parser!(u16).range(1..=255))]
@@ -56,19 +69,21 @@ fn say(line: std::fmt::Arguments<'_>) {
 pub(crate) fn run_echo(a: EchoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = HostConfig {
         peer_limit: usize::from(a.max_peers),
+        duplicate_peers: usize::from(a.max_peers_per_address),
         channel_limit: usize::from(a.channels),
         checksum: a.checksum,
         compressor: match a.compress {
             Some(CompressorArg::RangeCoder) => Some(Box::new(RangeCoder::new())),
             None => None,
         },
-        ..HostConfig::default()
+        ..HostConfig::server()
     };
     let mut host = EnetHost::bind(a.listen, config)
         .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+    let stop = Shutdown::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     say(format_args!("LISTENING {}", host.local_addr()?));
-    loop {
-        match host.service(Duration::from_secs(1))? {
+    while !stop.requested() {
+        match host.service(shutdown::POLL_INTERVAL)? {
             Some(Event::Connect { address, data, .. }) => {
                 say(format_args!("CONNECT {address} data={data}"))
             }
@@ -87,4 +102,47 @@ pub(crate) fn run_echo(a: EchoArgs) -> Result<ExitCode, Box<dyn std::error::Erro
             None => {}
         }
     }
+    say_goodbye(&mut host)?;
+    say(format_args!("SHUTDOWN"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends DISCONNECT to every peer and services the host until each has acknowledged it (its
+/// `DISCONNECT` line is printed) or [`shutdown::GRACE`] has passed; then forgets the rest.
+fn say_goodbye(host: &mut EnetHost) -> std::io::Result<()> {
+    let peers: Vec<_> = host
+        .host()
+        .peers()
+        .filter(|p| !matches!(p.state(), PeerState::Disconnected | PeerState::Zombie))
+        .map(|p| p.id())
+        .collect();
+    for &peer in &peers {
+        host.disconnect(peer, 0);
+    }
+    host.flush()?;
+    let deadline = Instant::now() + shutdown::GRACE;
+    let busy = |host: &EnetHost| {
+        host.host()
+            .peers()
+            .any(|p| !matches!(p.state(), PeerState::Disconnected | PeerState::Zombie))
+    };
+    while busy(host) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        if let Some(Event::Disconnect { address, .. }) = host.service(left)? {
+            say(format_args!("DISCONNECT {address}"));
+        }
+    }
+    // Peers that did not answer in time: one more unacknowledged DISCONNECT each, then gone.
+    for &peer in &peers {
+        if host
+            .peer(peer)
+            .is_some_and(|p| !matches!(p.state(), PeerState::Disconnected | PeerState::Zombie))
+        {
+            host.disconnect_now(peer, 0)?;
+        }
+    }
+    host.flush()
 }

@@ -9,6 +9,7 @@ mod cmd_bench;
 mod cmd_dtls;
 mod cmd_enet;
 mod cmd_keygen;
+mod shutdown;
 
 use std::process::ExitCode;
 

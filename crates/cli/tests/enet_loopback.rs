@@ -80,10 +80,14 @@ fn ipv6_checksum_and_range_coder() {
 
 #[test]
 fn bad_arguments_say_what_is_wrong() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["--listen", "127.0.0.1:0", "--max-peers", "0"],
             "--max-peers",
+        ),
+        (
+            &["--listen", "127.0.0.1:0", "--max-peers-per-address", "0"],
+            "--max-peers-per-address",
         ),
         (
             &["--listen", "127.0.0.1:0", "--channels", "256"],

@@ -94,7 +94,7 @@ fn connected_pair() -> Pair {
     let mut p = Pair {
         server: Host::new(HostConfig::default(), now).unwrap(),
         client: Host::new(HostConfig::default(), now).unwrap(),
-        peer: PeerId(0),
+        peer: PeerId::new(0, 0),
         now,
     };
     p.peer = p.client.connect(now, addr(S), 2, 0).unwrap();

@@ -13,7 +13,8 @@ pub enum Error {
     /// Every peer slot is in use (the host's `peer_limit` is reached).
     #[error("no free peer slot (peer limit reached)")]
     NoFreePeer,
-    /// The peer id does not name a peer slot of this host.
+    /// The peer id names no peer of this host, or is stale: its connection
+    /// ended and the slot was freed (and maybe reused) since it was handed out.
     #[error("unknown peer {0}")]
     UnknownPeer(PeerId),
     /// The peer is not connected, so nothing can be sent to it.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, trace};
 
 use crate::peer::{
-    Channel, OutBody, OutgoingCommand, Peer, Timer, TimerTable, PACKET_THROTTLE_SCALE,
-    TIMEOUT_LIMIT, TIMEOUT_MAXIMUM, TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
+    Channel, OutBody, OutgoingCommand, Peer, PACKET_THROTTLE_SCALE, TIMEOUT_LIMIT, TIMEOUT_MAXIMUM,
+    TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
 };
 use crate::time::{self, WireClock, WireTime};
 use crate::wire::{self, Command};
@@ -28,7 +28,14 @@ pub struct HostConfig {
     pub outgoing_bandwidth: u32,
     /// MTU offered to peers (576..=4096). Default 1392.
     pub mtu: u32,
-    /// Most peers accepted from one IP address. Default 4095.
+    /// Most peers accepted from one source address (C ENet's `duplicatePeers`):
+    /// a CONNECT from an address that already has this many peers (connected or
+    /// still completing the handshake) is refused. An IPv4 address is one source;
+    /// for IPv6, one /64 prefix is. Must be at least 1.
+    ///
+    /// The default is C ENet's 4095, i.e. no limit; [`HostConfig::server`] uses
+    /// [`SERVER_DUPLICATE_PEERS`], so that one address (a machine, or an attacker
+    /// sending CONNECTs from many ports) cannot fill a server's peer table.
     pub duplicate_peers: usize,
     /// Largest packet sent or accepted. Default 32 MiB.
     pub maximum_packet_size: usize,
@@ -68,6 +75,26 @@ pub struct HostConfig {
     /// Value of the 32-bit wire clock at `Host::new` (default 1). Only useful to
     /// test behaviour around the clock's wrap.
     pub time_base: u32,
+}
+
+/// The per-address peer limit of [`HostConfig::server`]. Small enough that one
+/// address cannot take more than a share of a typical game server's table (32
+/// slots by default), large enough for a household or a small NAT; servers that
+/// expect many peers behind one address (carrier-grade NAT, LAN events, load
+/// tests from one machine) raise it.
+pub const SERVER_DUPLICATE_PEERS: usize = 16;
+
+impl HostConfig {
+    /// C ENet's defaults (like [`HostConfig::default`]) except for the
+    /// per-address peer limit, which is [`SERVER_DUPLICATE_PEERS`] instead of no
+    /// limit: the configuration for a host that accepts connections from the
+    /// internet.
+    pub fn server() -> HostConfig {
+        HostConfig {
+            duplicate_peers: SERVER_DUPLICATE_PEERS,
+            ..HostConfig::default()
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -180,6 +207,15 @@ pub struct HostStats {
     pub packets_received: u64,
     /// Datagrams dropped as malformed, unauthenticated or unexpected.
     pub datagrams_dropped: u64,
+    /// Passes over the whole peer table (timers, the search for a datagram to
+    /// send, timeouts), a measure of the host's work: it grows with the number of
+    /// batches and timer ticks, not with the number of datagrams. (A
+    /// [`Host::poll_timeout`] called before `poll_transmit` was drained computes
+    /// the deadline in one more pass, not counted here.)
+    pub peer_table_scans: u64,
+    /// CONNECTs refused: no free peer slot, too many peers from the source
+    /// address ([`HostConfig::duplicate_peers`]) or a bad channel count.
+    pub connects_refused: u64,
     /// Peers currently connected.
     pub connected_peers: usize,
     /// Received bytes buffered over all peers, for in-order delivery or
@@ -221,7 +257,11 @@ pub(crate) struct Core {
     pending: VecDeque<Transmit>,
     send_cursor: usize,
     pub(crate) stats: HostStats,
+    /// The earliest timer, valid while `deadline_dirty` is false.
     next_deadline: Option<Instant>,
+    /// Set by every input that may move a timer; the deadline is recomputed (one
+    /// pass over the peers) once per batch, not once per datagram.
+    deadline_dirty: bool,
     pub(crate) scratch: Vec<u8>,
     /// Reused buffer for the commands of the datagram being built (see `build_datagram`).
     pub(crate) body_buf: Vec<u8>,
@@ -290,13 +330,17 @@ impl Host {
     /// Creates a host; `now` fixes the epoch of its 32-bit wire clock.
     ///
     /// Errors if `peer_limit` is not in `1..=4095`, `mtu` not in `576..=4096`,
-    /// or `maximum_packet_size` is 0. A `channel_limit` of 0 or above 255 means 255.
+    /// `duplicate_peers` or `maximum_packet_size` is 0, or
+    /// `maximum_incomplete_data` is below `maximum_packet_size`. A `channel_limit` of 0 or above 255 means 255.
     pub fn new(config: HostConfig, now: Instant) -> Result<Host, Error> {
         if config.peer_limit == 0 || config.peer_limit > usize::from(wire::MAXIMUM_PEER_ID) {
             return Err(Error::InvalidConfig("peer_limit must be in 1..=4095"));
         }
         if config.mtu < wire::MINIMUM_MTU || config.mtu > wire::MAXIMUM_MTU {
             return Err(Error::InvalidConfig("mtu must be in 576..=4096"));
+        }
+        if config.duplicate_peers == 0 {
+            return Err(Error::InvalidConfig("duplicate_peers must be at least 1"));
         }
         if config.maximum_packet_size == 0 {
             return Err(Error::InvalidConfig("maximum_packet_size must not be 0"));
@@ -345,6 +389,7 @@ impl Host {
                 send_cursor: 0,
                 stats: HostStats::default(),
                 next_deadline: None,
+                deadline_dirty: false,
                 scratch: Vec::new(),
                 body_buf: Vec::new(),
             },
@@ -355,8 +400,9 @@ impl Host {
         self.update_time(now);
     }
 
-    pub(crate) fn refresh_deadline_pub(&mut self) {
-        self.refresh_deadline();
+    /// Marks the cached deadline stale (see [`Host::poll_timeout`]).
+    pub(crate) fn deadline_moved(&mut self) {
+        self.core.deadline_dirty = true;
     }
 
     fn update_time(&mut self, now: Instant) {
@@ -366,8 +412,17 @@ impl Host {
         self.core.service_time = self.core.clock.at(self.core.last_now);
     }
 
+    /// The slot `id` names, if its connection is still the one `id` was handed out for.
+    fn slot(&self, id: PeerId) -> Option<usize> {
+        self.peers
+            .get(id.index())
+            .filter(|p| p.generation == id.generation())
+            .map(|_| id.index())
+    }
+
     fn peer_mut(&mut self, id: PeerId) -> Result<&mut Peer, Error> {
-        self.peers.get_mut(id.index()).ok_or(Error::UnknownPeer(id))
+        let idx = self.slot(id).ok_or(Error::UnknownPeer(id))?;
+        Ok(&mut self.peers[idx])
     }
 
     /// Starts connecting to `address` with `channel_count` channels (clamped to
@@ -426,8 +481,8 @@ impl Host {
             0,
         );
         debug!(peer = idx, %address, "connecting");
-        self.refresh_deadline();
-        Ok(PeerId(idx as u16))
+        self.core.deadline_dirty = true;
+        Ok(self.peers[idx].id())
     }
 
     /// Queues `packet` to `peer` on `channel`.
@@ -436,11 +491,9 @@ impl Host {
     /// unreliable fragments only with [`PacketFlags::UNRELIABLE_FRAGMENT`],
     /// otherwise reliably (like C ENet).
     pub fn send(&mut self, peer: PeerId, channel: u8, packet: Packet) -> Result<(), Error> {
+        let idx = self.slot(peer).ok_or(Error::UnknownPeer(peer))?;
         let core = &self.core;
-        let p = self
-            .peers
-            .get_mut(peer.index())
-            .ok_or(Error::UnknownPeer(peer))?;
+        let p = &mut self.peers[idx];
         send_to_peer(core, p, channel, packet.data.into(), packet.flags)
     }
 
@@ -460,9 +513,9 @@ impl Host {
     /// once it is acknowledged (or `Timeout`). A peer still connecting is
     /// dropped at once, without event.
     pub fn disconnect(&mut self, peer: PeerId, data: u32) {
-        if peer.index() < self.peers.len() {
-            self.disconnect_idx(peer.index(), data);
-            self.refresh_deadline();
+        if let Some(idx) = self.slot(peer) {
+            self.disconnect_idx(idx, data);
+            self.core.deadline_dirty = true;
         }
     }
 
@@ -505,18 +558,19 @@ impl Host {
 
     /// Disconnects once every queued outgoing packet has been delivered.
     pub fn disconnect_later(&mut self, peer: PeerId, data: u32) {
-        let Some(p) = self.peers.get_mut(peer.index()) else {
+        let Some(idx) = self.slot(peer) else {
             return;
         };
+        let p = &mut self.peers[idx];
         if matches!(p.state, PeerState::Connected | PeerState::DisconnectLater)
             && p.has_outgoing_commands()
         {
             change_state(&mut self.core, p, PeerState::DisconnectLater);
             p.event_data = data;
         } else {
-            self.disconnect_idx(peer.index(), data);
+            self.disconnect_idx(idx, data);
         }
-        self.refresh_deadline();
+        self.core.deadline_dirty = true;
     }
 
     /// Disconnects immediately: one unsequenced DISCONNECT is queued for
@@ -524,10 +578,10 @@ impl Host {
     /// generated (like C ENet's `enet_peer_disconnect_now`).
     pub fn disconnect_now(&mut self, now: Instant, peer: PeerId, data: u32) {
         self.update_time(now);
-        let idx = peer.index();
-        let Some(p) = self.peers.get_mut(idx) else {
+        let Some(idx) = self.slot(peer) else {
             return;
         };
+        let p = &mut self.peers[idx];
         if p.state == PeerState::Disconnected {
             return;
         }
@@ -545,14 +599,14 @@ impl Host {
             self.flush_peer(idx);
         }
         reset_peer(&mut self.core, &mut self.peers[idx]);
-        self.refresh_deadline();
+        self.core.deadline_dirty = true;
     }
 
     /// Forcefully frees the peer slot without telling the remote (no event).
     pub fn reset_peer(&mut self, peer: PeerId) {
-        if let Some(p) = self.peers.get_mut(peer.index()) {
-            reset_peer(&mut self.core, p);
-            self.refresh_deadline();
+        if let Some(idx) = self.slot(peer) {
+            reset_peer(&mut self.core, &mut self.peers[idx]);
+            self.core.deadline_dirty = true;
         }
     }
 
@@ -591,7 +645,7 @@ impl Host {
         } else {
             interval.as_millis().min(u128::from(u32::MAX)) as u32
         };
-        self.refresh_deadline();
+        self.core.deadline_dirty = true;
         Ok(())
     }
 
@@ -634,7 +688,7 @@ impl Host {
         self.core.incoming_bandwidth = incoming;
         self.core.outgoing_bandwidth = outgoing;
         self.core.recalculate_bandwidth_limits = true;
-        self.refresh_deadline();
+        self.core.deadline_dirty = true;
     }
 
     /// Queues a PING to a connected `peer` (pings are also sent automatically when idle).
@@ -651,6 +705,7 @@ impl Host {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.update_time(now);
         self.bandwidth_throttle_if_due();
+        self.core.stats.peer_table_scans += 1;
         for idx in 0..self.peers.len() {
             let p = &self.peers[idx];
             if !p.sent_reliable_commands.is_empty()
@@ -675,14 +730,13 @@ impl Host {
             return Some(t);
         }
         let n = self.peers.len();
+        let service_time = self.core.service_time;
         for step in 0..n {
             let idx = (self.core.send_cursor + step) % n;
-            // Free slots never have anything to send; skipping them here (the same test
-            // `build_datagram` starts with) saves a call per slot on every poll.
-            if matches!(
-                self.peers[idx].state,
-                PeerState::Disconnected | PeerState::Zombie
-            ) {
+            // Most peers have nothing due: a few field tests skip them (the same tests
+            // `build_datagram` makes, without its setup), so a pass over thousands of
+            // idle peers stays cheap.
+            if !may_have_work(&self.peers[idx], service_time) {
                 continue;
             }
             if let Some(t) = self.build_datagram(idx) {
@@ -691,10 +745,14 @@ impl Host {
                 } else {
                     (idx + 1) % n
                 };
-                self.refresh_deadline();
+                // Sending moves timers (retransmission, ping); the deadline is
+                // recomputed once the batch is drained, not per datagram.
+                self.core.deadline_dirty = true;
                 return Some(t);
             }
         }
+        // A whole pass found nothing to send.
+        self.core.stats.peer_table_scans += 1;
         self.refresh_deadline();
         None
     }
@@ -705,13 +763,20 @@ impl Host {
     }
 
     /// The earliest instant at which [`Host::handle_timeout`] must be called.
+    ///
+    /// Cheap after the drain contract was followed ([`Host::poll_transmit`]
+    /// returned `None`); otherwise computed here, in one pass over the peers.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.core.next_deadline
+        if self.core.deadline_dirty {
+            self.compute_deadline()
+        } else {
+            self.core.next_deadline
+        }
     }
 
     /// A peer slot (any state).
     pub fn peer(&self, id: PeerId) -> Option<&Peer> {
-        self.peers.get(id.index())
+        self.slot(id).map(|idx| &self.peers[idx])
     }
 
     /// All peer slots.
@@ -762,8 +827,16 @@ impl Host {
         self.core.service_time
     }
 
-    /// Recomputes per-peer timer tables and the host's next deadline.
+    /// Recomputes the host's next deadline.
     fn refresh_deadline(&mut self) {
+        self.core.stats.peer_table_scans += 1;
+        self.core.next_deadline = self.compute_deadline();
+        self.core.deadline_dirty = false;
+    }
+
+    /// The earliest timer of any peer (retransmission or ping) and of the
+    /// bandwidth throttle.
+    fn compute_deadline(&self) -> Option<Instant> {
         let now = self.core.service_time;
         let mut earliest: Option<WireTime> = None;
         let mut consider = |t: WireTime| {
@@ -772,22 +845,14 @@ impl Host {
                 _ => t,
             });
         };
-        for p in self.peers.iter_mut() {
+        for p in &self.peers {
             if matches!(p.state, PeerState::Disconnected | PeerState::Zombie) {
-                // Written only when set: most slots are free, and this runs after every
-                // datagram in or out.
-                if p.timers != TimerTable::default() {
-                    p.timers = TimerTable::default();
-                }
                 continue;
             }
-            let retransmit = (!p.sent_reliable_commands.is_empty()).then_some(p.next_timeout);
-            let ping = (p.state == PeerState::Connected && p.sent_reliable_commands.is_empty())
-                .then(|| p.last_receive_time.wrapping_add(p.ping_interval));
-            p.timers.set(Timer::Retransmit, retransmit);
-            p.timers.set(Timer::Ping, ping);
-            if let Some(t) = p.timers.earliest(now) {
-                consider(t);
+            if !p.sent_reliable_commands.is_empty() {
+                consider(p.next_timeout);
+            } else if p.state == PeerState::Connected {
+                consider(p.last_receive_time.wrapping_add(p.ping_interval));
             }
         }
         if self.core.connected_peers > 0 {
@@ -797,8 +862,7 @@ impl Host {
                     .wrapping_add(BANDWIDTH_THROTTLE_INTERVAL),
             );
         }
-        self.core.next_deadline =
-            earliest.map(|t| WireClock::instant_of(self.core.last_now, now, t));
+        earliest.map(|t| WireClock::instant_of(self.core.last_now, now, t))
     }
 
     fn bandwidth_throttle_if_due(&mut self) {
@@ -941,6 +1005,25 @@ impl Host {
     }
 }
 
+/// Could `build_datagram` produce anything for this peer now? False only when it
+/// certainly would not (and would change nothing): no acknowledgement or command
+/// queued, no retransmission due, no ping due.
+fn may_have_work(p: &Peer, now: WireTime) -> bool {
+    if matches!(p.state, PeerState::Disconnected | PeerState::Zombie) {
+        return false;
+    }
+    !p.acknowledgements.is_empty()
+        || !p.outgoing_commands.is_empty()
+        || !p.outgoing_send_reliable.is_empty()
+        || p.continue_sending
+        || if p.sent_reliable_commands.is_empty() {
+            p.state == PeerState::Connected
+                && time::difference(now, p.last_receive_time) >= p.ping_interval
+        } else {
+            time::greater_equal(now, p.next_timeout)
+        }
+}
+
 /// C's `enet_peer_disconnect` for a connected peer: queue DISCONNECT, wait for its ACK.
 pub(crate) fn disconnect_connected(core: &mut Core, peer: &mut Peer, data: u32) {
     clear_queues(core, peer);
@@ -994,12 +1077,15 @@ pub(crate) fn clear_queues(core: &mut Core, peer: &mut Peer) {
 pub(crate) fn reset_peer(core: &mut Core, peer: &mut Peer) {
     clear_queues(core, peer);
     change_state(core, peer, PeerState::Disconnected);
-    let (id, in_session, out_session) = (
+    let (id, in_session, out_session, generation) = (
         peer.incoming_peer_id,
         peer.incoming_session_id,
         peer.outgoing_session_id,
+        peer.generation,
     );
     *peer = Peer::new(id, core.mtu);
+    // Every id handed out for the old connection is stale from now on.
+    peer.generation = generation.wrapping_add(1);
     peer.incoming_session_id = in_session;
     peer.outgoing_session_id = out_session;
 }
@@ -1008,7 +1094,7 @@ pub(crate) fn reset_peer(core: &mut Core, peer: &mut Peer) {
 pub(crate) fn zombie(core: &mut Core, peer: &mut Peer, reason: DisconnectReason, data: u32) {
     core.recalculate_bandwidth_limits = true;
     core.events.push_back(Event::Disconnect {
-        peer: PeerId(peer.incoming_peer_id),
+        peer: peer.id(),
         address: peer.address,
         data,
         reason,
@@ -1034,7 +1120,7 @@ pub(crate) fn notify_connect(core: &mut Core, peer: &mut Peer) {
     core.recalculate_bandwidth_limits = true;
     change_state(core, peer, PeerState::Connected);
     core.events.push_back(Event::Connect {
-        peer: PeerId(peer.incoming_peer_id),
+        peer: peer.id(),
         address: peer.address,
         data: peer.event_data,
     });
@@ -1126,7 +1212,7 @@ fn send_to_peer(
     data: Arc<[u8]>,
     flags: PacketFlags,
 ) -> Result<(), Error> {
-    let id = PeerId(peer.incoming_peer_id);
+    let id = peer.id();
     if peer.state != PeerState::Connected {
         return Err(Error::NotConnected(id));
     }

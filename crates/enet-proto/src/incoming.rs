@@ -17,7 +17,7 @@ use crate::peer::{
 };
 use crate::time;
 use crate::wire::{self, Command, CommandHeader, Fragment, WireCommand};
-use crate::{Packet, PacketFlags, PeerId, PeerState};
+use crate::{Packet, PacketFlags, PeerState};
 
 /// A command handler failed: stop processing the rest of the datagram.
 struct CommandError(&'static str);
@@ -38,12 +38,31 @@ fn same_endpoint(a: &SocketAddr, b: &SocketAddr) -> bool {
     a.ip() == b.ip() && a.port() == b.port()
 }
 
+/// Do two addresses count as one source for `duplicate_peers`? IPv4: the same
+/// address (C ENet's rule). IPv6: the same /64 prefix, since one host or one
+/// customer is usually given a whole /64 and could otherwise use a new address
+/// per peer. IPv4-mapped IPv6 addresses count as their IPv4 address.
+pub(crate) fn same_source(a: &SocketAddr, b: &SocketAddr) -> bool {
+    use std::net::IpAddr;
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match (canonical(a.ip()), canonical(b.ip())) {
+        (IpAddr::V4(x), IpAddr::V4(y)) => x == y,
+        (IpAddr::V6(x), IpAddr::V6(y)) => x.segments()[..4] == y.segments()[..4],
+        _ => false,
+    }
+}
+
 impl Host {
     /// Feeds one received datagram from `from`. Malformed, unauthenticated or
     /// unexpected datagrams are dropped (logged with `trace!`); this never panics.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.handle_datagram_inner(now, from, data);
-        self.refresh_deadline_pub();
+        // Timers may have moved; the deadline is recomputed once per batch (when
+        // `poll_transmit` is drained), not after every datagram.
+        self.deadline_moved();
     }
 
     fn handle_datagram_inner(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
@@ -190,8 +209,10 @@ impl Host {
     fn handle_connect(&mut self, from: SocketAddr, c: &wire::Connect) -> Option<usize> {
         let channel_count = c.channel_count;
         if !(wire::MINIMUM_CHANNEL_COUNT..=wire::MAXIMUM_CHANNEL_COUNT).contains(&channel_count) {
+            self.core.stats.connects_refused += 1;
             return None;
         }
+        self.core.stats.peer_table_scans += 1;
         let mut free = None;
         let mut duplicates = 0usize;
         for (i, p) in self.peers.iter().enumerate() {
@@ -199,16 +220,24 @@ impl Host {
                 if free.is_none() {
                     free = Some(i);
                 }
-            } else if p.state != PeerState::Connecting && p.address.ip() == from.ip() {
-                if p.address.port() == from.port() && p.connect_id == c.connect_id {
+            } else if p.state != PeerState::Connecting && same_source(&p.address, &from) {
+                if p.address.port() == from.port()
+                    && p.address.ip() == from.ip()
+                    && p.connect_id == c.connect_id
+                {
                     return None; // retransmitted CONNECT of an existing peer
                 }
                 duplicates += 1;
             }
         }
-        let idx = free?;
         let core = &mut self.core;
+        let Some(idx) = free else {
+            core.stats.connects_refused += 1;
+            trace!(%from, "no free peer slot");
+            return None;
+        };
         if duplicates >= core.duplicate_peers {
+            core.stats.connects_refused += 1;
             trace!(%from, "too many peers from this address");
             return None;
         }
@@ -1141,7 +1170,7 @@ fn deliver(core: &mut Core, peer: &mut Peer, channel: u8, cmd: IncomingCommand) 
     }
     release_charge(core, peer, cmd.charge);
     core.events.push_back(Event::Receive {
-        peer: PeerId(peer.incoming_peer_id),
+        peer: peer.id(),
         channel,
         packet: Packet::new(cmd.data, cmd.flags),
     });

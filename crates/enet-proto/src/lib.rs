@@ -74,6 +74,8 @@ pub mod wire;
 
 pub use compress::Compressor;
 pub use error::Error;
-pub use host::{DisconnectReason, Event, Host, HostConfig, HostStats, Transmit};
+pub use host::{
+    DisconnectReason, Event, Host, HostConfig, HostStats, Transmit, SERVER_DUPLICATE_PEERS,
+};
 pub use packet::{Packet, PacketFlags};
 pub use peer::{Peer, PeerId, PeerState, PeerStats};

@@ -10,20 +10,39 @@ use crate::time::WireTime;
 use crate::wire;
 use crate::PacketFlags;
 
-/// Index of a peer slot in its [`crate::Host`] (also its ENet peer id on the wire).
+/// A connection of a [`crate::Host`]: the index of its peer slot (also its ENet
+/// peer id on the wire) and the slot's generation, which changes every time the
+/// slot is freed. An id kept after its connection ended is stale: the host
+/// answers it with [`crate::Error::UnknownPeer`] (or `None`), even once the slot
+/// serves a new connection, instead of addressing that new peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerId(pub u16);
+pub struct PeerId {
+    index: u16,
+    generation: u32,
+}
 
 impl PeerId {
-    /// The slot index.
+    /// An id from its parts. Hosts hand out ids in events and from
+    /// [`crate::Host::connect`]; a made-up id names a peer only if both its
+    /// index and its generation match.
+    pub const fn new(index: u16, generation: u32) -> PeerId {
+        PeerId { index, generation }
+    }
+
+    /// The slot index (the peer id on the wire).
     pub const fn index(self) -> usize {
-        self.0 as usize
+        self.index as usize
+    }
+
+    /// The generation of the slot this id was handed out for.
+    pub const fn generation(self) -> u32 {
+        self.generation
     }
 }
 
 impl fmt::Display for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
+        write!(f, "#{}.{}", self.index, self.generation)
     }
 }
 
@@ -111,38 +130,6 @@ pub(crate) const FREE_UNSEQUENCED_WINDOWS: u32 = 32;
 pub(crate) const RELIABLE_WINDOWS: u16 = 16;
 pub(crate) const RELIABLE_WINDOW_SIZE: u16 = 0x1000;
 pub(crate) const FREE_RELIABLE_WINDOWS: u16 = 8;
-
-/// Timers of one peer, keyed by [`Timer`]; values are wire times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Timer {
-    /// Oldest unacknowledged reliable command is due for retransmission (or timeout).
-    Retransmit = 0,
-    /// The connection has been idle for the ping interval.
-    Ping = 1,
-}
-
-impl Timer {
-    pub(crate) const COUNT: usize = 2;
-}
-
-/// A small table of optional deadlines; the next deadline is the earliest.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct TimerTable([Option<WireTime>; Timer::COUNT]);
-
-impl TimerTable {
-    pub(crate) fn set(&mut self, timer: Timer, at: Option<WireTime>) {
-        self.0[timer as usize] = at;
-    }
-
-    /// Earliest deadline, compared wrap-aware relative to `now`.
-    pub(crate) fn earliest(&self, now: WireTime) -> Option<WireTime> {
-        self.0
-            .iter()
-            .flatten()
-            .copied()
-            .min_by_key(|&t| i64::from(t.wrapping_sub(now) as i32))
-    }
-}
 
 /// Owned body of a queued outgoing command (payload, if any, lives in `packet`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -401,6 +388,8 @@ pub(crate) struct Counters {
 /// Obtained from [`crate::Host::peer`]; all mutation goes through the host.
 pub struct Peer {
     pub(crate) incoming_peer_id: u16,
+    /// Bumped every time the slot is freed (see [`PeerId`]).
+    pub(crate) generation: u32,
     pub(crate) outgoing_peer_id: u16,
     pub(crate) connect_id: u32,
     pub(crate) incoming_session_id: u8,
@@ -465,7 +454,6 @@ pub struct Peer {
     pub(crate) continue_sending: bool,
     pub(crate) next_incoming_id: u64,
     pub(crate) counters: Counters,
-    pub(crate) timers: TimerTable,
 }
 
 impl fmt::Debug for Peer {
@@ -484,6 +472,7 @@ impl Peer {
     pub(crate) fn new(id: u16, mtu: u32) -> Peer {
         Peer {
             incoming_peer_id: id,
+            generation: 0,
             outgoing_peer_id: wire::MAXIMUM_PEER_ID,
             connect_id: 0,
             incoming_session_id: 0xFF,
@@ -542,7 +531,6 @@ impl Peer {
             continue_sending: false,
             next_incoming_id: 0,
             counters: Counters::default(),
-            timers: TimerTable::default(),
         }
     }
 
@@ -567,9 +555,10 @@ impl Peer {
             || !self.sent_reliable_commands.is_empty()
     }
 
-    /// The slot's id (also the peer id the remote puts in its headers).
+    /// The id of the slot's current connection (its index is also the peer id the
+    /// remote puts in its headers).
     pub fn id(&self) -> PeerId {
-        PeerId(self.incoming_peer_id)
+        PeerId::new(self.incoming_peer_id, self.generation)
     }
 
     /// The remote address (meaningless while [`PeerState::Disconnected`]).

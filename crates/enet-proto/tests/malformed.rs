@@ -166,7 +166,7 @@ fn connected_pair(seed: u64) -> (enet_sim::Sim<Node>, enet_proto::PeerId, [u8; 2
     );
     let (sp, cp) = connect(&mut sim, 2, 0);
     // Header field the client uses: the server's peer id plus the session.
-    let server_peer_id = sp.0;
+    let server_peer_id = sp.index() as u16;
     let session = {
         let t = sim.now();
         let d = {
@@ -356,7 +356,7 @@ fn floods_of_empty_commands_hit_the_waiting_data_cap() {
         .find(|p| p.address() == addr(CLIENT))
         .unwrap()
         .id();
-    let field = sp.0.to_be_bytes();
+    let field = (sp.index() as u16).to_be_bytes();
     // Empty unreliable commands for a future reliable sequence number: they can
     // only be buffered, never delivered, so the cap must stop them.
     let mut seq = 0u16;

@@ -76,8 +76,10 @@ fn connect_exchange_and_disconnect() {
             ..
         }
     ));
+    // The connection's id is stale now, and its slot is free.
+    assert!(sim.nodes[0].host.peer(sp).is_none());
     assert_eq!(
-        sim.nodes[0].host.peer(sp).unwrap().state(),
+        sim.nodes[0].host.peers().nth(sp.index()).unwrap().state(),
         PeerState::Disconnected
     );
     assert_eq!(sim.nodes[0].host.stats().connected_peers, 0);
@@ -264,8 +266,10 @@ fn disconnect_now_notifies_remote_without_local_event() {
     let (sp, cp) = connect(&mut sim, 1, 0);
     let now = sim.now();
     sim.nodes[1].host.disconnect_now(now, cp, 9);
+    // The connection's id is stale now, and its slot is free.
+    assert!(sim.nodes[1].host.peer(cp).is_none());
     assert_eq!(
-        sim.nodes[1].host.peer(cp).unwrap().state(),
+        sim.nodes[1].host.peers().nth(cp.index()).unwrap().state(),
         PeerState::Disconnected
     );
     let t = sim.now() + Duration::from_secs(2);
@@ -279,8 +283,10 @@ fn disconnect_now_notifies_remote_without_local_event() {
         }
     ));
     assert!(sim.nodes[1].disconnects().is_empty());
+    // The connection's id is stale now, and its slot is free.
+    assert!(sim.nodes[0].host.peer(sp).is_none());
     assert_eq!(
-        sim.nodes[0].host.peer(sp).unwrap().state(),
+        sim.nodes[0].host.peers().nth(sp.index()).unwrap().state(),
         PeerState::Disconnected
     );
 }
@@ -509,7 +515,7 @@ fn send_side_limits_are_enforced() {
     assert!(matches!(
         sim.nodes[1]
             .host
-            .send(enet_proto::PeerId(7), 0, Packet::reliable(vec![])),
+            .send(enet_proto::PeerId::new(7, 0), 0, Packet::reliable(vec![])),
         Err(enet_proto::Error::UnknownPeer(_))
     ));
 }
@@ -564,4 +570,54 @@ fn reliable_sequence_numbers_wrap_in_order_under_loss() {
         .collect();
     assert!(got.iter().copied().eq(0..N), "out of order or duplicated");
     assert!(sim.nodes[0].disconnects().is_empty());
+}
+
+/// Peer ids are generational: once a connection ends, its id is stale, and it
+/// does not address the next connection that reuses the slot.
+#[test]
+fn stale_peer_ids_give_an_error_after_the_slot_is_reused() {
+    let server = HostConfig {
+        peer_limit: 1,
+        ..HostConfig::default()
+    };
+    let mut sim = pair(30, lan(), server, HostConfig::default());
+    let (old_server_side, old) = connect(&mut sim, 1, 0);
+    sim.nodes[1].host.disconnect(old, 0);
+    let t = sim.now() + Duration::from_secs(5);
+    assert!(sim.run_until(t, |n| !n[0].disconnects().is_empty()
+        && !n[1].disconnects().is_empty()));
+    // The same slots serve a new connection.
+    let now = sim.now();
+    let new = sim.nodes[1].host.connect(now, addr(SERVER), 1, 0).unwrap();
+    let t = now + Duration::from_secs(5);
+    assert!(sim.run_until(t, |n| n[0].connected().len() == 2));
+    let new_server_side = sim.nodes[0].connected()[1];
+    assert_eq!(new.index(), old.index());
+    assert_eq!(new_server_side.index(), old_server_side.index());
+    assert_ne!(new, old);
+    assert_ne!(new_server_side, old_server_side);
+    // The old ids: errors and no peer, on both sides; nothing reaches the new peer.
+    for (node, stale) in [(1, old), (0, old_server_side)] {
+        let host = &mut sim.nodes[node].host;
+        assert!(host.peer(stale).is_none());
+        assert!(matches!(
+            host.send(stale, 0, Packet::reliable(b"stale".to_vec())),
+            Err(enet_proto::Error::UnknownPeer(id)) if id == stale
+        ));
+        assert!(host.ping(stale).is_err());
+        host.disconnect(stale, 0);
+        host.reset_peer(stale);
+    }
+    // The new connection is untouched and works.
+    sim.nodes[1]
+        .host
+        .send(new, 0, Packet::reliable(b"fresh".to_vec()))
+        .unwrap();
+    let t = sim.now() + Duration::from_secs(5);
+    assert!(sim.run_until(t, |n| n[0].received().contains(&(0, b"fresh".to_vec()))));
+    assert_eq!(sim.nodes[0].received().len(), 1);
+    assert_eq!(
+        sim.nodes[0].host.peer(new_server_side).unwrap().state(),
+        PeerState::Connected
+    );
 }
