@@ -47,7 +47,7 @@ fn connect_datagram(connect_id: u32) -> Vec<u8> {
 
 /// Connects one of our clients from `bind` and services it until it is connected.
 fn client_connects(bind: &str, server: SocketAddr, wait: Duration) -> bool {
-    let mut host = EnetHost::bind(bind.parse().unwrap(), HostConfig::default()).unwrap();
+    let mut host = EnetHost::bind(bind, HostConfig::default()).unwrap();
     host.connect(server, 1, 0).unwrap();
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {

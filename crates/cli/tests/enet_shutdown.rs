@@ -29,7 +29,7 @@ fn signal(p: &Proc, name: &str) {
 
 /// A client of ours, connected to `server`.
 fn connected_client(server: SocketAddr) -> (EnetHost, PeerId) {
-    let mut host = EnetHost::bind("127.0.0.1:0".parse().unwrap(), HostConfig::default()).unwrap();
+    let mut host = EnetHost::bind("127.0.0.1:0", HostConfig::default()).unwrap();
     let peer = host.connect(server, 1, 0).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

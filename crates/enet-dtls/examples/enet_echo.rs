@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args[..] {
         ["server", addr] => {
-            let mut server = EnetHost::bind(addr.parse()?, HostConfig::default())?;
+            let mut server = EnetHost::bind(addr, HostConfig::default())?;
             println!("LISTENING {}", server.local_addr()?);
             loop {
                 serve_once(&mut server)?;
@@ -59,7 +59,7 @@ fn serve_once(server: &mut EnetHost) -> Result<(), Box<dyn Error>> {
 /// Connects to `server`, sends `text` reliably on channel 0, waits for the echo, disconnects
 /// cleanly and returns what came back.
 fn echo_client(server: SocketAddr, text: &[u8]) -> Result<Vec<u8>, Box<dyn Error>> {
-    let mut client = EnetHost::bind("127.0.0.1:0".parse()?, HostConfig::default())?;
+    let mut client = EnetHost::bind("127.0.0.1:0", HostConfig::default())?;
     let peer = client.connect(server, 2, 0)?;
     let mut echo = None;
     let mut deadline = Instant::now() + STEP_TIMEOUT;
@@ -88,8 +88,8 @@ mod tests {
     /// Runs the example's server and client against each other on loopback.
     #[test]
     fn client_gets_its_text_back_from_the_server() {
-        let mut server = EnetHost::bind("127.0.0.1:0".parse().unwrap(), HostConfig::default())
-            .expect("bind the server");
+        let mut server =
+            EnetHost::bind("127.0.0.1:0", HostConfig::default()).expect("bind the server");
         let addr = server.local_addr().unwrap();
         let client = std::thread::spawn(move || {
             echo_client(addr, b"hello from the example").map_err(|e| e.to_string())

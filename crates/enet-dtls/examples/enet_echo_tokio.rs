@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args[..] {
         ["server", addr] => {
-            let mut server = TokioEnetHost::bind(addr.parse()?, HostConfig::default()).await?;
+            let mut server = TokioEnetHost::bind(addr, HostConfig::default()).await?;
             println!("LISTENING {}", server.local_addr()?);
             serve(&mut server).await
         }
@@ -60,7 +60,7 @@ async fn serve(server: &mut TokioEnetHost) -> Result<(), Box<dyn Error>> {
 /// Connects to `server`, sends `text` reliably on channel 0, waits for the echo, disconnects
 /// cleanly and returns what came back.
 async fn echo_client(server: SocketAddr, text: &[u8]) -> Result<Vec<u8>, Box<dyn Error>> {
-    let mut client = TokioEnetHost::bind("127.0.0.1:0".parse()?, HostConfig::default()).await?;
+    let mut client = TokioEnetHost::bind("127.0.0.1:0", HostConfig::default()).await?;
     let peer = client.connect(server, 2, 0)?;
     let mut echo = None;
     while let Some(event) = client.service(STEP_TIMEOUT).await? {
@@ -83,7 +83,7 @@ mod tests {
     /// Runs the example's server and client against each other on loopback, in one runtime.
     #[tokio::test(flavor = "current_thread")]
     async fn client_gets_its_text_back_from_the_server() {
-        let mut server = TokioEnetHost::bind("127.0.0.1:0".parse().unwrap(), HostConfig::default())
+        let mut server = TokioEnetHost::bind("127.0.0.1:0", HostConfig::default())
             .await
             .expect("bind the server");
         let addr = server.local_addr().unwrap();

@@ -39,8 +39,8 @@
 //! use enet_dtls::{Event, HostConfig, Packet};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut server = EnetHost::bind("127.0.0.1:0".parse()?, HostConfig::default())?;
-//! let mut client = EnetHost::bind("127.0.0.1:0".parse()?, HostConfig::default())?;
+//! let mut server = EnetHost::bind("127.0.0.1:0", HostConfig::default())?;
+//! let mut client = EnetHost::bind("127.0.0.1:0", HostConfig::default())?;
 //! let to_server = client.connect(server.local_addr()?, 1, 0)?;
 //!
 //! let give_up = Instant::now() + Duration::from_secs(10);

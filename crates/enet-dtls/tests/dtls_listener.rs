@@ -643,11 +643,11 @@ fn ipv4_peers_on_a_dual_stack_socket_are_ipv4_addresses() {
     l.send_to(me, b"to v4").unwrap();
     let deadline = Instant::now() + T;
     while c.available_packet_count() == 0 {
-        c.wait(Duration::from_millis(10)).unwrap();
+        c.wait(Some(Duration::from_millis(10))).unwrap();
         c.poll().unwrap();
         assert!(Instant::now() < deadline);
     }
-    assert_eq!(c.get_packet().as_deref(), Some(&b"to v4"[..]));
+    assert_eq!(c.get_packet().unwrap().as_deref(), Some(&b"to v4"[..]));
 
     // Outgoing: a dual-stack client endpoint connects to the IPv4 listener address written as
     // `::ffff:127.0.0.1`; the session is keyed by the IPv4 address and connects.
