@@ -380,20 +380,9 @@ impl DtlsListener {
     /// # Errors
     /// [`Error::Io`] if the socket fails.
     pub fn wait_readable(&mut self, wait: Duration) -> Result<(), Error> {
-        // Blocking peek with a read timeout: std has no portable poll(2), and this crate has
-        // no unsafe code.
-        self.socket.set_nonblocking(false)?;
-        self.socket
-            .set_read_timeout(Some(wait.max(Duration::from_micros(100))))?;
-        let r = self.socket.peek_from(&mut self.buf[..1]);
-        self.socket.set_nonblocking(true)?;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if would_block(&e) || transient(&e) => Ok(()),
-            // Linux reports a message larger than the peek buffer as success; others may not.
-            Err(e) if e.raw_os_error().is_some() && e.kind() == io::ErrorKind::Other => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        // poll(2) through the shared socket layer; the sessions' timers are `service`'s job.
+        crate::net::wait_readable(&self.socket, Some(wait))?;
+        Ok(())
     }
 
     fn receive_batch(&mut self) -> Result<(), Error> {
@@ -467,17 +456,11 @@ impl Drop for DtlsListener {
 }
 
 fn would_block(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    e.kind() == io::ErrorKind::WouldBlock
 }
 
+/// Errors after which the socket is still fine: a signal or an ICMP report about an earlier
+/// datagram (the shared socket layer's classification).
 fn transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
+    crate::net::is_transient(e)
 }
