@@ -1,7 +1,7 @@
 //! ENet 1.3 over real sockets: the socket layer ([`EnetSocket`], [`UdpEnetSocket`], and the
 //! in-memory [`testing::MemorySocket`]) and the drivers that run an [`enet_proto::Host`] on any
 //! of them: the blocking [`EnetHost`] (shaped like C ENet's `enet_host_service`) and, with the
-//! `tokio` feature, [`TokioEnetHost`]. Both drivers run the same service round over the same
+//! `tokio` feature, `TokioEnetHost`. Both drivers run the same service round over the same
 //! trait (batches in and out, the socket's own timers), so a socket written once (DTLS next)
 //! works with either.
 //!

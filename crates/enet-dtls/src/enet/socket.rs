@@ -64,7 +64,7 @@ const MAX_MMSG: usize = 256;
 /// without blocking, and tells a driver when to come back.
 ///
 /// Both drivers run any `EnetSocket` the same way: the blocking [`EnetHost`](super::EnetHost)
-/// and, with the `tokio` feature, [`TokioEnetHost`](super::TokioEnetHost). Plain UDP
+/// and, with the `tokio` feature, `TokioEnetHost`. Plain UDP
 /// ([`UdpEnetSocket`]), an in-memory pair for tests ([`MemorySocket`](super::testing::MemorySocket))
 /// and a DTLS socket all plug in here.
 ///

@@ -1,6 +1,6 @@
 //! Test support: [`MemorySocket`], an in-memory [`EnetSocket`] pair that both drivers can run,
 //! for tests of code built on [`EnetHost`](super::EnetHost) or
-//! [`TokioEnetHost`](super::TokioEnetHost) that need no kernel socket (and of sockets that wrap
+//! `TokioEnetHost` that need no kernel socket (and of sockets that wrap
 //! another one, such as a DTLS socket).
 //!
 //! ```
