@@ -135,6 +135,13 @@ fn say_goodbye(host: &mut EnetHost) -> std::io::Result<()> {
             say(format_args!("DISCONNECT {address}"));
         }
     }
+    // Disconnects acknowledged in the last round may still be queued as events (the peer's slot
+    // is already free): report them too.
+    while let Some(event) = host.check_events() {
+        if let Event::Disconnect { address, .. } = event {
+            say(format_args!("DISCONNECT {address}"));
+        }
+    }
     // Peers that did not answer in time: one more unacknowledged DISCONNECT each, then gone.
     for &peer in &peers {
         if host
