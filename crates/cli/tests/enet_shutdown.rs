@@ -44,6 +44,9 @@ fn graceful(signal_name: &str) {
     let (mut echo, server) = echo();
     let (mut a, _) = connected_client(server);
     let (mut b, _) = connected_client(server);
+    // The echo counts a peer as connected when the client's acknowledgement arrives, which
+    // can be after the client saw its own connect: wait for both before the signal.
+    echo.expect_line("CONNECT ", Duration::from_secs(5));
     echo.expect_line("CONNECT ", Duration::from_secs(5));
     signal(&echo, signal_name);
     // Both clients see the echo leave (a remote disconnect, long before any timeout).
