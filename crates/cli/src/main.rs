@@ -9,6 +9,10 @@ mod cmd_bench;
 mod cmd_dtls;
 mod cmd_enet;
 mod cmd_keygen;
+#[cfg_attr(not(test), allow(dead_code))]
+mod hexview;
+#[cfg_attr(not(test), allow(dead_code))]
+mod metrics;
 mod shutdown;
 
 use std::process::ExitCode;

@@ -79,6 +79,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod dtls;
 pub mod enet;
 pub mod godot;
