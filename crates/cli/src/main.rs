@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 mod args;
+#[cfg_attr(not(test), allow(dead_code))]
+mod chat_rpc;
 mod cmd_bench;
 mod cmd_dtls;
 mod cmd_enet;
