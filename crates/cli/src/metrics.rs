@@ -59,6 +59,7 @@ pub(crate) struct ServerMetrics {
     known_methods: &'static [&'static str],
     last_enet: HostStats,
     last_dtls: EndpointStats,
+    last_mp_refused: u64,
 }
 
 impl ServerMetrics {
@@ -130,6 +131,7 @@ impl ServerMetrics {
             known_methods,
             last_enet: HostStats::default(),
             last_dtls: EndpointStats::default(),
+            last_mp_refused: 0,
         }
     }
 
@@ -151,6 +153,14 @@ impl ServerMetrics {
                 .get_or_create(&[("cause", cause)])
                 .inc_by(n);
         }
+    }
+
+    /// Adds the multiplayer layer's refusals (a cumulative count: ids below 2 or taken,
+    /// `refuse_new_connections`) since the last call.
+    pub(crate) fn refused_multiplayer(&mut self, total: u64) {
+        let new = total.saturating_sub(self.last_mp_refused);
+        self.last_mp_refused = total;
+        self.refused("multiplayer", new);
     }
 
     /// Counts one received RPC.
@@ -407,6 +417,8 @@ mod tests {
         dtls.cookies_sent = 6;
         dtls.refused_table_full = 1;
         m.observe_dtls(&dtls, true);
+        m.refused_multiplayer(2);
+        m.refused_multiplayer(5);
         m.rpc("send_message");
         m.rpc("send_message");
         m.rpc("evil_method_name_from_the_network");
@@ -429,6 +441,7 @@ mod tests {
             v("enet_dtls_connects_refused_total{cause=\"dtls_table_full\"}"),
             1.0
         );
+        assert_eq!(v("enet_dtls_connects_refused_total{cause=\"multiplayer\"}"), 5.0);
         assert_eq!(v("enet_dtls_dtls_handshakes_completed_total"), 4.0);
         assert_eq!(
             v("enet_dtls_dtls_handshakes_failed_total{cause=\"timeout\"}"),

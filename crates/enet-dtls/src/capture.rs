@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use enet_proto::Transmit;
 
-use crate::enet::EnetSocket;
+use crate::enet::{ConnectionFailure, EnetSocket};
 
 /// Default bound of a [`Capture`]: 64 MiB of datagram payload.
 pub const DEFAULT_CAPTURE_LIMIT: usize = 64 * 1024 * 1024;
@@ -294,6 +294,14 @@ impl<S: EnetSocket> EnetSocket for CaptureSocket<S> {
 
     fn handle_timeout(&mut self, now: Instant) -> io::Result<()> {
         self.inner.handle_timeout(now)
+    }
+
+    fn poll_failure(&mut self) -> Option<ConnectionFailure> {
+        self.inner.poll_failure()
+    }
+
+    fn peer_gone(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnectionFailure> {
+        self.inner.peer_gone(now, addr)
     }
 }
 
