@@ -81,6 +81,7 @@ pub(crate) fn side_by_side(
 }
 
 /// The ASCII rendering of a whole buffer (what the ASCII columns show, joined).
+#[cfg(test)]
 pub(crate) fn ascii_string(data: &[u8]) -> String {
     data.iter().map(|&b| ascii(b)).collect()
 }

@@ -5,15 +5,15 @@
 #![forbid(unsafe_code)]
 
 mod args;
-#[cfg_attr(not(test), allow(dead_code))]
+mod chat_room;
 mod chat_rpc;
 mod cmd_bench;
+mod cmd_chat;
+mod cmd_demo;
 mod cmd_dtls;
 mod cmd_enet;
 mod cmd_keygen;
-#[cfg_attr(not(test), allow(dead_code))]
 mod hexview;
-#[cfg_attr(not(test), allow(dead_code))]
 mod metrics;
 mod shutdown;
 
@@ -39,6 +39,13 @@ enum Command {
     DtlsClient(cmd_dtls::ClientArgs),
     /// Plain ENet 1.3 echo host: sends every packet back on the same channel and reliability.
     EnetEcho(cmd_enet::EchoArgs),
+    /// The main job: the same Godot RPCs over plaintext ENet and over ENet in DTLS 1.2, captured and
+    /// shown side by side (no arguments needed).
+    Demo(cmd_demo::DemoArgs),
+    /// A chat room on Godot 3.2's MultiplayerAPI (node `Chat`) that Godot clients can join.
+    Serve(cmd_chat::ServeArgs),
+    /// Join a chat room: sends stdin lines, prints `<id>: <text>` per message.
+    Connect(cmd_chat::ConnectArgs),
     /// Loopback benchmark: our ENet and DTLS next to raw UDP and C ENet, with ratios.
     Bench(cmd_bench::BenchArgs),
 }
@@ -55,6 +62,9 @@ fn main() -> ExitCode {
         Command::DtlsClient(a) => cmd_dtls::run_client(a),
         Command::EnetEcho(a) => cmd_enet::run_echo(a),
         Command::Bench(a) => cmd_bench::run(a),
+        Command::Demo(a) => cmd_demo::run(a),
+        Command::Serve(a) => cmd_chat::run_serve(a),
+        Command::Connect(a) => cmd_chat::run_connect(a),
     };
     match result {
         Ok(code) => code,

@@ -15,11 +15,14 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use dtls_proto::EndpointStats;
+use enet_dtls::enet::{ConnectionFailure, EnetSocket};
+use enet_proto::Transmit;
 use enet_proto::HostStats;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -51,6 +54,7 @@ pub(crate) struct ServerMetrics {
     connects_refused: Family<Label, Counter>,
     handshakes_completed: Counter,
     handshakes_failed: Family<Label, Counter>,
+    dtls_failures: Family<Label, Counter>,
     cookies_sent: Counter,
     datagrams: Family<Label, Counter>,
     bytes: Family<Label, Counter>,
@@ -91,6 +95,12 @@ impl ServerMetrics {
             "DTLS handshakes that failed, by cause",
             handshakes_failed.clone(),
         );
+        let dtls_failures = Family::<Label, Counter>::default();
+        registry.register(
+            "dtls_failures",
+            "DTLS connections that failed (during or after the handshake), by cause as the DTLS socket reported it",
+            dtls_failures.clone(),
+        );
         let cookies_sent = Counter::default();
         registry.register(
             "dtls_cookies_sent",
@@ -123,6 +133,7 @@ impl ServerMetrics {
             connects_refused,
             handshakes_completed,
             handshakes_failed,
+            dtls_failures,
             cookies_sent,
             datagrams,
             bytes,
@@ -179,11 +190,9 @@ impl ServerMetrics {
         self.rtt.observe(rtt.as_secs_f64());
     }
 
-    /// Counts a DTLS handshake failure with `cause` (see [`handshake_failure_cause`]).
-    pub(crate) fn handshake_failed(&self, cause: &'static str) {
-        self.handshakes_failed
-            .get_or_create(&[("cause", cause)])
-            .inc();
+    /// The counters of DTLS connection failures by cause, for a [`FailureTap`].
+    pub(crate) fn failure_counter(&self) -> Family<Label, Counter> {
+        self.dtls_failures.clone()
     }
 
     /// Adds what the ENet host counted since the last call (datagrams and bytes both ways,
@@ -239,8 +248,8 @@ impl ServerMetrics {
     }
 }
 
-/// The label value for a failed DTLS handshake.
-pub(crate) fn handshake_failure_cause(error: &dtls_proto::DtlsError) -> &'static str {
+/// The label value of a DTLS failure.
+pub(crate) fn failure_cause(error: &dtls_proto::DtlsError) -> &'static str {
     use dtls_proto::DtlsError as E;
     match error {
         E::UntrustedCertificate { .. } => "untrusted_certificate",
@@ -249,6 +258,96 @@ pub(crate) fn handshake_failure_cause(error: &dtls_proto::DtlsError) -> &'static
         E::PeerAlert { .. } => "peer_alert",
         E::HandshakeTimeout { .. } => "timeout",
         _ => "other",
+    }
+}
+
+/// The last connection failure a [`FailureTap`] saw, shared with the application.
+pub(crate) type LastFailure = Arc<Mutex<Option<ConnectionFailure>>>;
+
+/// An [`EnetSocket`] wrapper that counts the connection failures its socket reports (by cause)
+/// on their way to the driver, which keeps them for the application, and remembers the last
+/// one (so a client can print the DTLS cause of a failed join).
+#[derive(Debug)]
+pub(crate) struct FailureTap<S> {
+    inner: S,
+    counter: Option<Family<Label, Counter>>,
+    last: LastFailure,
+}
+
+impl<S: EnetSocket> FailureTap<S> {
+    /// Wraps `inner`; counts into `counter` when given.
+    pub(crate) fn new(inner: S, counter: Option<Family<Label, Counter>>) -> FailureTap<S> {
+        FailureTap {
+            inner,
+            counter,
+            last: LastFailure::default(),
+        }
+    }
+
+    /// The wrapped socket.
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A handle on the last failure seen.
+    pub(crate) fn last_failure(&self) -> LastFailure {
+        Arc::clone(&self.last)
+    }
+
+    fn count(&self, failure: &Option<ConnectionFailure>) {
+        let Some(f) = failure else {
+            return;
+        };
+        if let (Some(c), Some(e)) = (&self.counter, f.dtls_error()) {
+            c.get_or_create(&[("cause", failure_cause(e))]).inc();
+        }
+        if f.dtls_error().is_some() {
+            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(f.clone());
+        }
+    }
+}
+
+impl<S: EnetSocket> EnetSocket for FailureTap<S> {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+    fn max_datagram_size(&self) -> usize {
+        self.inner.max_datagram_size()
+    }
+    fn send_batch(&mut self, now: Instant, batch: &[Transmit]) -> io::Result<usize> {
+        self.inner.send_batch(now, batch)
+    }
+    fn recv_batch(
+        &mut self,
+        now: Instant,
+        sink: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) -> io::Result<usize> {
+        self.inner.recv_batch(now, sink)
+    }
+    fn recv_drained(&self) -> bool {
+        self.inner.recv_drained()
+    }
+    fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        self.inner.wait_readable(timeout)
+    }
+    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_recv_ready(cx)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) -> io::Result<()> {
+        self.inner.handle_timeout(now)
+    }
+    fn poll_failure(&mut self) -> Option<ConnectionFailure> {
+        let failure = self.inner.poll_failure();
+        self.count(&failure);
+        failure
+    }
+    fn peer_gone(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnectionFailure> {
+        let failure = self.inner.peer_gone(now, addr);
+        self.count(&failure);
+        failure
     }
 }
 
@@ -470,9 +569,11 @@ mod tests {
             expected: "a".into(),
             presented: vec!["b".into()],
         };
-        assert_eq!(handshake_failure_cause(&timeout), "timeout");
-        assert_eq!(handshake_failure_cause(&mismatch), "hostname_mismatch");
-        m.handshake_failed(handshake_failure_cause(&mismatch));
+        assert_eq!(failure_cause(&timeout), "timeout");
+        assert_eq!(failure_cause(&mismatch), "hostname_mismatch");
+        m.failure_counter()
+            .get_or_create(&[("cause", failure_cause(&mismatch))])
+            .inc();
         let mut body = String::new();
         prometheus_client::encoding::text::encode(&mut body, &m.registry()).unwrap();
         assert_eq!(

@@ -1,0 +1,262 @@
+//! The chat room server, shared by `enet-dtls serve` and `enet-dtls demo`: a Godot 3.2
+//! multiplayer server (plain ENet or ENet over DTLS) whose node `Chat` takes
+//! `send_message(text)` from any client and calls `receive_message(sender_id, text)` on every
+//! client, the sender included, reliably.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use dtls_proto::EndpointStats;
+use enet_dtls::capture::CaptureSocket;
+use enet_dtls::enet::{DtlsEnetSocket, EnetSocket, UdpEnetSocket};
+use enet_dtls::multiplayer::{MultiplayerError, MultiplayerEvent, MultiplayerPeer, Target, TransferMode};
+
+use crate::chat_rpc::{self, ChatCall, ChatRpc, Incoming, SEND_MESSAGE};
+use crate::metrics::ServerMetrics;
+
+/// Longest message the room relays (bytes of UTF-8). One message fans out to every client, so
+/// this bounds what one packet can make the server send.
+pub(crate) const MAX_MESSAGE: usize = 4096;
+
+/// How often every peer's RTT is sampled into the metrics.
+const RTT_SAMPLE_PERIOD: Duration = Duration::from_secs(1);
+
+/// The methods the metrics count by name.
+pub(crate) const METHODS: &[&str] = &[SEND_MESSAGE, chat_rpc::RECEIVE_MESSAGE];
+
+/// What the sockets under a room can tell beyond [`EnetSocket`].
+pub(crate) trait RoomSocket: EnetSocket {
+    /// The DTLS endpoint's counters (None for plain ENet).
+    fn dtls_stats(&self) -> Option<EndpointStats> {
+        None
+    }
+    /// The cipher suite of the DTLS session with `addr`.
+    fn cipher(&self, addr: SocketAddr) -> Option<&'static str> {
+        let _ = addr;
+        None
+    }
+}
+
+impl RoomSocket for UdpEnetSocket {}
+
+impl<T: EnetSocket> RoomSocket for DtlsEnetSocket<T> {
+    fn dtls_stats(&self) -> Option<EndpointStats> {
+        Some(self.endpoint_stats())
+    }
+    fn cipher(&self, addr: SocketAddr) -> Option<&'static str> {
+        DtlsEnetSocket::cipher(self, addr)
+    }
+}
+
+impl<S: RoomSocket> RoomSocket for crate::metrics::FailureTap<S> {
+    fn dtls_stats(&self) -> Option<EndpointStats> {
+        self.get_ref().dtls_stats()
+    }
+    fn cipher(&self, addr: SocketAddr) -> Option<&'static str> {
+        self.get_ref().cipher(addr)
+    }
+}
+
+impl<S: RoomSocket> RoomSocket for CaptureSocket<S> {
+    fn dtls_stats(&self) -> Option<EndpointStats> {
+        self.get_ref().dtls_stats()
+    }
+    fn cipher(&self, addr: SocketAddr) -> Option<&'static str> {
+        self.get_ref().cipher(addr)
+    }
+}
+
+/// Something that happened in the room (one output line each in `serve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RoomEvent {
+    /// A client joined.
+    Join(u32, Option<SocketAddr>),
+    /// A client left.
+    Leave(u32),
+    /// A client said something (already relayed to everyone).
+    Message(u32, String),
+    /// A message that was not relayed, and why.
+    Refused(u32, String),
+}
+
+/// The room: the multiplayer server plus the chat calls.
+#[derive(Debug)]
+pub(crate) struct Room<S: RoomSocket> {
+    peer: MultiplayerPeer<S>,
+    rpc: ChatRpc,
+    welcome: Option<String>,
+    metrics: Option<ServerMetrics>,
+    next_rtt_sample: Instant,
+}
+
+impl<S: RoomSocket> Room<S> {
+    /// A room on a started server. `welcome`: a message the server (id 1) sends each client
+    /// that joins.
+    pub(crate) fn new(peer: MultiplayerPeer<S>, welcome: Option<String>) -> Room<S> {
+        Room {
+            peer,
+            rpc: ChatRpc::default(),
+            welcome,
+            metrics: None,
+            next_rtt_sample: Instant::now(),
+        }
+    }
+
+    /// Turns metrics on.
+    pub(crate) fn set_metrics(&mut self, metrics: ServerMetrics) {
+        self.metrics = Some(metrics);
+    }
+
+    /// The multiplayer server.
+    pub(crate) fn peer(&self) -> &MultiplayerPeer<S> {
+        &self.peer
+    }
+
+    /// Waits up to `timeout` for traffic, handles everything that arrived and returns what
+    /// happened.
+    pub(crate) fn step(&mut self, timeout: Duration) -> Result<Vec<RoomEvent>, MultiplayerError> {
+        let mut out = Vec::new();
+        if let Some(event) = self.peer.service(timeout)? {
+            self.handle(event, &mut out)?;
+            while let Some(event) = self.peer.next_event() {
+                self.handle(event, &mut out)?;
+            }
+        }
+        self.update_metrics();
+        Ok(out)
+    }
+
+    fn handle(
+        &mut self,
+        event: MultiplayerEvent,
+        out: &mut Vec<RoomEvent>,
+    ) -> Result<(), MultiplayerError> {
+        match event {
+            MultiplayerEvent::PeerConnected(id) => {
+                out.push(RoomEvent::Join(id, self.peer.peer_address(id).ok()));
+                if let Some(text) = &self.welcome {
+                    let packet = chat_rpc::receive_message(1, text);
+                    self.send(Target::Peer(id), &packet);
+                }
+            }
+            MultiplayerEvent::PeerDisconnected(id) => {
+                self.rpc.peer_left(id);
+                out.push(RoomEvent::Leave(id));
+            }
+            MultiplayerEvent::Packet(p) => match self.rpc.handle(p.from, &p.data) {
+                Incoming::Call(ChatCall::SendMessage { text }) => {
+                    if let Some(m) = &self.metrics {
+                        m.rpc(SEND_MESSAGE);
+                    }
+                    if text.len() > MAX_MESSAGE {
+                        out.push(RoomEvent::Refused(
+                            p.from,
+                            format!("{} bytes (at most {MAX_MESSAGE})", text.len()),
+                        ));
+                    } else {
+                        let packet = chat_rpc::receive_message(i64::from(p.from), &text);
+                        self.send(Target::Broadcast, &packet);
+                        out.push(RoomEvent::Message(p.from, text));
+                    }
+                }
+                Incoming::Call(ChatCall::ReceiveMessage { .. }) => {
+                    // A client calling the clients' method on the server: not allowed.
+                    if let Some(m) = &self.metrics {
+                        m.rpc(chat_rpc::RECEIVE_MESSAGE);
+                    }
+                    tracing::debug!(from = p.from, "receive_message called on the server; ignored");
+                }
+                Incoming::Confirm { reply } => self.send(Target::Peer(p.from), &reply),
+                Incoming::Ignored { reason, method } => {
+                    if let (Some(m), Some(method)) = (&self.metrics, &method) {
+                        m.rpc(method);
+                    }
+                    tracing::debug!(from = p.from, %reason, "packet ignored");
+                }
+            },
+            MultiplayerEvent::ConnectionSucceeded
+            | MultiplayerEvent::ConnectionFailed(_)
+            | MultiplayerEvent::ServerDisconnected => {}
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Sends reliably; a peer that vanished meanwhile is not an error for the room.
+    fn send(&mut self, target: Target, packet: &[u8]) {
+        if let Err(e) = self.peer.send(target, TransferMode::Reliable, None, packet) {
+            tracing::debug!(error = %e, ?target, "send failed");
+        }
+    }
+
+    fn update_metrics(&mut self) {
+        let Some(m) = &mut self.metrics else {
+            return;
+        };
+        let ids = self.peer.peer_ids();
+        m.set_peers(ids.len());
+        m.observe_enet(&self.peer.enet().host().stats());
+        if let Some(d) = self.peer.enet().socket().dtls_stats() {
+            m.observe_dtls(&d, true);
+        }
+        m.refused_multiplayer(self.peer.framing_stats().refused_connections);
+        let now = Instant::now();
+        if now >= self.next_rtt_sample {
+            self.next_rtt_sample = now + RTT_SAMPLE_PERIOD;
+            for id in ids {
+                if let Ok(stats) = self.peer.peer_stats(id) {
+                    m.rtt(stats.rtt);
+                }
+            }
+        }
+    }
+
+    /// Asks every client to disconnect, services until they have answered or `grace` has
+    /// passed, then closes (ENet DISCONNECT to whoever is left; under DTLS the sessions end
+    /// with close_notify). Returns the leave events seen meanwhile.
+    pub(crate) fn shutdown(&mut self, grace: Duration) -> Vec<RoomEvent> {
+        let mut out = Vec::new();
+        for id in self.peer.peer_ids() {
+            let _ = self.peer.disconnect_peer(id, false);
+        }
+        let deadline = Instant::now() + grace;
+        while !self.peer.peer_ids().is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.step(left.min(Duration::from_millis(20))) {
+                Ok(events) => out.extend(events),
+                Err(_) => break,
+            }
+        }
+        let _ = self.peer.close();
+        out
+    }
+}
+
+/// Makes message text safe for one output line: control characters become `\u{..}` escapes,
+/// so a client cannot forge lines of the room's output.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_cannot_forge_lines() {
+        assert_eq!(printable("hi"), "hi");
+        assert_eq!(printable("a\nJOIN 5"), "a\\u{a}JOIN 5");
+        assert_eq!(printable("é\u{1b}[2J"), "é\\u{1b}[2J");
+    }
+}
