@@ -395,11 +395,7 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
 
     /// Drains the endpoint's events: data to `sink` (or the stash), connection ends to the
     /// failure queue. Returns how many datagrams went to `sink`.
-    fn after_input(
-        &mut self,
-        _now: Instant,
-        mut sink: Option<&mut Sink<'_>>,
-    ) -> usize {
+    fn after_input(&mut self, _now: Instant, mut sink: Option<&mut Sink<'_>>) -> usize {
         let mut delivered = 0;
         while let Some(event) = self.endpoint.poll_event() {
             match event {
