@@ -343,6 +343,11 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
         &self.transport
     }
 
+    /// The transport socket underneath, mutably (a simulation feeds its in-memory transport).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
     /// Sessions now, handshaking and established.
     pub fn session_count(&self) -> usize {
         self.endpoint.session_count()
