@@ -23,12 +23,23 @@ const TRANSFER_WINDOW: u64 = 4;
 
 /// Our ENet: `total` bytes in 1 MiB reliable packets, each acknowledged by a 4-byte reliable
 /// packet from the server; MB/s (10^6 bytes) from the first send to the last ack.
-pub(super) fn bench_transfer(total: u64) -> Result<f64, BenchError> {
-    const W: &str = "transfer-enet";
-    let io = io_err(W);
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut server_host =
-        EnetHost::bind(loopback, HostConfig::default()).map_err(|e| fail(W, e))?;
+pub(super) fn bench_transfer(total: u64, dtls: bool) -> Result<f64, BenchError> {
+    if dtls {
+        let (server, client) = dtls_hosts("transfer-enet+dtls")?;
+        transfer_workload("transfer-enet+dtls", total, server, client)
+    } else {
+        let (server, client) = plain_hosts("transfer-enet")?;
+        transfer_workload("transfer-enet", total, server, client)
+    }
+}
+
+fn transfer_workload<S: EnetSocket + 'static, C: EnetSocket>(
+    w: &'static str,
+    total: u64,
+    mut server_host: EnetHost<S>,
+    mut client: EnetHost<C>,
+) -> Result<f64, BenchError> {
+    let io = io_err(w);
     let server_addr = server_host.local_addr().map_err(&io)?;
     let server = Server::spawn("bench-transfer-sink", move |stop| -> Result<(), String> {
         while !stop.load(Ordering::Relaxed) {
@@ -45,13 +56,12 @@ pub(super) fn bench_transfer(total: u64) -> Result<f64, BenchError> {
     })
     .map_err(&io)?;
 
-    let mut client = EnetHost::bind(loopback, HostConfig::default()).map_err(|e| fail(W, e))?;
     let peer = client
         .connect(server_addr, 1, 0)
-        .map_err(|e| fail(W, format!("connect: {e}")))?;
+        .map_err(|e| fail(w, format!("connect: {e}")))?;
     match client.service(STALL).map_err(&io)? {
         Some(Event::Connect { .. }) => {}
-        other => return Err(fail(W, format!("expected a connect event, got {other:?}"))),
+        other => return Err(fail(w, format!("expected a connect event, got {other:?}"))),
     }
     let packets = total.div_ceil(TRANSFER_PACKET as u64);
     let data = payload(TRANSFER_PACKET);
@@ -61,16 +71,16 @@ pub(super) fn bench_transfer(total: u64) -> Result<f64, BenchError> {
         while sent < packets && sent - acked < TRANSFER_WINDOW {
             client
                 .send(peer, 0, Packet::reliable(data.clone()))
-                .map_err(|e| fail(W, format!("send: {e}")))?;
+                .map_err(|e| fail(w, format!("send: {e}")))?;
             sent += 1;
         }
         match client.service(STALL).map_err(&io)? {
             Some(Event::Receive { .. }) => acked += 1,
             Some(Event::Disconnect { reason, .. }) => {
-                return Err(fail(W, format!("disconnected during the run ({reason:?})")))
+                return Err(fail(w, format!("disconnected during the run ({reason:?})")))
             }
             Some(_) => {}
-            None => return Err(fail(W, format!("no ack for {STALL:?}"))),
+            None => return Err(fail(w, format!("no ack for {STALL:?}"))),
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
@@ -83,8 +93,8 @@ pub(super) fn bench_transfer(total: u64) -> Result<f64, BenchError> {
     }
     match server.finish() {
         Some(Ok(())) => {}
-        Some(Err(e)) => return Err(fail(W, format!("sink host: {e}"))),
-        None => return Err(fail(W, "sink thread panicked")),
+        Some(Err(e)) => return Err(fail(w, format!("sink host: {e}"))),
+        None => return Err(fail(w, "sink thread panicked")),
     }
     Ok((packets * TRANSFER_PACKET as u64) as f64 / elapsed / 1e6)
 }

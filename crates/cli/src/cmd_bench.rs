@@ -4,16 +4,15 @@
 //!
 //! | part (`--parts`) | what | anchor |
 //! |---|---|---|
-//! | `small` | small reliable messages per second (a window of `--window` echoes in flight) and the ping-pong RTT p50/p99: `raw-udp`, `enet` ([`EnetHost`] both ends), `c-enet` (C ENet 1.3 both ends, `bench_peers/enet_anchor.c`), `dtls` (datagrams over [`PacketPeerDtls`]/[`DtlsListener`]), `enet+dtls` (ENet over DTLS: a hook, see below) | C ENet, raw UDP |
-//! | `transfer` | `--transfer-mib` MiB in 1 MiB reliable packets (fragmented), MB/s: ours vs C ENet, plain (and over DTLS: hook) | C ENet |
+//! | `small` | small reliable messages per second (a window of `--window` echoes in flight) and the ping-pong RTT p50/p99: `raw-udp`, `enet` ([`EnetHost`] both ends), `c-enet` (C ENet 1.3 both ends, `bench_peers/enet_anchor.c`), `dtls` (datagrams over [`PacketPeerDtls`]/[`DtlsListener`]), `enet+dtls` (ENet over DTLS: [`DtlsEnetSocket`] under both hosts) | C ENet, raw UDP |
+//! | `transfer` | `--transfer-mib` MiB in 1 MiB reliable packets (fragmented), MB/s: ours vs C ENet, plain and over DTLS | C ENet |
 //! | `handshake` | full DTLS handshakes per second with RSA-2048 and P-256 certificates, and the server thread's CPU per handshake, next to `openssl speed -seconds 1 rsa2048 ecdsap256` sign rates | OpenSSL's signing rate |
 //! | `peers` | `--peers` idle peers (one C ENet client host) on our `enet-echo` and on C ENet's echo host, both sized 4,095: resident memory per peer, the server's idle CPU (from `/proc/PID/stat`), time to connect them all | C ENet |
 //! | `netsim` | datagrams per second through the `netsim` relay (no impairment) vs raw UDP without it | raw UDP |
 //! | `rpc` | RPCs per second through `serve` vs Godot 3.2.3's server: a hook, not wired yet | Godot |
 //!
-//! Hooks: the rows marked `HOOK` below are reported as skipped with the reason, so that the
-//! table and the JSON already have their place; whoever brings the missing piece (ENet over
-//! DTLS: `DtlsEnetSocket`; `serve`) wires them there.
+//! Hook: the RPC row is reported as skipped (`HOOK: ...`), so that the table and the JSON
+//! already have its place; whoever brings `serve` wires it there ([`RPC_HOOK`]).
 //!
 //! The C anchor runs only when its binary is named by `--c-anchor` or `ENET_DTLS_C_ANCHOR`
 //! (scripts/bench builds it); otherwise its rows say why they were skipped.
@@ -43,7 +42,8 @@ use enet_dtls::dtls::{
     ClientConfig, DtlsListener, ListenerEvent, PacketPeerDtls, ServerConfig, Status,
 };
 use enet_dtls::dtls_proto::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
-use enet_dtls::enet::EnetHost;
+use enet_dtls::dtls_proto::EndpointConfig;
+use enet_dtls::enet::{DtlsEnetSocket, EnetHost, EnetSocket};
 use enet_dtls::enet_proto::{Event, HostConfig, Packet};
 use enet_dtls::udp::PacketPeerUdp;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -61,11 +61,6 @@ const LOSS_WAIT: Duration = Duration::from_millis(200);
 
 /// How often server threads look at their stop flag while idle.
 const SERVER_TICK: Duration = Duration::from_millis(50);
-
-/// Why the ENet-over-DTLS rows are empty. HOOK(dsock): wire `DtlsEnetSocket` (branch wt-dsock)
-/// into `bench_enet`/`scale::bench_transfer` with a DTLS socket under both hosts.
-const ENET_DTLS_HOOK: &str =
-    "HOOK: ENet over DTLS needs DtlsEnetSocket (helper dsock, not merged yet); the lead wires it";
 
 /// Why the RPC row is empty. HOOK(serve): drive `enet-dtls serve` and a Godot 3.2.3 server
 /// with the same RPC client and report RPCs per second for both.
@@ -403,8 +398,8 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
 
     // Progress: one step per workload and round.
     let c = u64::from(anchor.is_some());
-    let per_round = if has(Part::Small) { 3 + c } else { 0 }
-        + if has(Part::Transfer) { 1 + c } else { 0 }
+    let per_round = if has(Part::Small) { 4 + c } else { 0 }
+        + if has(Part::Transfer) { 2 + c } else { 0 }
         + if has(Part::Handshake) { 2 } else { 0 }
         + if has(Part::Peers) { 1 + c } else { 0 }
         + if has(Part::Netsim) { 1 } else { 0 };
@@ -417,8 +412,8 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
     let step = |name: &str| bar.set_message(name.to_string());
 
     let no_anchor = || format!("no --c-anchor and {C_ANCHOR_ENV} is not set");
-    let mut small: [Vec<Measure>; 4] = Default::default();
-    let mut transfer: [Vec<f64>; 2] = Default::default();
+    let mut small: [Vec<Measure>; 5] = Default::default();
+    let mut transfer: [Vec<f64>; 3] = Default::default();
     let mut hs: [Vec<scale::Handshakes>; 2] = Default::default();
     let mut peers: [Vec<scale::PeerLoad>; 2] = Default::default();
     let mut relay: Vec<scale::Relay> = Vec::new();
@@ -430,7 +425,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             small[0].push(bench_raw_udp(params)?);
             bar.inc(1);
             step("small: enet");
-            small[1].push(bench_enet(params)?);
+            small[1].push(bench_enet(params, false)?);
             bar.inc(1);
             if let Some(path) = &anchor {
                 step("small: c-enet");
@@ -440,10 +435,16 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             step("small: dtls");
             small[3].push(bench_dtls(params)?);
             bar.inc(1);
+            step("small: enet+dtls");
+            small[4].push(bench_enet(params, true)?);
+            bar.inc(1);
         }
         if has(Part::Transfer) {
             step("transfer: enet");
-            transfer[0].push(scale::bench_transfer(sizes.transfer_bytes)?);
+            transfer[0].push(scale::bench_transfer(sizes.transfer_bytes, false)?);
+            bar.inc(1);
+            step("transfer: enet+dtls");
+            transfer[2].push(scale::bench_transfer(sizes.transfer_bytes, true)?);
             bar.inc(1);
             if let Some(path) = &anchor {
                 step("transfer: c-enet");
@@ -497,14 +498,14 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
 
     let anchored =
         |v: Option<Measure>| v.map_or_else(|| Outcome::Skipped(no_anchor()), Outcome::Done);
-    let [raw, enet, c_enet, dtls] = small.map(|s| median(&s));
+    let [raw, enet, c_enet, dtls, enet_dtls] = small.map(|s| median(&s));
     let small = if has(Part::Small) {
         vec![
             ("raw-udp", anchored(raw)),
             ("enet", anchored(enet)),
             ("c-enet", anchored(c_enet)),
             ("dtls", anchored(dtls)),
-            ("enet+dtls", Outcome::Skipped(ENET_DTLS_HOOK.into())),
+            ("enet+dtls", anchored(enet_dtls)),
         ]
     } else {
         Vec::new()
@@ -520,7 +521,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
                 "c-enet",
                 med(&transfer[1]).map_or_else(|| Outcome::Skipped(no_anchor()), Outcome::Done),
             ),
-            ("enet+dtls", Outcome::Skipped(ENET_DTLS_HOOK.into())),
+            (
+                "enet+dtls",
+                med(&transfer[2])
+                    .map_or_else(|| Outcome::Skipped("no round".into()), Outcome::Done),
+            ),
         ]
     } else {
         Vec::new()
@@ -609,6 +614,9 @@ const RATIOS: [(&str, &str); 4] = [
     ("enet+dtls", "enet"),
 ];
 
+/// The transfer ratios printed.
+const TRANSFER_RATIOS: [(&str, &str); 2] = [("enet", "c-enet"), ("enet+dtls", "enet")];
+
 /// A ratio between two small-message rows (`None` when a row was skipped).
 #[derive(Debug, Clone, Copy)]
 struct Ratio {
@@ -644,8 +652,8 @@ impl Report {
         })
     }
 
-    fn transfer_ratio(&self) -> Option<f64> {
-        Some(find(&self.transfer, "enet")? / find(&self.transfer, "c-enet")?)
+    fn transfer_ratio(&self, a: &str, b: &str) -> Option<f64> {
+        Some(find(&self.transfer, a)? / find(&self.transfer, b)?)
     }
 
     fn table(&self) -> String {
@@ -729,10 +737,12 @@ impl Report {
                     }
                 }
             }
-            let r = self
-                .transfer_ratio()
-                .map_or_else(|| "n/a".to_string(), |r| format!("{r:.3}"));
-            let _ = writeln!(s, "transfer enet / c-enet MB/s: {r}");
+            for (a, b) in TRANSFER_RATIOS {
+                let r = self
+                    .transfer_ratio(a, b)
+                    .map_or_else(|| "n/a".to_string(), |r| format!("{r:.3}"));
+                let _ = writeln!(s, "transfer {a} / {b} MB/s: {r}");
+            }
         }
         if !self.handshakes.is_empty() {
             s += &scale::handshake_table(&self.handshakes, self.openssl.as_ref());
@@ -814,7 +824,12 @@ impl Report {
                 "total_bytes": self.sizes.transfer_bytes,
                 "packet_bytes": scale::TRANSFER_PACKET,
                 "workloads": w,
-                "ratios": { "enet/c-enet": self.transfer_ratio().map_or(Value::Null, num) },
+                "ratios": TRANSFER_RATIOS
+                    .iter()
+                    .map(|(a, b)| {
+                        (format!("{a}/{b}"), self.transfer_ratio(a, b).map_or(Value::Null, num))
+                    })
+                    .collect::<serde_json::Map<String, Value>>(),
             });
         }
         if !self.handshakes.is_empty() {
@@ -1035,12 +1050,57 @@ fn is_timeout(e: &io::Error) -> bool {
 // ---------------------------------------------------------------------------------------------
 // our ENet
 
-fn bench_enet(p: Params) -> Result<Measure, BenchError> {
-    const W: &str = "enet";
-    let io = io_err(W);
+/// Two ENet hosts on loopback, server first: plain UDP.
+fn plain_hosts(w: &'static str) -> Result<(EnetHost, EnetHost), BenchError> {
     let loopback: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut server_host =
-        EnetHost::bind(loopback, HostConfig::default()).map_err(|e| fail(W, e))?;
+    let server = EnetHost::bind(loopback, HostConfig::default()).map_err(|e| fail(w, e))?;
+    let client = EnetHost::bind(loopback, HostConfig::default()).map_err(|e| fail(w, e))?;
+    Ok((server, client))
+}
+
+/// Two ENet hosts on loopback over DTLS ([`DtlsEnetSocket`], one DTLS record per ENet
+/// datagram), server first: a fresh P-256 certificate, the client does not verify it.
+fn dtls_hosts(
+    w: &'static str,
+) -> Result<(EnetHost<DtlsEnetSocket>, EnetHost<DtlsEnetSocket>), BenchError> {
+    let key = PrivateKey::generate(KeyType::EcP256).map_err(|e| fail(w, e))?;
+    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost"))
+        .map_err(|e| fail(w, e))?;
+    let config = ServerConfig::builder(key, cert)
+        .build()
+        .map_err(|e| fail(w, e))?;
+    let server_socket = DtlsEnetSocket::server("127.0.0.1:0", &config, EndpointConfig::default())
+        .map_err(io_err(w))?;
+    let client_config = ClientConfig::builder()
+        .verify(false)
+        .build()
+        .map_err(|e| fail(w, e))?;
+    let client_socket = DtlsEnetSocket::client("127.0.0.1:0", &client_config).map_err(io_err(w))?;
+    let server =
+        EnetHost::with_socket(server_socket, HostConfig::default()).map_err(|e| fail(w, e))?;
+    let client =
+        EnetHost::with_socket(client_socket, HostConfig::default()).map_err(|e| fail(w, e))?;
+    Ok((server, client))
+}
+
+/// Our ENet, plain (`enet`) or over DTLS (`enet+dtls`).
+fn bench_enet(p: Params, dtls: bool) -> Result<Measure, BenchError> {
+    if dtls {
+        let (server, client) = dtls_hosts("enet+dtls")?;
+        enet_echo_workload("enet+dtls", p, server, client)
+    } else {
+        let (server, client) = plain_hosts("enet")?;
+        enet_echo_workload("enet", p, server, client)
+    }
+}
+
+fn enet_echo_workload<S: EnetSocket + 'static, C: EnetSocket>(
+    w: &'static str,
+    p: Params,
+    mut server_host: EnetHost<S>,
+    mut client: EnetHost<C>,
+) -> Result<Measure, BenchError> {
+    let io = io_err(w);
     let server_addr = server_host.local_addr().map_err(&io)?;
     let server = Server::spawn("bench-enet-echo", move |stop| -> Result<(), String> {
         while !stop.load(Ordering::Relaxed) {
@@ -1061,32 +1121,31 @@ fn bench_enet(p: Params) -> Result<Measure, BenchError> {
     })
     .map_err(&io)?;
 
-    let mut client = EnetHost::bind(loopback, HostConfig::default()).map_err(|e| fail(W, e))?;
     let peer = client
         .connect(server_addr, 1, 0)
-        .map_err(|e| fail(W, format!("connect: {e}")))?;
+        .map_err(|e| fail(w, format!("connect: {e}")))?;
     // Waits for the next echo; errors on silence or a disconnect.
-    let next_echo = |client: &mut EnetHost| -> Result<(), BenchError> {
+    let next_echo = |client: &mut EnetHost<C>| -> Result<(), BenchError> {
         loop {
             match client.service(STALL).map_err(&io)? {
                 Some(Event::Receive { packet, .. }) if packet.data.len() == p.size => return Ok(()),
                 Some(Event::Receive { packet, .. }) => {
                     return Err(fail(
-                        W,
+                        w,
                         format!("echo of {} bytes, expected {}", packet.data.len(), p.size),
                     ))
                 }
                 Some(Event::Disconnect { reason, .. }) => {
-                    return Err(fail(W, format!("disconnected during the run ({reason:?})")))
+                    return Err(fail(w, format!("disconnected during the run ({reason:?})")))
                 }
                 Some(_) => {}
-                None => return Err(fail(W, format!("no echo for {STALL:?}"))),
+                None => return Err(fail(w, format!("no echo for {STALL:?}"))),
             }
         }
     };
     match client.service(STALL).map_err(&io)? {
         Some(Event::Connect { .. }) => {}
-        other => return Err(fail(W, format!("expected a connect event, got {other:?}"))),
+        other => return Err(fail(w, format!("expected a connect event, got {other:?}"))),
     }
 
     let msg = payload(p.size);
@@ -1096,17 +1155,17 @@ fn bench_enet(p: Params) -> Result<Measure, BenchError> {
         while sent < p.messages && sent - done < p.window {
             client
                 .send(peer, 0, Packet::reliable(msg.clone()))
-                .map_err(|e| fail(W, format!("send: {e}")))?;
+                .map_err(|e| fail(w, format!("send: {e}")))?;
             sent += 1;
         }
         next_echo(&mut client)?;
         done += 1;
     }
     let msgs_per_s = p.messages as f64 / start.elapsed().as_secs_f64();
-    let samples = ping_pong(W, p.pings, || {
+    let samples = ping_pong(w, p.pings, || {
         client
             .send(peer, 0, Packet::reliable(msg.clone()))
-            .map_err(|e| fail(W, format!("send: {e}")))?;
+            .map_err(|e| fail(w, format!("send: {e}")))?;
         next_echo(&mut client)?;
         Ok(true)
     })?;
@@ -1121,8 +1180,8 @@ fn bench_enet(p: Params) -> Result<Measure, BenchError> {
     }
     match server.finish() {
         Some(Ok(())) => {}
-        Some(Err(e)) => return Err(fail(W, format!("echo host: {e}"))),
-        None => return Err(fail(W, "echo thread panicked")),
+        Some(Err(e)) => return Err(fail(w, format!("echo host: {e}"))),
+        None => return Err(fail(w, "echo thread panicked")),
     }
     Ok(Measure::new(msgs_per_s, 0, samples))
 }

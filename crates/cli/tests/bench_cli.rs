@@ -94,7 +94,7 @@ fn table_has_every_workload_and_positive_ratios() {
         stdout.contains("300 messages of 64 bytes, window 16, 20 pings, median of 2 rounds"),
         "header names the parameters:\n{stdout}"
     );
-    for workload in ["raw-udp", "enet", "c-enet", "dtls"] {
+    for workload in ["raw-udp", "enet", "c-enet", "dtls", "enet+dtls"] {
         let fields = row(&stdout, workload);
         assert_eq!(
             fields.len(),
@@ -114,9 +114,13 @@ fn table_has_every_workload_and_positive_ratios() {
         positive(fields[1], &format!("{ratio} rtt p50 ratio"));
         positive(fields[2], &format!("{ratio} rtt p99 ratio"));
     }
-    // The ENet-over-DTLS row is there, marked as a hook until it is wired.
-    let hook = row(&stdout, "enet+dtls").join(" ");
-    assert!(hook.starts_with("skipped: HOOK"), "{stdout}");
+    // ENet over DTLS, with its ratio to plain ENet.
+    let fields = row(&stdout, "enet+dtls");
+    positive(fields[0], "enet+dtls msgs/s");
+    positive(
+        row(&stdout, "enet+dtls / enet")[0],
+        "enet+dtls / enet msgs/s ratio",
+    );
 }
 
 #[test]
@@ -247,14 +251,25 @@ fn quick_runs_every_part_and_writes_json_and_svg() {
         pos(&v["workloads"][w]["msgs_per_s"], &format!("{w} msgs/s"));
         pos(&v["workloads"][w]["rtt_p99_us"], &format!("{w} p99"));
     }
-    assert!(v["workloads"]["enet+dtls"]["skipped"].is_string());
-    for w in ["enet", "c-enet"] {
+    pos(
+        &v["workloads"]["enet+dtls"]["msgs_per_s"],
+        "enet+dtls msgs/s",
+    );
+    pos(
+        &v["ratios"]["enet+dtls/enet"]["msgs_per_s"],
+        "enet+dtls/enet",
+    );
+    for w in ["enet", "c-enet", "enet+dtls"] {
         pos(
             &v["transfer"]["workloads"][w]["mb_per_s"],
             &format!("{w} MB/s"),
         );
     }
     pos(&v["transfer"]["ratios"]["enet/c-enet"], "transfer ratio");
+    pos(
+        &v["transfer"]["ratios"]["enet+dtls/enet"],
+        "transfer DTLS ratio",
+    );
     for cert in ["rsa2048", "p256"] {
         pos(
             &v["handshakes"][cert]["per_s"],
