@@ -713,6 +713,16 @@ pub(super) struct Relay {
     pub(super) datagrams_per_s: f64,
     /// Messages lost (the window refilled after a silence).
     pub(super) lost: u64,
+    /// CPU time of the relay thread per relayed datagram (nanoseconds): 1e9 / this is what one
+    /// core of relay can forward per second, whatever the load elsewhere.
+    pub(super) cpu_ns_per_datagram: f64,
+}
+
+impl Relay {
+    /// Datagrams per second one core running the relay can forward.
+    pub(super) fn per_core(&self) -> f64 {
+        1e9 / self.cpu_ns_per_datagram
+    }
 }
 
 impl Relay {
@@ -720,6 +730,7 @@ impl Relay {
         (!v.is_empty()).then(|| Relay {
             datagrams_per_s: median_of(v.iter().map(|r| r.datagrams_per_s).collect()),
             lost: v.iter().map(|r| r.lost).sum(),
+            cpu_ns_per_datagram: median_of(v.iter().map(|r| r.cpu_ns_per_datagram).collect()),
         })
     }
 }
@@ -765,9 +776,12 @@ pub(super) fn bench_relay(messages: u64, p: Params) -> Result<Relay, BenchError>
     let (tx, rx) = mpsc::channel();
     let relay = Server::spawn("bench-netsim", move |stop| {
         let stop_fn = || stop.load(Ordering::Relaxed);
-        cmd_netsim::relay(&args, &stop_fn, &mut |addr| {
+        let cpu0 = thread_cpu_ns();
+        let counters = cmd_netsim::relay(&args, &stop_fn, &mut |addr| {
             let _ = tx.send(addr);
-        })
+        })?;
+        let cpu = cpu0.and_then(|c0| Some(thread_cpu_ns()?.saturating_sub(c0)));
+        Ok::<_, io::Error>((counters, cpu))
     })
     .map_err(&io)?;
     let relay_addr = rx
@@ -790,15 +804,17 @@ pub(super) fn bench_relay(messages: u64, p: Params) -> Result<Relay, BenchError>
             Err(e) => Err(io(e)),
         },
     )?;
-    match relay.finish() {
-        Some(Ok(_)) => {}
+    let (counters, cpu_ns) = match relay.finish() {
+        Some(Ok(x)) => x,
         Some(Err(e)) => return Err(fail(W, format!("relay: {e}"))),
         None => return Err(fail(W, "relay thread panicked")),
-    }
+    };
     let _ = echo.finish();
+    let relayed = counters.up.delivered + counters.down.delivered;
     Ok(Relay {
         datagrams_per_s: 2.0 * msgs_per_s,
         lost,
+        cpu_ns_per_datagram: cpu_ns.map_or(f64::NAN, |ns| ns as f64 / relayed.max(1) as f64),
     })
 }
 
@@ -811,6 +827,12 @@ pub(super) fn relay_table(o: &Outcome<Relay>, raw: Option<&Measure>) -> String {
     match o {
         Outcome::Done(r) => {
             let raw_dps = raw.map(|m| 2.0 * m.msgs_per_s);
+            let _ = writeln!(
+                s,
+                "netsim     relay CPU {:.0} ns per datagram: {:.0} datagrams/s per core",
+                r.cpu_ns_per_datagram,
+                r.per_core()
+            );
             let _ = writeln!(
                 s,
                 "netsim     {:>12.1} datagrams/s relayed, {} lost; raw UDP echo without it: {} datagrams/s (ratio {})",
@@ -834,6 +856,8 @@ pub(super) fn relay_json(o: &Outcome<Relay>, raw: Option<&Measure>) -> Value {
             json!({
                 "datagrams_per_s": num(r.datagrams_per_s),
                 "lost": r.lost,
+                "cpu_ns_per_datagram": num(r.cpu_ns_per_datagram),
+                "per_core_datagrams_per_s": num(r.per_core()),
                 "raw_udp_datagrams_per_s": raw_dps.map_or(Value::Null, num),
                 "ratio_to_raw_udp": raw_dps.map_or(Value::Null, |x| num(r.datagrams_per_s / x)),
             })

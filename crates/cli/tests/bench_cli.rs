@@ -296,6 +296,10 @@ fn quick_runs_every_part_and_writes_json_and_svg() {
         assert!(s["idle_cpu_cores"].as_f64().is_some_and(|c| c >= 0.0));
     }
     pos(&v["netsim"]["datagrams_per_s"], "netsim datagrams/s");
+    pos(
+        &v["netsim"]["cpu_ns_per_datagram"],
+        "netsim CPU per datagram",
+    );
     assert!(v["rpc"]["skipped"].as_str().unwrap().contains("HOOK"));
 
     let svg = std::fs::read_to_string(&svg).expect("--plot wrote the SVG");

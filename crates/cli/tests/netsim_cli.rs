@@ -353,3 +353,42 @@ fn bad_arguments_are_refused_with_what_and_why() {
         );
     }
 }
+
+/// A C ENet 1.3 program through netsim: the interop client (`enet_peer.c client`, the full
+/// scenario: every kind of packet, a fragmented 1 MiB one, 10,000 ordered ones) against our
+/// `enet-echo` over a link with 10 ms of delay and 5% duplicates each way (no loss, no
+/// jitter: the scenario expects every unreliable echo too, and ENet drops an unreliable
+/// packet that a later one overtook).
+#[test]
+fn a_c_enet_client_runs_its_scenario_through_netsim() {
+    let Some(c_peer) = common::build_c_enet_program("tests/enet_peers/enet_peer.c") else {
+        return;
+    };
+    let mut echo_cmd = Command::new(bin());
+    echo_cmd.args(["enet-echo", "--listen", "127.0.0.1:0"]);
+    let mut echo = Proc::spawn("enet-echo", echo_cmd);
+    let server = listening_addr(&echo.expect_line("LISTENING", LINE_WAIT));
+    let (relay, relay_addr) = netsim(server, &["--delay", "10", "--dup", "0.05", "--seed", "3"]);
+    let mut client_cmd = Command::new(c_peer);
+    client_cmd.args([
+        "client".to_string(),
+        relay_addr.ip().to_string(),
+        relay_addr.port().to_string(),
+    ]);
+    let mut client = Proc::spawn("enet_peer.c client", client_cmd);
+    for step in [
+        "CONNECTED channels=4",
+        "OK basic 48",
+        "OK big 1048576",
+        "OK ordered 10000",
+        "DISCONNECTED",
+        "PASS",
+    ] {
+        client.expect_line(step, Duration::from_secs(120));
+    }
+    assert_eq!(client.wait(LINE_WAIT), Some(0), "{:?}", client.seen);
+    let c = stop(relay, "INT");
+    assert_eq!(c["clients"], 1);
+    assert!(c["up.duplicated"] > 0 && c["down.duplicated"] > 0, "{c:?}");
+    drop(echo);
+}
