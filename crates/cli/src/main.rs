@@ -13,6 +13,7 @@ mod cmd_demo;
 mod cmd_dtls;
 mod cmd_enet;
 mod cmd_keygen;
+mod cmd_netsim;
 mod hexview;
 mod metrics;
 mod shutdown;
@@ -48,6 +49,8 @@ enum Command {
     Connect(cmd_chat::ConnectArgs),
     /// Loopback benchmark: our ENet and DTLS next to raw UDP and C ENet, with ratios.
     Bench(cmd_bench::BenchArgs),
+    /// UDP relay with simulated loss, delay, jitter, duplication, reordering and a rate cap.
+    Netsim(cmd_netsim::NetsimArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => cmd_demo::run(a),
         Command::Serve(a) => cmd_chat::run_serve(a),
         Command::Connect(a) => cmd_chat::run_connect(a),
+        Command::Netsim(a) => cmd_netsim::run(a),
     };
     match result {
         Ok(code) => code,

@@ -449,3 +449,418 @@ async fn next(client: &mut enet_dtls::enet::TokioEnetHost<DtlsEnetSocket>) -> Ev
         .expect("no event within the deadline")
         .unwrap()
 }
+
+#[test]
+fn many_clients_at_once() {
+    const CLIENTS: usize = 12;
+    let (key, cert) = identity("localhost");
+    let server = EchoServer::spawn(&server_config(key, cert.clone()), EndpointConfig::default());
+    let config = pinned(&cert, "localhost");
+    let addr = server.addr;
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let config = config.clone();
+            thread::spawn(move || {
+                let mut client = dtls_client(&config);
+                let peer = client.connect(addr, 1, i as u32).unwrap();
+                assert!(matches!(
+                    next_event(&mut client, "connect"),
+                    Event::Connect { .. }
+                ));
+                for j in 0..5u8 {
+                    client
+                        .send(peer, 0, Packet::reliable(vec![i as u8, j]))
+                        .unwrap();
+                }
+                for j in 0..5u8 {
+                    match next_event(&mut client, "echo") {
+                        Event::Receive { packet, .. } => assert_eq!(packet.data, [i as u8, j]),
+                        other => panic!("client {i}: expected an echo, got {other:?}"),
+                    }
+                }
+                client.disconnect(peer, 0);
+                assert!(matches!(
+                    next_event(&mut client, "disconnect"),
+                    Event::Disconnect { .. }
+                ));
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let report = server.finish();
+    assert_eq!(report.connects, CLIENTS, "{report:?}");
+    assert_eq!(report.echoed, CLIENTS * 5, "{report:?}");
+    assert_eq!(
+        report.endpoint.handshakes_completed, CLIENTS as u64,
+        "{report:?}"
+    );
+    assert_eq!(report.sessions_left, 0, "{report:?}");
+}
+
+/// A DTLS client that does the cookie exchange from `bind` and then stops answering, leaving a
+/// half-open session on the server if it admitted one. Returns the socket (keep it alive) and
+/// whether the server started its handshake flight (false: refused after the cookie).
+fn stalled_handshake(server: SocketAddr, bind: &str) -> (UdpSocket, bool) {
+    use enet_dtls::dtls_proto::DtlsSession;
+    let socket = UdpSocket::bind(bind).unwrap();
+    // Long enough for a loaded machine to answer; a refused session costs this wait once.
+    socket
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let config = ClientConfig::builder().verify(false).build().unwrap();
+    let mut session = DtlsSession::client(&config, Instant::now()).unwrap();
+    let mut buf = [0u8; 4096];
+    // ClientHello, HelloVerifyRequest, ClientHello with the cookie.
+    while let Some(d) = session.poll_transmit() {
+        socket.send_to(&d, server).unwrap();
+    }
+    let (n, _) = socket.recv_from(&mut buf).expect("a HelloVerifyRequest");
+    session.handle_datagram(Instant::now(), &buf[..n]);
+    while let Some(d) = session.poll_transmit() {
+        socket.send_to(&d, server).unwrap();
+    }
+    // The server's flight (ServerHello...) if it admitted the session; then silence from us.
+    let flight = socket.recv_from(&mut buf).is_ok();
+    (socket, flight)
+}
+
+#[test]
+fn stalled_handshakes_do_not_block_others_and_expire() {
+    let (key, cert) = identity("localhost");
+    let config = ServerConfig::builder(key, cert.clone())
+        .handshake_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let server = EchoServer::spawn(&config, EndpointConfig::default());
+    let stalled: Vec<_> = (0..3)
+        .map(|_| stalled_handshake(server.addr, "127.0.0.1:0"))
+        .collect();
+    assert!(
+        stalled.iter().all(|(_, flight)| *flight),
+        "sessions admitted"
+    );
+    // Real clients from the same address get in meanwhile.
+    round_trip(server.addr, &pinned(&cert, "localhost"));
+    round_trip(server.addr, &pinned(&cert, "localhost"));
+    // Let the half-open sessions run out of time.
+    thread::sleep(Duration::from_millis(1500));
+    let report = server.finish();
+    assert_eq!(report.connects, 2, "{report:?}");
+    assert_eq!(report.endpoint.expired_handshake, 3, "{report:?}");
+    assert_eq!(report.sessions_left, 0, "{report:?}");
+    // The server failures of those strangers (no ENet peer) were only logged.
+    assert_eq!(report.disconnects, 2, "{report:?}");
+}
+
+#[test]
+fn session_limits_hold_against_an_attacker_and_others_still_get_in() {
+    let (key, cert) = identity("localhost");
+    let config = ServerConfig::builder(key, cert.clone())
+        .handshake_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let limits = EndpointConfig::default()
+        .max_sessions(4)
+        .max_sessions_per_address(2);
+    let server = EchoServer::spawn(&config, limits);
+    // One address tries 6 half-open sessions: 2 are admitted, 4 refused after a valid cookie
+    // (no server flight, no signature).
+    let from_one: Vec<_> = (0..6)
+        .map(|_| stalled_handshake(server.addr, "127.0.0.1:0"))
+        .collect();
+    let admitted = from_one.iter().filter(|(_, f)| *f).count();
+    assert_eq!(admitted, 2);
+    // A second address takes its 2: the table (4) is now full.
+    let from_three: Vec<_> = (0..2)
+        .map(|_| stalled_handshake(server.addr, "127.0.0.3:0"))
+        .collect();
+    assert!(from_three.iter().all(|(_, f)| *f));
+    let (_s, flight) = stalled_handshake(server.addr, "127.0.0.4:0");
+    assert!(!flight, "the table is full");
+    drop(from_three);
+    drop(from_one);
+    let report = server.finish();
+    assert_eq!(report.endpoint.server_handshakes_started, 4, "{report:?}");
+    assert_eq!(report.endpoint.refused_address_share, 4, "{report:?}");
+    assert_eq!(report.endpoint.refused_table_full, 1, "{report:?}");
+}
+
+#[test]
+fn a_legitimate_client_from_another_address_gets_in_while_one_address_is_at_its_share() {
+    let (key, cert) = identity("localhost");
+    let limits = EndpointConfig::default()
+        .max_sessions(8)
+        .max_sessions_per_address(2);
+    let server = EchoServer::spawn(&server_config(key, cert.clone()), limits);
+    let attack: Vec<_> = (0..5)
+        .map(|_| stalled_handshake(server.addr, "127.0.0.1:0"))
+        .collect();
+    assert_eq!(attack.iter().filter(|(_, f)| *f).count(), 2);
+    // 127.0.0.2 is another source: its ENet-over-DTLS client connects and echoes.
+    let socket = DtlsEnetSocket::client("127.0.0.2:0", &pinned(&cert, "localhost")).unwrap();
+    let mut client = EnetHost::with_socket(socket, HostConfig::default()).unwrap();
+    let peer = client.connect(server.addr, 1, 0).unwrap();
+    assert!(matches!(
+        next_event(&mut client, "connect"),
+        Event::Connect { .. }
+    ));
+    client
+        .send(peer, 0, Packet::reliable(b"hello".to_vec()))
+        .unwrap();
+    assert!(matches!(
+        next_event(&mut client, "echo"),
+        Event::Receive { .. }
+    ));
+    // And 127.0.0.1 itself stays refused while its share is used.
+    let (_s, flight) = stalled_handshake(server.addr, "127.0.0.1:0");
+    assert!(!flight);
+    drop(attack);
+    let report = server.finish();
+    assert_eq!(report.connects, 1, "{report:?}");
+    assert_eq!(report.endpoint.server_handshakes_started, 3, "{report:?}");
+    assert_eq!(report.endpoint.refused_address_share, 4, "{report:?}");
+}
+
+#[test]
+fn enet_giving_up_during_the_handshake_reports_a_handshake_timeout() {
+    // A UDP socket that never answers.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap();
+    let config = ClientConfig::builder()
+        .verify(false)
+        .handshake_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut client = dtls_client(&config);
+    let peer = client.connect(server, 1, 0).unwrap();
+    client
+        .host_mut()
+        .set_peer_timeout(
+            peer,
+            1,
+            Duration::from_millis(500),
+            Duration::from_millis(1000),
+        )
+        .unwrap();
+    match next_event(&mut client, "give up") {
+        Event::Disconnect { reason, .. } => assert_eq!(reason, DisconnectReason::Failed),
+        other => panic!("expected a failed connection, got {other:?}"),
+    }
+    let failure = client.take_failure(peer).expect("a cause");
+    assert!(
+        matches!(
+            failure.cause,
+            FailureCause::Dtls(DtlsError::HandshakeTimeout { .. })
+        ),
+        "{failure}"
+    );
+    assert_eq!(client.socket().session_count(), 0);
+}
+
+#[test]
+fn a_dtls_handshake_timeout_is_reported_before_enet_gives_up() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let server = silent.local_addr().unwrap();
+    let config = ClientConfig::builder()
+        .verify(false)
+        .handshake_timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let mut client = dtls_client(&config);
+    let peer = client.connect(server, 1, 0).unwrap();
+    match next_event(&mut client, "failure") {
+        Event::Disconnect { reason, .. } => assert_eq!(reason, DisconnectReason::Failed),
+        other => panic!("expected a failed connection, got {other:?}"),
+    }
+    let failure = client.take_failure(peer).expect("a cause");
+    assert_eq!(
+        failure.cause,
+        FailureCause::Dtls(DtlsError::HandshakeTimeout {
+            timeout: Duration::from_millis(700)
+        })
+    );
+    // The client really retried its flight in the meantime (DTLS timers ran under the driver).
+    let udp = client.socket().udp_stats();
+    assert!(udp.datagrams_sent >= 2, "{udp:?}");
+}
+
+#[test]
+fn a_fatal_alert_from_the_server_is_reported_with_its_code() {
+    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
+    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap();
+    let config = ServerConfig::builder(key, cert)
+        .cipher_list("ECDHE-ECDSA-AES256-GCM-SHA384")
+        .build()
+        .unwrap();
+    let server = EchoServer::spawn(&config, EndpointConfig::default());
+    let client = ClientConfig::builder()
+        .verify(false)
+        .cipher_list("ECDHE-ECDSA-CHACHA20-POLY1305")
+        .build()
+        .unwrap();
+    let cause = expect_failure(server.addr, &client);
+    assert!(
+        matches!(
+            cause,
+            FailureCause::Dtls(DtlsError::PeerAlert { code: 40, .. })
+        ),
+        "{cause:?}"
+    );
+    server.finish();
+}
+
+#[test]
+fn a_peer_reset_by_the_server_closes_the_session_and_the_client_learns_at_once() {
+    let (key, cert) = identity("localhost");
+    let socket = DtlsEnetSocket::server(
+        "127.0.0.1:0",
+        &server_config(key, cert.clone()),
+        EndpointConfig::default(),
+    )
+    .unwrap();
+    let mut server = EnetHost::with_socket(socket, HostConfig::server()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut client = dtls_client(&pinned(&cert, "localhost"));
+    let peer = client.connect(addr, 1, 0).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut server_peer = None;
+    let mut connected = false;
+    while server_peer.is_none() || !connected {
+        assert!(Instant::now() < deadline, "no connection");
+        if let Some(Event::Connect { peer, .. }) = server.service(Duration::from_millis(5)).unwrap()
+        {
+            server_peer = Some(peer);
+        }
+        if let Some(Event::Connect { .. }) = client.service(Duration::from_millis(5)).unwrap() {
+            connected = true;
+        }
+    }
+    // The server forgets the peer without an ENet word: its DTLS session goes with it
+    // (close_notify), and the client's driver reports the loss instead of waiting for ENet's
+    // timeout.
+    server.reset_peer(server_peer.unwrap());
+    assert_eq!(server.socket().session_count(), 0);
+    assert_eq!(server.socket().stats().released, 1);
+    match next_event(&mut client, "loss") {
+        Event::Disconnect {
+            peer: p, reason, ..
+        } => {
+            assert_eq!(p, peer);
+            assert_eq!(reason, DisconnectReason::Remote);
+        }
+        other => panic!("expected a disconnect, got {other:?}"),
+    }
+    let failure = client.take_failure(peer).expect("a cause");
+    assert_eq!(
+        failure.cause,
+        FailureCause::Closed(enet_dtls::dtls_proto::CloseReason::Remote)
+    );
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_client_reports_a_hostname_mismatch() {
+    use enet_dtls::enet::TokioEnetHost;
+
+    let (key, cert) = identity("localhost");
+    let server = EchoServer::spawn(&server_config(key, cert.clone()), EndpointConfig::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket =
+            DtlsEnetSocket::client("127.0.0.1:0", &pinned(&cert, "other.example")).unwrap();
+        let mut client = TokioEnetHost::with_socket(socket, HostConfig::default()).unwrap();
+        let peer = client.connect(server.addr, 1, 0).unwrap();
+        match next(&mut client).await {
+            Event::Disconnect { reason, .. } => assert_eq!(reason, DisconnectReason::Failed),
+            other => panic!("expected a failed connection, got {other:?}"),
+        }
+        let failure = client.take_failure(peer).expect("a cause");
+        assert!(
+            matches!(&failure.cause, FailureCause::Dtls(DtlsError::HostnameMismatch { expected, .. }) if expected == "other.example"),
+            "{failure}"
+        );
+    });
+    server.finish();
+}
+
+/// The ENet MTU bound holds for every DTLS 1.2 suite family OpenSSL negotiates (AEAD, and CBC
+/// with each MAC), and is exact for the worst one (AES-CBC with SHA-384): an ENet datagram of
+/// that size fits one record, and the record is never larger than the DTLS MTU.
+#[test]
+fn the_enet_mtu_fits_one_record_under_every_cipher_suite() {
+    use enet_dtls::dtls_proto::DtlsSession;
+    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
+    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap();
+    let suites = [
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-ECDSA-AES256-SHA384",
+        "ECDHE-ECDSA-AES128-SHA256",
+        "ECDHE-ECDSA-AES256-SHA",
+    ];
+    for suite in suites {
+        for mtu in [669, 1000, 1200, 1440, 1500] {
+            let now = Instant::now();
+            let server = ServerConfig::builder(key.clone(), cert.clone())
+                .mtu(mtu)
+                .cipher_list(suite)
+                .build()
+                .unwrap();
+            let client = ClientConfig::builder()
+                .verify(false)
+                .mtu(mtu)
+                .cipher_list(suite)
+                .build()
+                .unwrap();
+            let mut c = DtlsSession::client(&client, now).unwrap();
+            let mut s = DtlsSession::server(&server, now).unwrap();
+            for _ in 0..20 {
+                while let Some(d) = c.poll_transmit() {
+                    assert!(
+                        d.len() <= mtu,
+                        "{suite}/{mtu}: handshake datagram of {}",
+                        d.len()
+                    );
+                    s.handle_datagram(now, &d);
+                }
+                while let Some(d) = s.poll_transmit() {
+                    assert!(
+                        d.len() <= mtu,
+                        "{suite}/{mtu}: handshake datagram of {}",
+                        d.len()
+                    );
+                    c.handle_datagram(now, &d);
+                }
+            }
+            assert_eq!(c.cipher_name(), Some(suite), "the suite was negotiated");
+            let bound = enet_mtu_for_dtls_mtu(mtu);
+            let data_mtu = c.data_mtu().unwrap();
+            assert!(
+                data_mtu >= bound,
+                "{suite}/{mtu}: data MTU {data_mtu} < {bound}"
+            );
+            if suite == "ECDHE-ECDSA-AES256-SHA384" {
+                assert_eq!(
+                    data_mtu, bound,
+                    "{suite}/{mtu}: the bound is the worst case"
+                );
+            }
+            c.send(&vec![0xA5; bound]).unwrap();
+            let record = c.poll_transmit().unwrap();
+            assert!(
+                record.len() <= mtu,
+                "{suite}/{mtu}: record of {}",
+                record.len()
+            );
+            assert_eq!(record[0], 23, "application data record");
+            s.handle_datagram(now, &record);
+            assert_eq!(s.recv().map(|d| d.len()), Some(bound));
+        }
+    }
+}

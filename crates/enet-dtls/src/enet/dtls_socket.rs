@@ -343,6 +343,11 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
         &self.transport
     }
 
+    /// The transport socket underneath, mutably (a simulation feeds its in-memory transport).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
     /// Sessions now, handshaking and established.
     pub fn session_count(&self) -> usize {
         self.endpoint.session_count()
@@ -395,11 +400,7 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
 
     /// Drains the endpoint's events: data to `sink` (or the stash), connection ends to the
     /// failure queue. Returns how many datagrams went to `sink`.
-    fn after_input(
-        &mut self,
-        _now: Instant,
-        mut sink: Option<&mut Sink<'_>>,
-    ) -> usize {
+    fn after_input(&mut self, _now: Instant, mut sink: Option<&mut Sink<'_>>) -> usize {
         let mut delivered = 0;
         while let Some(event) = self.endpoint.poll_event() {
             match event {
