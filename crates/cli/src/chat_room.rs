@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use dtls_proto::EndpointStats;
 use enet_dtls::capture::CaptureSocket;
 use enet_dtls::enet::{DtlsEnetSocket, EnetSocket, UdpEnetSocket};
-use enet_dtls::multiplayer::{MultiplayerError, MultiplayerEvent, MultiplayerPeer, Target, TransferMode};
+use enet_dtls::multiplayer::{
+    MultiplayerError, MultiplayerEvent, MultiplayerPeer, Target, TransferMode,
+};
 
 use crate::chat_rpc::{self, ChatCall, ChatRpc, Incoming, SEND_MESSAGE};
 use crate::metrics::ServerMetrics;
@@ -164,7 +166,10 @@ impl<S: RoomSocket> Room<S> {
                     if let Some(m) = &self.metrics {
                         m.rpc(chat_rpc::RECEIVE_MESSAGE);
                     }
-                    tracing::debug!(from = p.from, "receive_message called on the server; ignored");
+                    tracing::debug!(
+                        from = p.from,
+                        "receive_message called on the server; ignored"
+                    );
                 }
                 Incoming::Confirm { reply } => self.send(Target::Peer(p.from), &reply),
                 Incoming::Ignored { reason, method } => {

@@ -144,7 +144,10 @@ pub(crate) fn print_room_event(event: &RoomEvent) {
     }
 }
 
-fn server_config(key: &PathBuf, cert: &PathBuf) -> Result<ServerConfig, Box<dyn std::error::Error>> {
+fn server_config(
+    key: &PathBuf,
+    cert: &PathBuf,
+) -> Result<ServerConfig, Box<dyn std::error::Error>> {
     let key = PrivateKey::load(key).map_err(|e| format!("--key {}: {e}", key.display()))?;
     let mut certs = Certificate::load_chain(cert)
         .map_err(|e| format!("--cert {}: {e}", cert.display()))?
@@ -165,7 +168,9 @@ pub(crate) fn run_serve(a: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Er
     let welcome = a.name.as_ref().map(|n| format!("welcome to {n}"));
     if a.dtls {
         let (Some(key), Some(cert)) = (&a.key, &a.cert) else {
-            return Err("--dtls needs --key FILE and --cert FILE (enet-dtls keygen makes both)".into());
+            return Err(
+                "--dtls needs --key FILE and --cert FILE (enet-dtls keygen makes both)".into(),
+            );
         };
         let config = server_config(key, cert)?;
         let limits = EndpointConfig::default().max_sessions(usize::from(a.max_clients).max(16) * 2);
@@ -227,7 +232,10 @@ fn split_host_port(text: &str) -> Result<(String, u16), String> {
     if port == 0 {
         return Err(format!("{text:?}: the port must be in 1..=65535"));
     }
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     if host.is_empty() {
         return Err(format!("{text:?}: the host is empty"));
     }
@@ -274,7 +282,8 @@ pub(crate) fn run_connect(a: ConnectArgs) -> Result<ExitCode, Box<dyn std::error
     } else {
         "[::]:0".parse()?
     };
-    let builder = MultiplayerPeer::client(server.ip().to_string(), port).compression(a.compress.mode());
+    let builder =
+        MultiplayerPeer::client(server.ip().to_string(), port).compression(a.compress.mode());
     if a.dtls {
         let mut config = ClientConfig::builder().verify(!a.insecure);
         if !a.insecure {
@@ -320,7 +329,11 @@ fn chat_client<S: EnetSocket>(
     // Our own messages sent and seen back (the server sends every message to its sender too).
     let mut sent = 0u64;
     let mut echoed = 0u64;
-    let prefix = a.name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
+    let prefix = a
+        .name
+        .as_ref()
+        .map(|n| format!("{n}: "))
+        .unwrap_or_default();
     loop {
         if shutdown.requested() {
             break;
@@ -383,7 +396,8 @@ fn chat_client<S: EnetSocket>(
                         say(format_args!("{sender_id}: {}", printable(&text)));
                     }
                     Incoming::Confirm { reply } => {
-                        let _ = peer.send(Target::Peer(p.from), TransferMode::Reliable, None, &reply);
+                        let _ =
+                            peer.send(Target::Peer(p.from), TransferMode::Reliable, None, &reply);
                     }
                     Incoming::Call(ChatCall::SendMessage { .. }) | Incoming::Ignored { .. } => {
                         tracing::debug!(from = p.from, "packet ignored");
@@ -411,7 +425,10 @@ mod tests {
 
     #[test]
     fn host_port_is_split_and_checked() {
-        assert_eq!(split_host_port("localhost:7").unwrap(), ("localhost".into(), 7));
+        assert_eq!(
+            split_host_port("localhost:7").unwrap(),
+            ("localhost".into(), 7)
+        );
         assert_eq!(split_host_port("[::1]:9").unwrap(), ("::1".into(), 9));
         assert!(split_host_port("x").is_err());
         assert!(split_host_port("x:0").is_err());

@@ -97,7 +97,9 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
     println!("-- run 1: plaintext ENet (NetworkedMultiplayerENet, use_dtls = false)");
     let plain = run_once(None, a.round_trips)?;
-    println!("-- run 2: ENet over DTLS 1.2 (use_dtls = true, certificate verified, hostname localhost)");
+    println!(
+        "-- run 2: ENet over DTLS 1.2 (use_dtls = true, certificate verified, hostname localhost)"
+    );
     let dtls = run_once(Some((server_config, client_config)), a.round_trips)?;
 
     let mut failures = Vec::new();
@@ -106,7 +108,9 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let dtls_hits = count_containing(&dtls.wire, name);
     let text_hits = count_containing(&dtls.wire, FIRST_TEXT.as_bytes());
     if plain_hits == 0 {
-        failures.push(format!("the plaintext capture does not show {SEND_MESSAGE:?}"));
+        failures.push(format!(
+            "the plaintext capture does not show {SEND_MESSAGE:?}"
+        ));
     }
     if dtls_hits > 0 || text_hits > 0 {
         failures.push("the DTLS capture shows the method name or its argument".to_string());
@@ -168,7 +172,8 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             "DTLS overhead per packet: {extra:.1} bytes ({records} records: record header 13 + \
              the cipher's nonce/IV, tag/MAC and padding)"
         ),
-        None => failures.push("the DTLS records and the ENet datagrams inside them do not pair up".into()),
+        None => failures
+            .push("the DTLS records and the ENet datagrams inside them do not pair up".into()),
     }
     println!(
         "cipher suite: {}",
@@ -189,8 +194,8 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if let Some(path) = &a.pcap {
         let mut all = plain.wire.clone();
         all.extend(dtls.wire.iter().cloned());
-        let file = std::fs::File::create(path)
-            .map_err(|e| format!("--pcap {}: {e}", path.display()))?;
+        let file =
+            std::fs::File::create(path).map_err(|e| format!("--pcap {}: {e}", path.display()))?;
         write_pcap(std::io::BufWriter::new(file), &all)
             .map_err(|e| format!("--pcap {}: {e}", path.display()))?;
         println!(
@@ -269,9 +274,9 @@ fn record_types(mut data: &[u8]) -> Vec<u8> {
 
 /// From the client's first ClientHello to the server's ChangeCipherSpec + Finished arriving.
 fn handshake_time(wire: &[CapturedDatagram]) -> Option<Duration> {
-    let hello = wire
-        .iter()
-        .find(|d| d.direction == Direction::Sent && record_types(&d.data).first() == Some(&CT_HANDSHAKE))?;
+    let hello = wire.iter().find(|d| {
+        d.direction == Direction::Sent && record_types(&d.data).first() == Some(&CT_HANDSHAKE)
+    })?;
     let done = wire.iter().find(|d| {
         d.direction == Direction::Received && record_types(&d.data).contains(&CT_CHANGE_CIPHER_SPEC)
     })?;
@@ -292,7 +297,10 @@ fn overhead(run: &Run) -> Option<(usize, f64)> {
     }
     let outer: usize = wire.iter().map(|d| d.data.len()).sum();
     let plain: usize = inner.iter().map(|d| d.data.len()).sum();
-    Some((wire.len(), (outer as f64 - plain as f64) / wire.len() as f64))
+    Some((
+        wire.len(),
+        (outer as f64 - plain as f64) / wire.len() as f64,
+    ))
 }
 
 /// The room server of one run, on its own thread.
@@ -346,9 +354,10 @@ fn start_server(dtls: Option<ServerConfig>) -> Result<DemoServer, Box<dyn std::e
                     }
                 }
                 Some(config) => {
-                    let started = DtlsEnetSocket::server("127.0.0.1:0", &config, EndpointConfig::default())
-                        .map_err(boxed)
-                        .and_then(|s| builder.create_with_socket(s).map_err(boxed));
+                    let started =
+                        DtlsEnetSocket::server("127.0.0.1:0", &config, EndpointConfig::default())
+                            .map_err(boxed)
+                            .and_then(|s| builder.create_with_socket(s).map_err(boxed));
                     match started {
                         Ok(peer) => {
                             let _ = tx.send(peer.local_addr().map_err(|e| e.to_string()));
@@ -387,10 +396,25 @@ fn run_once(
     let builder = MultiplayerPeer::client("127.0.0.1", server.port());
     let started = Instant::now();
     let result = match client_config {
-        None => drive(builder.create_with_socket(udp)?, started, server, &wire, &inner, round_trips),
+        None => drive(
+            builder.create_with_socket(udp)?,
+            started,
+            server,
+            &wire,
+            &inner,
+            round_trips,
+        ),
         Some(config) => {
-            let socket = CaptureSocket::new(DtlsEnetSocket::client_over(udp, &config)?, inner.clone())?;
-            drive(builder.create_with_socket(socket)?, started, server, &wire, &inner, round_trips)
+            let socket =
+                CaptureSocket::new(DtlsEnetSocket::client_over(udp, &config)?, inner.clone())?;
+            drive(
+                builder.create_with_socket(socket)?,
+                started,
+                server,
+                &wire,
+                &inner,
+                round_trips,
+            )
         }
     };
     drop(demo_server);
@@ -414,7 +438,9 @@ fn drive<S: RoomSocket>(
     let connect = loop {
         match next_event(&mut peer, deadline)? {
             MultiplayerEvent::ConnectionSucceeded => break started.elapsed(),
-            MultiplayerEvent::ConnectionFailed(why) => return Err(format!("cannot connect: {why}").into()),
+            MultiplayerEvent::ConnectionFailed(why) => {
+                return Err(format!("cannot connect: {why}").into())
+            }
             _ => {}
         }
     };
@@ -423,7 +449,11 @@ fn drive<S: RoomSocket>(
     let rpc_start = (wire.len(), inner.len());
     let mut times = Vec::new();
     for i in 0..=round_trips {
-        let text = if i == 0 { FIRST_TEXT.to_string() } else { format!("ping {i}") };
+        let text = if i == 0 {
+            FIRST_TEXT.to_string()
+        } else {
+            format!("ping {i}")
+        };
         let sent = Instant::now();
         let packet = chat_rpc::send_message(&text);
         peer.send(Target::Peer(1), TransferMode::Reliable, None, &packet)?;
@@ -431,9 +461,10 @@ fn drive<S: RoomSocket>(
         loop {
             if let MultiplayerEvent::Packet(p) = next_event(&mut peer, deadline)? {
                 match rpc.handle(p.from, &p.data) {
-                    Incoming::Call(ChatCall::ReceiveMessage { sender_id, text: got })
-                        if sender_id == me && got == text =>
-                    {
+                    Incoming::Call(ChatCall::ReceiveMessage {
+                        sender_id,
+                        text: got,
+                    }) if sender_id == me && got == text => {
                         break;
                     }
                     Incoming::Confirm { reply } => {
@@ -497,7 +528,10 @@ mod tests {
         d.extend_from_slice(&[20, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1]);
         assert_eq!(record_types(&d), vec![22, 20]);
         // A length past the end stops the walk after that header.
-        assert_eq!(record_types(&[23, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]), vec![23]);
+        assert_eq!(
+            record_types(&[23, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]),
+            vec![23]
+        );
         assert!(record_types(&[1, 2, 3]).is_empty());
     }
 }

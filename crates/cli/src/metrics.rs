@@ -16,14 +16,14 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::task::{Context, Poll};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dtls_proto::EndpointStats;
 use enet_dtls::enet::{ConnectionFailure, EnetSocket};
-use enet_proto::Transmit;
 use enet_proto::HostStats;
+use enet_proto::Transmit;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -540,7 +540,10 @@ mod tests {
             v("enet_dtls_connects_refused_total{cause=\"dtls_table_full\"}"),
             1.0
         );
-        assert_eq!(v("enet_dtls_connects_refused_total{cause=\"multiplayer\"}"), 5.0);
+        assert_eq!(
+            v("enet_dtls_connects_refused_total{cause=\"multiplayer\"}"),
+            5.0
+        );
         assert_eq!(v("enet_dtls_dtls_handshakes_completed_total"), 4.0);
         assert_eq!(
             v("enet_dtls_dtls_handshakes_failed_total{cause=\"timeout\"}"),

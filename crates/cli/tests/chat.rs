@@ -136,7 +136,14 @@ fn dtls_client_with_the_wrong_hostname_fails_with_the_cause() {
         cert.to_str().unwrap(),
     ]);
     let out = Command::new(bin())
-        .args(["connect", "--connect", &addr, "--dtls", "--hostname", "example.org"])
+        .args([
+            "connect",
+            "--connect",
+            &addr,
+            "--dtls",
+            "--hostname",
+            "example.org",
+        ])
         .arg("--ca")
         .arg(&cert)
         .stdin(std::process::Stdio::null())

@@ -57,10 +57,16 @@ fn demo_shows_plaintext_vs_ciphertext_and_writes_a_pcap() {
 
     // The dump: the method name and its argument readable on the left only.
     let (left, right) = dump_columns(&stdout);
-    assert!(left.contains("send_message"), "left column: {left:?}\n{stdout}");
+    assert!(
+        left.contains("send_message"),
+        "left column: {left:?}\n{stdout}"
+    );
     assert!(left.contains("hello, Godot!"), "left column: {left:?}");
     assert!(!right.is_empty());
-    assert!(!right.contains("send_message") && !right.contains("hello"), "{right:?}");
+    assert!(
+        !right.contains("send_message") && !right.contains("hello"),
+        "{right:?}"
+    );
 
     // The summary.
     for needle in [
@@ -75,7 +81,10 @@ fn demo_shows_plaintext_vs_ciphertext_and_writes_a_pcap() {
         .lines()
         .find_map(|l| l.strip_prefix("cipher suite: "))
         .unwrap();
-    assert!(cipher.contains("AES") || cipher.contains("CHACHA"), "{cipher}");
+    assert!(
+        cipher.contains("AES") || cipher.contains("CHACHA"),
+        "{cipher}"
+    );
     let overhead: f64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("DTLS overhead per packet: "))
@@ -100,7 +109,14 @@ fn demo_shows_plaintext_vs_ciphertext_and_writes_a_pcap() {
     let fields = Command::new("tshark")
         .arg("-r")
         .arg(&pcap)
-        .args(["-T", "fields", "-e", "udp.length", "-e", "dtls.record.content_type"])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "udp.length",
+            "-e",
+            "dtls.record.content_type",
+        ])
         .output()
         .unwrap();
     assert!(fields.status.success(), "{fields:?}");
@@ -118,8 +134,16 @@ fn demo_shows_plaintext_vs_ciphertext_and_writes_a_pcap() {
         .collect();
     assert!(types.contains(&"22") && types.contains(&"23"), "{types:?}");
     // Plaintext run: UDP only; DTLS run: every datagram a DTLS record.
-    assert!(dtls_rows > 0 && dtls_rows < rows.len(), "{dtls_rows} of {}", rows.len());
-    let summary = Command::new("tshark").arg("-r").arg(&pcap).output().unwrap();
+    assert!(
+        dtls_rows > 0 && dtls_rows < rows.len(),
+        "{dtls_rows} of {}",
+        rows.len()
+    );
+    let summary = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .output()
+        .unwrap();
     let summary = String::from_utf8_lossy(&summary.stdout);
     assert!(summary.contains("Application Data"), "{summary}");
     assert!(summary.contains("Client Hello"), "{summary}");

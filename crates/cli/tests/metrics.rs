@@ -89,8 +89,14 @@ fn scrape_until(addr: &str, ready: impl Fn(&HashMap<String, f64>) -> bool) -> Ha
 
 fn start(extra: &[&str]) -> (Proc, String, String) {
     let mut cmd = Command::new(bin());
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
-        .args(extra);
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+    ])
+    .args(extra);
     let mut p = Proc::spawn("serve", cmd);
     let listening = p.expect_line("LISTENING", WAIT);
     let metrics = p.expect_line("METRICS", WAIT);
@@ -135,7 +141,10 @@ fn plain_room_metrics_count_peers_rpcs_traffic_and_rtt() {
                 >= 1.0
     });
     assert_eq!(get(&m, "enet_dtls_peers_connected"), 2.0);
-    assert_eq!(get(&m, "enet_dtls_rpcs_total{method=\"send_message\"}"), 3.0);
+    assert_eq!(
+        get(&m, "enet_dtls_rpcs_total{method=\"send_message\"}"),
+        3.0
+    );
     let din = get(&m, "enet_dtls_datagrams_total{direction=\"in\"}");
     let dout = get(&m, "enet_dtls_datagrams_total{direction=\"out\"}");
     // At least: 2 CONNECTs, 3 calls in; 3 x 2 relayed calls out.
@@ -183,7 +192,16 @@ fn dtls_room_metrics_count_handshakes_cookies_and_failures() {
         .unwrap();
     assert!(st.success());
     let out = Command::new(bin())
-        .args(["connect", "--connect", &game, "--dtls", "--hostname", "localhost", "--timeout", "5"])
+        .args([
+            "connect",
+            "--connect",
+            &game,
+            "--dtls",
+            "--hostname",
+            "localhost",
+            "--timeout",
+            "5",
+        ])
         .arg("--ca")
         .arg(other.path().join("cert.pem"))
         .stdin(std::process::Stdio::null())
@@ -198,7 +216,10 @@ fn dtls_room_metrics_count_handshakes_cookies_and_failures() {
     assert!(get(&m, "enet_dtls_dtls_handshakes_completed_total") >= 1.0);
     // Two clients, each through the cookie exchange.
     assert!(get(&m, "enet_dtls_dtls_cookies_sent_total") >= 2.0);
-    assert_eq!(get(&m, "enet_dtls_rpcs_total{method=\"send_message\"}"), 1.0);
+    assert_eq!(
+        get(&m, "enet_dtls_rpcs_total{method=\"send_message\"}"),
+        1.0
+    );
     let failed: f64 = m
         .iter()
         .filter(|(k, _)| k.starts_with("enet_dtls_dtls_handshakes_failed_total"))
