@@ -291,3 +291,87 @@ fn godot_client_and_ours_chat_through_serve() {
         server.expect_line(&format!("LEAVE {godot_id}"), WAIT);
     }
 }
+
+/// SIGTERM on a DTLS room whose client does not answer (it stops servicing its socket): `serve`
+/// still exits 0 after its grace period, and the client, once it reads its socket again, finds
+/// the ENet DISCONNECT inside DTLS and the server's close_notify (an alert record encrypted
+/// under epoch 1; the client sent none, it was not running). The test's client is our library
+/// over a capturing UDP socket, so the test sees the records on the wire.
+#[test]
+fn sigterm_over_dtls_ends_a_silent_clients_session_with_close_notify() {
+    use dtls_proto::keys::Certificate;
+    use dtls_proto::ClientConfig;
+    use enet_dtls::capture::{Capture, CaptureSocket, Direction};
+    use enet_dtls::enet::{DtlsEnetSocket, UdpEnetSocket};
+    use enet_dtls::multiplayer::{MultiplayerEvent, MultiplayerPeer};
+    use std::time::Instant;
+
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let key = dir.path().join("key.pem");
+    let cert = dir.path().join("cert.pem");
+    let (mut server, addr) = serve(&[
+        "--dtls",
+        "--key",
+        key.to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+    ]);
+    let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let config = ClientConfig::builder()
+        .hostname("localhost")
+        .trusted_certificate(Certificate::load(&cert).unwrap())
+        .build()
+        .unwrap();
+    let wire = Capture::new();
+    let udp =
+        CaptureSocket::new(UdpEnetSocket::bind("127.0.0.1:0").unwrap(), wire.clone()).unwrap();
+    let socket = DtlsEnetSocket::client_over(udp, &config).unwrap();
+    let mut client = MultiplayerPeer::client("127.0.0.1", port)
+        .create_with_socket(socket)
+        .unwrap();
+
+    let next = |client: &mut MultiplayerPeer<_>, want: &MultiplayerEvent| {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(e) = client.service(Duration::from_millis(20)).unwrap() {
+                assert!(!matches!(e, MultiplayerEvent::ConnectionFailed(_)), "{e:?}");
+                if &e == want {
+                    return;
+                }
+            }
+        }
+        panic!("no {want:?}");
+    };
+    next(&mut client, &MultiplayerEvent::ConnectionSucceeded);
+    server.expect_line(&format!("JOIN {}", client.unique_id()), WAIT);
+
+    let st = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    server.expect_line("SHUTDOWN", WAIT);
+    assert_eq!(server.wait(WAIT), Some(0));
+    let sent_alerts = |wire: &Capture| {
+        wire.datagrams()
+            .into_iter()
+            .filter(|d| d.direction == Direction::Sent && d.data.first() == Some(&21))
+            .count()
+    };
+    assert_eq!(sent_alerts(&wire), 0);
+    next(&mut client, &MultiplayerEvent::ServerDisconnected);
+    // Read whatever else is queued (the close_notify follows the DISCONNECT).
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        let _ = client.service(Duration::from_millis(20));
+    }
+    let alerts = wire
+        .datagrams()
+        .into_iter()
+        .filter(|d| d.direction == Direction::Received)
+        // DTLS record header: type 21 (alert), version DTLS 1.2, epoch 1 (encrypted).
+        .filter(|d| d.data.len() > 13 && d.data[..5] == [21, 0xfe, 0xfd, 0, 1])
+        .count();
+    assert!(alerts >= 1, "no encrypted alert from the server");
+}
