@@ -95,7 +95,9 @@ fn two_clients_exchange_messages_plain() {
 
 #[test]
 fn two_clients_exchange_messages_with_compression() {
-    two_clients(&["--compress", "zstd"], &["--compress", "zstd"]);
+    for mode in ["range-coder", "fastlz", "zlib", "zstd"] {
+        two_clients(&["--compress", mode], &["--compress", mode]);
+    }
 }
 
 #[test]
@@ -255,11 +257,14 @@ fn godot_client_and_ours_chat_through_serve() {
     if !common::require_program("godot3-server") {
         return;
     }
-    for compress in ["none", "range-coder"] {
+    // Godot's compression_mode values: NONE 0, RANGE_CODER 1, FASTLZ 2, ZLIB 3, ZSTD 4.
+    for (godot_mode, compress) in ["none", "range-coder", "fastlz", "zlib", "zstd"]
+        .into_iter()
+        .enumerate()
+    {
         let (mut server, addr) = serve(&["--compress", compress]);
         let port = addr.rsplit(':').next().unwrap().to_string();
         let (mut ours, our_id) = connect(&addr, &["--compress", compress]);
-        let godot_mode = if compress == "none" { "0" } else { "1" };
         let mut godot = Proc::spawn(
             "godot chat_client",
             common::godot(
