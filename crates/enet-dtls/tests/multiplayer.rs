@@ -227,12 +227,15 @@ fn bad_ids_and_spoofed_sources_are_refused() {
     let mut s = server(CompressionMode::None);
     let mut good = client(&s, CompressionMode::None);
     let mut log = Vec::new();
+    let gid = good.unique_id();
     run(
         &mut [&mut s, &mut good],
-        |l| l[1].contains(&MultiplayerEvent::ConnectionSucceeded),
+        |l| {
+            l[1].contains(&MultiplayerEvent::ConnectionSucceeded)
+                && l[0].contains(&MultiplayerEvent::PeerConnected(gid))
+        },
         &mut log,
     );
-    let gid = good.unique_id();
     let addr = s.local_addr().unwrap();
 
     // Raw ENet clients with bad ids.
@@ -380,12 +383,10 @@ fn connection_failure_and_bad_arguments() {
         Err(MultiplayerError::NotConnected)
     ));
     // ENet's CONNECT gives up after its retries (here after 2 s without an answer).
-    let event = loop {
-        match c.service(Duration::from_secs(60)).unwrap() {
-            Some(e) => break e,
-            None => panic!("no failure reported"),
-        }
-    };
+    let event = c
+        .service(Duration::from_secs(60))
+        .unwrap()
+        .expect("no failure reported");
     assert_eq!(
         event,
         MultiplayerEvent::ConnectionFailed(ConnectionFailure::Timeout)
@@ -477,10 +478,14 @@ fn disconnect_peer_now_and_later_and_close() {
     assert_eq!(got, vec![&b"last words"[..]]);
 
     let mut c = client(&s, CompressionMode::None);
+    let idc = c.unique_id();
     let mut log = Vec::new();
     run(
         &mut [&mut s, &mut c],
-        |l| has(&l[1], &MultiplayerEvent::ConnectionSucceeded),
+        |l| {
+            has(&l[1], &MultiplayerEvent::ConnectionSucceeded)
+                && has(&l[0], &MultiplayerEvent::PeerConnected(idc))
+        },
         &mut log,
     );
     assert!(matches!(

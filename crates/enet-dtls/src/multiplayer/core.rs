@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use enet_proto::{DisconnectReason, Event, Host, Packet, PacketFlags, PeerId, PeerStats};
+use enet_proto::{
+    DisconnectReason, Event, Host, Packet, PacketFlags, PeerId, PeerState, PeerStats,
+};
 
 use super::{
     ConnectionFailure, ConnectionStatus, MultiplayerError, MultiplayerEvent, ReceivedPacket,
@@ -117,6 +119,11 @@ pub struct MultiplayerCore {
     server_peer: Option<PeerId>,
     events: VecDeque<MultiplayerEvent>,
     stats: FramingStats,
+    /// ENet peers this core reset or disconnected at once, with their address, for the
+    /// driver's socket ([`poll_released`](MultiplayerCore::poll_released)).
+    released: VecDeque<(PeerId, SocketAddr)>,
+    /// The transport's cause of the next `Disconnect { reason: Failed }` of this peer.
+    failure: Option<(PeerId, ConnectionFailure)>,
 }
 
 impl MultiplayerCore {
@@ -159,6 +166,8 @@ impl MultiplayerCore {
             ids: HashMap::new(),
             server_peer: None,
             events: VecDeque::new(),
+            released: VecDeque::new(),
+            failure: None,
             stats: FramingStats::default(),
         })
     }
@@ -207,7 +216,7 @@ impl MultiplayerCore {
         if !self.server {
             if self.server_peer != Some(peer) {
                 // Not our connection (a client host accepts none); forget it.
-                host.reset_peer(peer);
+                self.reset(host, peer);
                 return;
             }
             self.register(SERVER_ID, peer);
@@ -223,7 +232,7 @@ impl MultiplayerCore {
                 id = data,
                 "refused a connection (id invalid or taken, or refusing)"
             );
-            host.reset_peer(peer);
+            self.reset(host, peer);
             return;
         }
         let id = data;
@@ -247,16 +256,22 @@ impl MultiplayerCore {
     }
 
     fn on_disconnect(&mut self, host: &mut Host, peer: PeerId, reason: DisconnectReason) {
+        let cause = match self.failure.take() {
+            Some((p, cause)) if p == peer => Some(cause),
+            _ => None,
+        };
         let Some(id) = self.ids.get(&peer).copied() else {
             if !self.server && self.server_peer == Some(peer) {
                 // Never fully connected.
                 self.server_peer = None;
                 self.status = ConnectionStatus::Disconnected;
                 self.events
-                    .push_back(MultiplayerEvent::ConnectionFailed(match reason {
-                        DisconnectReason::Timeout => ConnectionFailure::Timeout,
-                        DisconnectReason::Local => ConnectionFailure::Closed,
-                        _ => ConnectionFailure::Refused,
+                    .push_back(MultiplayerEvent::ConnectionFailed(match (reason, cause) {
+                        (_, Some(cause)) => cause,
+                        (DisconnectReason::Timeout, None) => ConnectionFailure::Timeout,
+                        (DisconnectReason::Local, None) => ConnectionFailure::Closed,
+                        (DisconnectReason::Failed, None) => ConnectionFailure::Transport,
+                        (_, None) => ConnectionFailure::Refused,
                     }));
             }
             return;
@@ -532,7 +547,7 @@ impl MultiplayerCore {
         }
         let peer = self.enet_peer(id)?;
         if immediately {
-            host.disconnect_now(now, peer, 0);
+            self.disconnect_now(host, now, peer, 0);
             self.forget(host, id);
         } else {
             host.disconnect_later(peer, 0);
@@ -541,15 +556,18 @@ impl MultiplayerCore {
     }
 
     /// Closes every connection like Godot's `close_connection`: one DISCONNECT (data = our
-    /// id) to each peer now, then nothing is left. The caller flushes the host.
+    /// id) to each ENet peer now (connected or still connecting), then nothing is left. The caller flushes the host.
     pub fn close(&mut self, host: &mut Host, now: Instant) {
-        let peers: Vec<PeerId> = self.connected_peers().map(|(_, p)| p).collect();
+        // Every live ENet peer, also those whose connection is still being set up (a client
+        // connecting, a CONNECT whose acknowledgement has not come yet), so that nobody
+        // waits for a timeout.
+        let peers: Vec<PeerId> = host
+            .peers()
+            .filter(|p| !matches!(p.state(), PeerState::Disconnected | PeerState::Zombie))
+            .map(|p| p.id())
+            .collect();
         for peer in peers {
-            host.disconnect_now(now, peer, self.unique_id);
-        }
-        if let Some(peer) = self.server_peer.take() {
-            // Still connecting: stop.
-            host.disconnect_now(now, peer, self.unique_id);
+            self.disconnect_now(host, now, peer, self.unique_id);
         }
         self.clear();
     }
@@ -631,6 +649,51 @@ impl MultiplayerCore {
     /// Whether new connections are refused.
     pub fn is_refusing_new_connections(&self) -> bool {
         self.refuse_new_connections
+    }
+
+    /// Resets `peer` in `host` and remembers its address for [`poll_released`](Self::poll_released).
+    fn reset(&mut self, host: &mut Host, peer: PeerId) {
+        if let Some(addr) = host.peer(peer).map(|p| p.address()) {
+            self.push_released(peer, addr);
+        }
+        host.reset_peer(peer);
+    }
+
+    /// `disconnect_now` on `host`, remembering the address for [`poll_released`](Self::poll_released).
+    fn disconnect_now(&mut self, host: &mut Host, now: Instant, peer: PeerId, data: u32) {
+        if let Some(addr) = host.peer(peer).map(|p| p.address()) {
+            self.push_released(peer, addr);
+        }
+        host.disconnect_now(now, peer, data);
+    }
+
+    fn push_released(&mut self, peer: PeerId, addr: SocketAddr) {
+        // Bounded by the host's peer slots; drivers drain it after every call.
+        if self.released.len() >= MAX_REMOTE_PEERS {
+            self.released.pop_front();
+        }
+        self.released.push_back((peer, addr));
+    }
+
+    /// An ENet peer this core dropped by itself (a refused connection reset, a
+    /// `disconnect_peer(id, true)`, `close`), with its address. ENet sends no event for
+    /// these; a driver whose socket keeps state per address (a DTLS session) releases it.
+    /// Drain after every call into the core.
+    pub fn poll_released(&mut self) -> Option<(PeerId, SocketAddr)> {
+        self.released.pop_front()
+    }
+
+    /// Whether [`poll_released`](Self::poll_released) has something.
+    pub fn has_released(&self) -> bool {
+        !self.released.is_empty()
+    }
+
+    /// Tells the core why the transport failed `peer` (for example a DTLS verification
+    /// error), before the host's `Event::Disconnect { reason: Failed }` of that peer is
+    /// handed to [`handle_event`](Self::handle_event): a connecting client then reports
+    /// [`ConnectionFailure`] with this cause instead of a bare timeout.
+    pub fn set_failure_cause(&mut self, peer: PeerId, cause: ConnectionFailure) {
+        self.failure = Some((peer, cause));
     }
 
     /// The next queued event.
@@ -754,7 +817,7 @@ pub fn generate_unique_id() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     loop {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(0x6d70_2d69_64);
+        h.write_u64(0x006d_702d_6964);
         let id = (h.finish() as u32) & 0x7fff_ffff;
         if valid_client_id(id) {
             return id;

@@ -181,6 +181,22 @@ pub enum ConnectionFailure {
     /// The DTLS handshake failed (untrusted certificate, hostname mismatch, expired
     /// certificate, an alert from the server, or a handshake timeout).
     Dtls(crate::DtlsError),
+    /// The DTLS session was closed before ENet connected (close_notify from the server, or
+    /// idle).
+    DtlsClosed(dtls_proto::CloseReason),
+    /// The socket layer failed the connection without saying why.
+    Transport,
+}
+
+impl From<crate::enet::FailureCause> for ConnectionFailure {
+    fn from(cause: crate::enet::FailureCause) -> Self {
+        match cause {
+            crate::enet::FailureCause::Dtls(e) => ConnectionFailure::Dtls(e),
+            crate::enet::FailureCause::Closed(r) => ConnectionFailure::DtlsClosed(r),
+            #[allow(unreachable_patterns)]
+            _ => ConnectionFailure::Transport,
+        }
+    }
 }
 
 impl std::fmt::Display for ConnectionFailure {
@@ -190,6 +206,10 @@ impl std::fmt::Display for ConnectionFailure {
             ConnectionFailure::Refused => f.write_str("the server refused the connection"),
             ConnectionFailure::Closed => f.write_str("the connection attempt was closed"),
             ConnectionFailure::Dtls(e) => write!(f, "DTLS handshake failed: {e}"),
+            ConnectionFailure::DtlsClosed(r) => {
+                write!(f, "the DTLS session closed before ENet connected ({r:?})")
+            }
+            ConnectionFailure::Transport => f.write_str("the socket layer failed the connection"),
         }
     }
 }

@@ -11,70 +11,152 @@ use super::core::{generate_unique_id, FramingConfig, FramingStats, MultiplayerCo
 use super::{
     CompressionMode, ConnectionStatus, MultiplayerError, MultiplayerEvent, Target, TransferMode,
 };
-use crate::enet::{EnetHost, EnetSocket, UdpEnetSocket};
+use crate::enet::{
+    ConnectionFailure as SocketFailure, DtlsEnetSocket, EnetHost, EnetSocket, UdpEnetSocket,
+};
+use crate::keys::{Certificate, PrivateKey};
+use dtls_proto::{ClientConfig, EndpointConfig, ServerConfig};
 
 /// Most ENet events one [`MultiplayerPeer::poll`] handles, so that a flood cannot keep it
 /// from returning (the rest wait for the next poll).
 pub(crate) const MAX_EVENTS_PER_POLL: usize = 4096;
 
 /// The socket a [`MultiplayerPeer`] made by a builder runs on: plain UDP, or (with
-/// `use_dtls`) ENet inside DTLS.
+/// `use_dtls`) ENet inside DTLS ([`DtlsEnetSocket`]).
 #[derive(Debug)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // one socket per peer; no point boxing
 pub enum MultiplayerSocket {
     /// Plain UDP.
     Udp(UdpEnetSocket),
+    /// ENet over DTLS 1.2 (one ENet datagram per DTLS record, as Godot's `use_dtls`).
+    Dtls(DtlsEnetSocket),
+}
+
+macro_rules! each_socket {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            MultiplayerSocket::Udp($s) => $e,
+            MultiplayerSocket::Dtls($s) => $e,
+        }
+    };
+}
+
+impl MultiplayerSocket {
+    /// The DTLS socket, when `use_dtls` is on (its statistics and sessions).
+    pub fn dtls(&self) -> Option<&DtlsEnetSocket> {
+        match self {
+            MultiplayerSocket::Dtls(s) => Some(s),
+            MultiplayerSocket::Udp(_) => None,
+        }
+    }
 }
 
 impl EnetSocket for MultiplayerSocket {
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        match self {
-            MultiplayerSocket::Udp(s) => s.local_addr(),
-        }
+        each_socket!(self, s => s.local_addr())
     }
     fn max_datagram_size(&self) -> usize {
-        match self {
-            MultiplayerSocket::Udp(s) => s.max_datagram_size(),
-        }
+        each_socket!(self, s => s.max_datagram_size())
     }
     fn send_batch(&mut self, now: Instant, batch: &[Transmit]) -> io::Result<usize> {
-        match self {
-            MultiplayerSocket::Udp(s) => s.send_batch(now, batch),
-        }
+        each_socket!(self, s => s.send_batch(now, batch))
     }
     fn recv_batch(
         &mut self,
         now: Instant,
         sink: &mut dyn FnMut(SocketAddr, &[u8]),
     ) -> io::Result<usize> {
-        match self {
-            MultiplayerSocket::Udp(s) => s.recv_batch(now, sink),
-        }
+        each_socket!(self, s => s.recv_batch(now, sink))
     }
     fn recv_drained(&self) -> bool {
-        match self {
-            MultiplayerSocket::Udp(s) => s.recv_drained(),
-        }
+        each_socket!(self, s => s.recv_drained())
     }
     fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        match self {
-            MultiplayerSocket::Udp(s) => s.wait_readable(timeout),
-        }
+        each_socket!(self, s => s.wait_readable(timeout))
     }
     fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
-            MultiplayerSocket::Udp(s) => s.poll_recv_ready(cx),
-        }
+        each_socket!(self, s => s.poll_recv_ready(cx))
     }
     fn poll_timeout(&self) -> Option<Instant> {
-        match self {
-            MultiplayerSocket::Udp(s) => s.poll_timeout(),
-        }
+        each_socket!(self, s => s.poll_timeout())
     }
     fn handle_timeout(&mut self, now: Instant) -> io::Result<()> {
-        match self {
-            MultiplayerSocket::Udp(s) => s.handle_timeout(now),
+        each_socket!(self, s => s.handle_timeout(now))
+    }
+    fn poll_failure(&mut self) -> Option<SocketFailure> {
+        each_socket!(self, s => s.poll_failure())
+    }
+    fn peer_gone(&mut self, now: Instant, addr: SocketAddr) -> Option<SocketFailure> {
+        each_socket!(self, s => s.peer_gone(now, addr))
+    }
+}
+
+/// DTLS settings (Godot's `use_dtls`, `dtls_verify`, `dtls_hostname`, `set_dtls_key`,
+/// `set_dtls_certificate`).
+#[derive(Clone, Default)]
+pub(crate) struct DtlsSettings {
+    pub(crate) enabled: bool,
+    /// Client: verify the server (default on). `None` = default.
+    pub(crate) verify: Option<bool>,
+    pub(crate) hostname: Option<String>,
+    pub(crate) certificate: Option<Certificate>,
+    pub(crate) key: Option<PrivateKey>,
+    pub(crate) server_config: Option<ServerConfig>,
+    pub(crate) client_config: Option<ClientConfig>,
+    pub(crate) limits: Option<EndpointConfig>,
+}
+
+impl std::fmt::Debug for DtlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DtlsSettings")
+            .field("enabled", &self.enabled)
+            .field("verify", &self.verify)
+            .field("hostname", &self.hostname)
+            .field("certificate", &self.certificate.is_some())
+            .field("key", &self.key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DtlsSettings {
+    /// The server's DTLS configuration (Godot: key and certificate are required).
+    fn server_config(&self) -> Result<ServerConfig, MultiplayerError> {
+        if let Some(c) = &self.server_config {
+            return Ok(c.clone());
         }
+        let (Some(key), Some(cert)) = (&self.key, &self.certificate) else {
+            return Err(MultiplayerError::InvalidArgument(
+                "use_dtls on a server needs dtls_key and dtls_certificate".into(),
+            ));
+        };
+        ServerConfig::builder(key.clone(), cert.clone())
+            .build()
+            .map_err(|e| MultiplayerError::InvalidArgument(format!("DTLS server setup: {e}")))
+    }
+
+    /// The client's DTLS configuration: verification on by default, against the
+    /// certificate if one is set (pinned or CA) or else the system trust store, for
+    /// `dtls_hostname` or else the address given to the client.
+    fn client_config(&self, address: &str) -> Result<ClientConfig, MultiplayerError> {
+        if let Some(c) = &self.client_config {
+            return Ok(c.clone());
+        }
+        let verify = self.verify.unwrap_or(true);
+        let mut b = ClientConfig::builder().verify(verify);
+        if verify {
+            let name = self
+                .hostname
+                .clone()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| address.to_owned());
+            b = b.hostname(name);
+        }
+        if let Some(cert) = &self.certificate {
+            b = b.trusted_certificate(cert.clone());
+        }
+        b.build()
+            .map_err(|e| MultiplayerError::InvalidArgument(format!("DTLS client setup: {e}")))
     }
 }
 
@@ -88,6 +170,7 @@ pub(crate) struct Common {
     pub(crate) out_bandwidth: u32,
     /// Client: ENet timeouts of the server connection, from the CONNECT on.
     pub(crate) timeouts: Option<(u32, Duration, Duration)>,
+    pub(crate) dtls: DtlsSettings,
 }
 
 macro_rules! common_setters {
@@ -143,6 +226,22 @@ macro_rules! common_setters {
             self.common.framing.target = target;
             self
         }
+
+        /// Runs ENet inside DTLS 1.2 (Godot's `use_dtls`, default off): every ENet datagram
+        /// is one DTLS record. Both ends must agree; a plaintext peer gets no answer.
+        pub fn use_dtls(mut self, on: bool) -> Self {
+            self.common.dtls.enabled = on;
+            self
+        }
+
+        /// Godot's `set_dtls_certificate`. On a server: the certificate it presents (with
+        /// [`dtls_key`](ServerBuilder::dtls_key)). On a client: the certificate to trust
+        /// when verifying the server, either the server's own (pinning) or the CA that
+        /// signed it; without one the system trust store is used.
+        pub fn dtls_certificate(mut self, cert: Certificate) -> Self {
+            self.common.dtls.certificate = Some(cert);
+            self
+        }
     };
 }
 
@@ -188,6 +287,39 @@ impl ServerBuilder {
         self
     }
 
+    /// Godot's `set_dtls_key`: the server's private key (for `use_dtls`).
+    pub fn dtls_key(mut self, key: PrivateKey) -> Self {
+        self.common.dtls.key = Some(key);
+        self
+    }
+
+    /// A complete DTLS server configuration (certificate chain, MTU, handshake timeout,
+    /// ciphers) instead of [`dtls_key`](Self::dtls_key) and
+    /// [`dtls_certificate`](Self::dtls_certificate).
+    pub fn dtls_server_config(mut self, config: ServerConfig) -> Self {
+        self.common.dtls.server_config = Some(config);
+        self
+    }
+
+    /// The DTLS session limits (default [`EndpointConfig::default`]: 1024 sessions, half-open
+    /// ones included, and a share per source address).
+    pub fn dtls_limits(mut self, limits: EndpointConfig) -> Self {
+        self.common.dtls.limits = Some(limits);
+        self
+    }
+
+    /// The socket for `addr`: plain UDP, or a DTLS server socket with `use_dtls`.
+    pub(crate) fn socket(&self, addr: SocketAddr) -> Result<MultiplayerSocket, MultiplayerError> {
+        if !self.common.dtls.enabled {
+            return Ok(MultiplayerSocket::Udp(UdpEnetSocket::bind(addr)?));
+        }
+        let config = self.common.dtls.server_config()?;
+        let limits = self.common.dtls.limits.clone().unwrap_or_default();
+        Ok(MultiplayerSocket::Dtls(DtlsEnetSocket::server(
+            addr, &config, limits,
+        )?))
+    }
+
     pub(crate) fn parts(
         &self,
     ) -> Result<(SocketAddr, HostConfig, MultiplayerCore), MultiplayerError> {
@@ -217,7 +349,7 @@ impl ServerBuilder {
     /// An invalid setting, or the socket cannot be bound (port in use...).
     pub fn create(self) -> Result<MultiplayerPeer, MultiplayerError> {
         let (addr, config, core) = self.parts()?;
-        let socket = MultiplayerSocket::Udp(UdpEnetSocket::bind(addr)?);
+        let socket = self.socket(addr)?;
         MultiplayerPeer::start(socket, config, core, &self.common, None)
     }
 
@@ -274,6 +406,40 @@ impl ClientBuilder {
         self
     }
 
+    /// Verify the server's certificate (Godot's `dtls_verify`, default on): it must chain to
+    /// the [`dtls_certificate`](Self::dtls_certificate) (or the system trust store) and name
+    /// the [`dtls_hostname`](Self::dtls_hostname). Off: any certificate is accepted.
+    pub fn dtls_verify(mut self, on: bool) -> Self {
+        self.common.dtls.verify = Some(on);
+        self
+    }
+
+    /// The name the server's certificate must carry (Godot 3.4's `dtls_hostname`); default:
+    /// the host given to [`MultiplayerPeer::client`], as in Godot 3.2.
+    pub fn dtls_hostname(mut self, name: impl Into<String>) -> Self {
+        self.common.dtls.hostname = Some(name.into());
+        self
+    }
+
+    /// A complete DTLS client configuration (trust, hostname, MTU, handshake timeout)
+    /// instead of [`dtls_verify`](Self::dtls_verify), [`dtls_hostname`](Self::dtls_hostname)
+    /// and [`dtls_certificate`](Self::dtls_certificate).
+    pub fn dtls_client_config(mut self, config: ClientConfig) -> Self {
+        self.common.dtls.client_config = Some(config);
+        self
+    }
+
+    /// The socket bound to `local`: plain UDP, or a DTLS client socket with `use_dtls`.
+    pub(crate) fn socket(&self, local: SocketAddr) -> Result<MultiplayerSocket, MultiplayerError> {
+        if !self.common.dtls.enabled {
+            return Ok(MultiplayerSocket::Udp(UdpEnetSocket::bind(local)?));
+        }
+        let config = self.common.dtls.client_config(&self.host)?;
+        Ok(MultiplayerSocket::Dtls(DtlsEnetSocket::client(
+            local, &config,
+        )?))
+    }
+
     /// The server's address (the host name is resolved; the first address is used).
     pub(crate) fn server_addr(&self) -> Result<SocketAddr, MultiplayerError> {
         if self.port == 0 {
@@ -317,7 +483,7 @@ impl ClientBuilder {
     /// bound.
     pub fn create(self) -> Result<MultiplayerPeer, MultiplayerError> {
         let (local, server, config, core) = self.parts()?;
-        let socket = MultiplayerSocket::Udp(UdpEnetSocket::bind(local)?);
+        let socket = self.socket(local)?;
         MultiplayerPeer::start(socket, config, core, &self.common, Some(server))
     }
 
@@ -422,7 +588,7 @@ impl<S: EnetSocket> MultiplayerPeer<S> {
     pub fn poll(&mut self) -> Result<(), MultiplayerError> {
         for _ in 0..MAX_EVENTS_PER_POLL {
             match self.host.service(Duration::ZERO)? {
-                Some(event) => self.core.handle_event(self.host.host_mut(), event),
+                Some(event) => self.feed(event),
                 None => break,
             }
         }
@@ -468,6 +634,28 @@ impl<S: EnetSocket> MultiplayerPeer<S> {
             return Ok(true);
         }
         Ok(self.host.wait(timeout)?)
+    }
+
+    /// Hands one ENet event to the framing core, with the socket's failure cause.
+    fn feed(&mut self, event: enet_proto::Event) {
+        if let enet_proto::Event::Disconnect { peer, .. } = &event {
+            if let Some(failure) = self.host.take_failure(*peer) {
+                self.core.set_failure_cause(*peer, failure.cause.into());
+            }
+        }
+        self.core.handle_event(self.host.host_mut(), event);
+        if self.core.has_released() {
+            // A refused connection was reset: its reset goes out, then the session ends.
+            let _ = self.host.flush();
+            self.release();
+        }
+    }
+
+    /// Releases the socket state (DTLS sessions) of the peers the core dropped.
+    fn release(&mut self) {
+        while let Some((peer, address)) = self.core.poll_released() {
+            self.host.release_peer_address(peer, address);
+        }
     }
 
     /// Godot's `put_packet`: sends `data` to the [target peer](Self::set_target_peer) with
@@ -604,6 +792,7 @@ impl<S: EnetSocket> MultiplayerPeer<S> {
         self.core
             .disconnect_peer(self.host.host_mut(), Instant::now(), id, now)?;
         self.host.flush()?;
+        self.release();
         Ok(())
     }
 
@@ -612,6 +801,7 @@ impl<S: EnetSocket> MultiplayerPeer<S> {
     pub fn close(&mut self) -> Result<(), MultiplayerError> {
         self.core.close(self.host.host_mut(), Instant::now());
         self.host.flush()?;
+        self.release();
         Ok(())
     }
 

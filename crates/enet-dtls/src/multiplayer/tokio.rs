@@ -10,14 +10,14 @@ use super::peer::{ClientBuilder, Common, MultiplayerSocket, ServerBuilder, MAX_E
 use super::{
     CompressionMode, ConnectionStatus, MultiplayerError, MultiplayerEvent, Target, TransferMode,
 };
-use crate::enet::{EnetSocket, TokioEnetHost, UdpEnetSocket};
+use crate::enet::{EnetSocket, TokioEnetHost};
 
 impl ServerBuilder {
     /// Like [`create`](Self::create), on tokio: the server runs on a
     /// [`TokioEnetHost`]. Must be called inside a tokio runtime.
     pub async fn create_tokio(self) -> Result<TokioMultiplayerPeer, MultiplayerError> {
         let (addr, config, core) = self.parts()?;
-        let socket = MultiplayerSocket::Udp(UdpEnetSocket::bind(addr)?);
+        let socket = self.socket(addr)?;
         TokioMultiplayerPeer::start(socket, config, core, &self.common, None)
     }
 
@@ -35,7 +35,7 @@ impl ClientBuilder {
     /// Like [`create`](Self::create), on tokio. Must be called inside a tokio runtime.
     pub async fn create_tokio(self) -> Result<TokioMultiplayerPeer, MultiplayerError> {
         let (local, server, config, core) = self.parts()?;
-        let socket = MultiplayerSocket::Udp(UdpEnetSocket::bind(local)?);
+        let socket = self.socket(local)?;
         TokioMultiplayerPeer::start(socket, config, core, &self.common, Some(server))
     }
 
@@ -115,7 +115,7 @@ impl<S: EnetSocket> TokioMultiplayerPeer<S> {
     pub async fn poll(&mut self) -> Result<(), MultiplayerError> {
         for _ in 0..MAX_EVENTS_PER_POLL {
             match self.host.service(Duration::ZERO).await? {
-                Some(event) => self.core.handle_event(self.host.host_mut(), event),
+                Some(event) => self.feed(event),
                 None => break,
             }
         }
@@ -153,7 +153,7 @@ impl<S: EnetSocket> TokioMultiplayerPeer<S> {
             };
             match self.host.service(left).await? {
                 Some(event) => {
-                    self.core.handle_event(self.host.host_mut(), event);
+                    self.feed(event);
                     // Replies queued while handling it (ADD_PEER, relayed copies).
                     self.host.flush()?;
                 }
@@ -163,6 +163,28 @@ impl<S: EnetSocket> TokioMultiplayerPeer<S> {
                     }
                 }
             }
+        }
+    }
+
+    /// Hands one ENet event to the framing core, with the socket's failure cause.
+    fn feed(&mut self, event: enet_proto::Event) {
+        if let enet_proto::Event::Disconnect { peer, .. } = &event {
+            if let Some(failure) = self.host.take_failure(*peer) {
+                self.core.set_failure_cause(*peer, failure.cause.into());
+            }
+        }
+        self.core.handle_event(self.host.host_mut(), event);
+        if self.core.has_released() {
+            // A refused connection was reset: its reset goes out, then the session ends.
+            let _ = self.host.flush();
+            self.release();
+        }
+    }
+
+    /// Releases the socket state (DTLS sessions) of the peers the core dropped.
+    fn release(&mut self) {
+        while let Some((peer, address)) = self.core.poll_released() {
+            self.host.release_peer_address(peer, address);
         }
     }
 
@@ -278,6 +300,7 @@ impl<S: EnetSocket> TokioMultiplayerPeer<S> {
         self.core
             .disconnect_peer(self.host.host_mut(), Instant::now(), id, now)?;
         self.host.flush()?;
+        self.release();
         Ok(())
     }
 
@@ -285,6 +308,7 @@ impl<S: EnetSocket> TokioMultiplayerPeer<S> {
     pub fn close(&mut self) -> Result<(), MultiplayerError> {
         self.core.close(self.host.host_mut(), Instant::now());
         self.host.flush()?;
+        self.release();
         Ok(())
     }
 
