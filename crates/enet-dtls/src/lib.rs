@@ -83,6 +83,7 @@ pub mod capture;
 pub mod dtls;
 pub mod enet;
 pub mod godot;
+pub mod multiplayer;
 mod net;
 pub mod udp;
 
