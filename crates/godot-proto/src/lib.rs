@@ -29,7 +29,7 @@ pub use multiplayer_api::{
     RpcKind, RpcMode, TransferMode,
 };
 pub use variant::{
-    Aabb, ArgError, ArgErrorKind, Args, Basis, Color, DecodeError, DecodeLimits, Dictionary,
-    FromArgs, FromVariant, FromVariantError, NodePath, ObjectId, Plane, Quat, Rect2, ToArgs,
-    ToVariant, Transform, Transform2D, Variant, VariantType, Vector2, Vector3,
+    decode_counting, Aabb, ArgError, ArgErrorKind, Args, Basis, Color, DecodeError, DecodeLimits,
+    Dictionary, FromArgs, FromVariant, FromVariantError, NodePath, ObjectId, Plane, Quat, Rect2,
+    ToArgs, ToVariant, Transform, Transform2D, Variant, VariantType, Vector2, Vector3,
 };

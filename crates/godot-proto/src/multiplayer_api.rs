@@ -199,6 +199,18 @@ pub enum ApiEvent {
         /// The bytes.
         data: Vec<u8>,
     },
+    /// A call of a method registered with [`MultiplayerApi::register_event`] (from a peer, or
+    /// from this peer for the `*sync` modes: then `from` is our own id).
+    Call {
+        /// The sender (`get_rpc_sender_id()`).
+        from: i32,
+        /// The node path, as registered.
+        path: String,
+        /// The method.
+        method: String,
+        /// The decoded arguments.
+        args: Vec<Variant>,
+    },
     /// A registered property was set by a peer (the new value is in
     /// [`MultiplayerApi::property`]).
     PropertySet {
@@ -307,7 +319,10 @@ type Handler<S> = Box<dyn FnMut(&mut RpcContext<'_, S>, &mut Args<'_>) -> Result
 struct Method<S> {
     mode: RpcMode,
     names: Vec<String>,
+    /// `None` while the handler runs (re-entrant calls are refused) or for event methods.
     handler: Option<Handler<S>>,
+    /// Calls become [`ApiEvent::Call`] instead of running a handler.
+    as_event: bool,
 }
 
 struct Property {
@@ -525,6 +540,43 @@ impl<S> MultiplayerApi<S> {
                 mode,
                 names,
                 handler: Some(boxed),
+                as_event: false,
+            },
+        );
+    }
+
+    /// Registers `method` on the node at `path` with `mode`, without a handler: each allowed
+    /// call (remote, or local for the `*sync` modes) becomes an [`ApiEvent::Call`] with the
+    /// decoded arguments. Handy for async applications that handle calls in their own loop.
+    ///
+    /// ```
+    /// # use godot_proto::{ApiEvent, MultiplayerApi, RpcMode, Variant};
+    /// let mut api = MultiplayerApi::new();
+    /// api.register_event("Chat", "say", RpcMode::RemoteSync);
+    /// api.start_server();
+    /// api.rpc("Chat", "say", ("hi",)).unwrap(); // remotesync: also called here
+    /// match api.poll_event() {
+    ///     Some(ApiEvent::Call { from, method, args, .. }) => {
+    ///         assert_eq!((from, method.as_str()), (1, "say"));
+    ///         assert_eq!(args, vec![Variant::from("hi")]);
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub fn register_event(&mut self, path: &str, method: &str, mode: RpcMode) {
+        let node = self.registry.node_mut(path);
+        let names = node
+            .methods
+            .remove(method)
+            .map(|m| m.names)
+            .unwrap_or_default();
+        node.methods.insert(
+            method.to_owned(),
+            Method {
+                mode,
+                names,
+                handler: None,
+                as_event: true,
             },
         );
     }
@@ -540,6 +592,25 @@ impl<S> MultiplayerApi<S> {
     pub fn rpc_config(&mut self, path: &str, method: &str, mode: RpcMode) {
         if let Some(m) = self.registry.node_mut(path).methods.get_mut(method) {
             m.mode = mode;
+        }
+    }
+
+    /// Changes the mode of a registered property (`rset_config`).
+    pub fn rset_config(&mut self, path: &str, property: &str, mode: RpcMode) {
+        if let Some(p) = self.registry.node_mut(path).props.get_mut(property) {
+            p.mode = mode;
+        }
+    }
+
+    /// Sets a registered property here, without telling anyone (`false` if it is not
+    /// registered).
+    pub fn set_property(&mut self, path: &str, property: &str, value: impl ToVariant) -> bool {
+        match self.registry.node_mut(path).props.get_mut(property) {
+            Some(p) => {
+                p.value = value.to_variant();
+                true
+            }
+            None => false,
         }
     }
 
@@ -927,14 +998,26 @@ impl<S> MultiplayerApi<S> {
 
     /// Runs the handler of `node.name` with `args` and `sender` as the rpc sender id.
     fn invoke(&mut self, sender: i32, node: usize, name: &str, args: &mut [Variant]) {
-        let Some(method) = self
-            .registry
-            .nodes
-            .get_mut(node)
-            .and_then(|n| n.methods.get_mut(name))
-        else {
+        let Some(n) = self.registry.nodes.get_mut(node) else {
             return;
         };
+        let Some(method) = n.methods.get_mut(name) else {
+            return;
+        };
+        if method.as_event {
+            if sender == self.core.my_id {
+                self.core.stats.local_calls += 1;
+            } else {
+                self.core.stats.calls_executed += 1;
+            }
+            self.core.events.push_back(ApiEvent::Call {
+                from: sender,
+                path: n.path.clone(),
+                method: name.to_owned(),
+                args: args.iter_mut().map(std::mem::take).collect(),
+            });
+            return;
+        }
         let Some(mut handler) = method.handler.take() else {
             let path = self.path_of(node);
             self.core.refuse(
