@@ -314,7 +314,8 @@ impl Default for ApiLimits {
     }
 }
 
-type Handler<S> = Box<dyn FnMut(&mut RpcContext<'_, S>, &mut Args<'_>) -> Result<(), ArgError>>;
+type Handler<S> =
+    Box<dyn FnMut(&mut RpcContext<'_, S>, &mut Args<'_>) -> Result<(), ArgError> + Send>;
 
 struct Method<S> {
     mode: RpcMode,
@@ -428,6 +429,9 @@ struct Core {
 
 /// The Godot 3.2 MultiplayerAPI; `S` is application state handed to handlers
 /// ([`RpcContext::state_mut`]).
+///
+/// Handlers must be `Send`, so the API is `Send` (it can move into a tokio task) whenever `S`
+/// is.
 pub struct MultiplayerApi<S = ()> {
     state: S,
     registry: Registry<S>,
@@ -521,7 +525,7 @@ impl<S> MultiplayerApi<S> {
     pub fn register<A, F>(&mut self, path: &str, method: &str, mode: RpcMode, mut handler: F)
     where
         A: FromArgs,
-        F: FnMut(&mut RpcContext<'_, S>, A) + 'static,
+        F: FnMut(&mut RpcContext<'_, S>, A) + Send + 'static,
     {
         let boxed: Handler<S> = Box::new(move |ctx, args| {
             let a = A::from_args(args)?;

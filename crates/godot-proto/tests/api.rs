@@ -712,3 +712,24 @@ fn event_methods_and_calls_from_handlers() {
         }]
     );
 }
+
+#[test]
+fn the_api_can_move_between_threads() {
+    fn is_send<T: Send>(_: &T) {}
+    let mut api = MultiplayerApi::with_state(Log::new());
+    api.register("Chat", "say", RpcMode::Remote, |ctx, (s,): (String,)| {
+        ctx.state_mut().push(s)
+    });
+    is_send(&api);
+    let handle = std::thread::spawn(move || {
+        api.start_server();
+        api.on_peer_connected(3);
+        api.handle_packet(3, b"\x02\x01\x00\x00\x00Chat\x00");
+        let mut call = vec![0, 1, 0, 0, 0];
+        call.extend_from_slice(b"say\0\x01");
+        Variant::from("moved").encode(&mut call);
+        api.handle_packet(3, &call);
+        api.state().clone()
+    });
+    assert_eq!(handle.join().unwrap(), ["moved"]);
+}

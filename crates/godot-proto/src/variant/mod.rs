@@ -250,6 +250,81 @@ impl Variant {
     pub fn is_nil(&self) -> bool {
         matches!(self, Variant::Nil)
     }
+
+    /// Converts into a Rust type (see [`FromVariant`]).
+    ///
+    /// ```
+    /// # use godot_proto::Variant;
+    /// let v = Variant::Array(vec![Variant::Int(1), Variant::Int(2)]);
+    /// assert_eq!(v.try_to::<Vec<u8>>().unwrap(), [1, 2]);
+    /// assert!(Variant::from("x").try_to::<i32>().is_err());
+    /// ```
+    pub fn try_to<T: FromVariant>(self) -> Result<T, FromVariantError> {
+        T::from_variant(self)
+    }
+
+    /// The value of a `bool`.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Variant::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The value of an `int`.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Variant::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The value of a `float`, or of an `int` as a float.
+    pub fn as_real(&self) -> Option<f64> {
+        match self {
+            Variant::Real(r) => Some(*r),
+            Variant::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+
+    /// The text of a `String`.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Variant::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The elements of an `Array`.
+    pub fn as_array(&self) -> Option<&[Variant]> {
+        match self {
+            Variant::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The pairs of a `Dictionary`.
+    pub fn as_dictionary(&self) -> Option<&Dictionary> {
+        match self {
+            Variant::Dictionary(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+impl From<Vec<Variant>> for Variant {
+    /// An `Array`.
+    fn from(a: Vec<Variant>) -> Variant {
+        Variant::Array(a)
+    }
+}
+
+impl<T: Into<Variant>> From<Option<T>> for Variant {
+    /// `None` is `null`.
+    fn from(o: Option<T>) -> Variant {
+        o.map_or(Variant::Nil, Into::into)
+    }
 }
 
 /// `Vector2`: two `f32`.
