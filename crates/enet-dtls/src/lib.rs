@@ -82,6 +82,7 @@
 pub mod dtls;
 pub mod enet;
 pub mod godot;
+pub mod multiplayer;
 mod net;
 pub mod udp;
 

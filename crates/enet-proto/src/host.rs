@@ -158,6 +158,11 @@ pub enum DisconnectReason {
     Timeout,
     /// The remote side refused or could not verify our CONNECT.
     Refused,
+    /// The transport under ENet failed the connection: a DTLS handshake or certificate check
+    /// failed, or the DTLS session died. This core never produces it; the drivers in
+    /// `enet-dtls` do, when their socket reports a failure for the peer's address, and keep
+    /// the cause for the application (`EnetHost::take_failure`).
+    Failed,
 }
 
 /// Something that happened on a host.
@@ -245,6 +250,8 @@ pub(crate) struct Core {
     pub(crate) incomplete_bytes: usize,
     pub(crate) checksum: bool,
     pub(crate) compressor: Option<Box<dyn Compressor>>,
+    /// Drop every datagram addressed to no peer (CONNECT), see [`Host::set_refuse_new_connections`].
+    pub(crate) refuse_connections: bool,
     rng: u64,
     clock: WireClock,
     pub(crate) service_time: WireTime,
@@ -376,6 +383,7 @@ impl Host {
                 incomplete_bytes: 0,
                 checksum: config.checksum,
                 compressor: config.compressor,
+                refuse_connections: false,
                 rng: config.seed ^ 0x454E_6574_5275_7374,
                 clock,
                 service_time: config.time_base,
@@ -801,6 +809,21 @@ impl Host {
         }
         self.core.mtu = mtu;
         Ok(())
+    }
+
+    /// Refuses (or accepts again) new incoming connections, like the
+    /// `enet_host_refuse_new_connections` of Godot's bundled ENet: while on, every
+    /// datagram that addresses no peer yet (peer id 0xFFF, i.e. a CONNECT) is dropped
+    /// before any slot is allocated or any reply sent, so the remote's CONNECT times
+    /// out. Established peers and our own outgoing connections are not affected.
+    pub fn set_refuse_new_connections(&mut self, refuse: bool) {
+        self.core.refuse_connections = refuse;
+    }
+
+    /// Whether new incoming connections are refused (see
+    /// [`set_refuse_new_connections`](Self::set_refuse_new_connections)).
+    pub fn refuses_new_connections(&self) -> bool {
+        self.core.refuse_connections
     }
 
     /// Changes the channel limit for incoming connections (0 = 255).
