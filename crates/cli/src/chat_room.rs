@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 use dtls_proto::EndpointStats;
 use enet_dtls::capture::CaptureSocket;
 use enet_dtls::enet::{DtlsEnetSocket, EnetSocket, UdpEnetSocket};
-use enet_dtls::multiplayer::{
-    MultiplayerError, MultiplayerEvent, MultiplayerPeer, Target, TransferMode,
-};
+use enet_dtls::multiplayer::{MultiplayerError, MultiplayerEvent, MultiplayerPeer, Target};
 
-use crate::chat_rpc::{self, ChatCall, ChatRpc, Incoming, SEND_MESSAGE};
+use crate::chat_rpc::{self, ChatApi, ChatCall, SEND_MESSAGE};
 use crate::metrics::ServerMetrics;
 
 /// Longest message the room relays (bytes of UTF-8). One message fans out to every client, so
@@ -85,7 +83,7 @@ pub(crate) enum RoomEvent {
 #[derive(Debug)]
 pub(crate) struct Room<S: RoomSocket> {
     peer: MultiplayerPeer<S>,
-    rpc: ChatRpc,
+    rpc: ChatApi,
     welcome: Option<String>,
     metrics: Option<ServerMetrics>,
     next_rtt_sample: Instant,
@@ -97,7 +95,7 @@ impl<S: RoomSocket> Room<S> {
     pub(crate) fn new(peer: MultiplayerPeer<S>, welcome: Option<String>) -> Room<S> {
         Room {
             peer,
-            rpc: ChatRpc::default(),
+            rpc: ChatApi::server(),
             welcome,
             metrics: None,
             next_rtt_sample: Instant::now(),
@@ -135,62 +133,61 @@ impl<S: RoomSocket> Room<S> {
     ) -> Result<(), MultiplayerError> {
         match event {
             MultiplayerEvent::PeerConnected(id) => {
+                self.rpc.peer_connected(id);
                 out.push(RoomEvent::Join(id, self.peer.peer_address(id).ok()));
                 if let Some(text) = &self.welcome {
-                    let packet = chat_rpc::receive_message(1, text);
-                    self.send(Target::Peer(id), &packet);
+                    if let Err(e) = self.rpc.receive_message(Target::Peer(id), 1, text) {
+                        tracing::debug!(error = %e, id, "welcome not sent");
+                    }
                 }
             }
             MultiplayerEvent::PeerDisconnected(id) => {
-                self.rpc.peer_left(id);
+                self.rpc.peer_disconnected(id);
                 out.push(RoomEvent::Leave(id));
             }
-            MultiplayerEvent::Packet(p) => match self.rpc.handle(p.from, &p.data) {
-                Incoming::Call(ChatCall::SendMessage { text }) => {
-                    if let Some(m) = &self.metrics {
-                        m.rpc(SEND_MESSAGE);
-                    }
-                    if text.len() > MAX_MESSAGE {
-                        out.push(RoomEvent::Refused(
-                            p.from,
-                            format!("{} bytes (at most {MAX_MESSAGE})", text.len()),
-                        ));
-                    } else {
-                        let packet = chat_rpc::receive_message(i64::from(p.from), &text);
-                        self.send(Target::Broadcast, &packet);
-                        out.push(RoomEvent::Message(p.from, text));
-                    }
+            MultiplayerEvent::Packet(p) => {
+                self.rpc.handle_packet(p.from, &p.data);
+                while let Some(call) = self.rpc.poll_call() {
+                    self.handle_call(call, out);
                 }
-                Incoming::Call(ChatCall::ReceiveMessage { .. }) => {
-                    // A client calling the clients' method on the server: not allowed.
-                    if let Some(m) = &self.metrics {
-                        m.rpc(chat_rpc::RECEIVE_MESSAGE);
-                    }
-                    tracing::debug!(
-                        from = p.from,
-                        "receive_message called on the server; ignored"
-                    );
-                }
-                Incoming::Confirm { reply } => self.send(Target::Peer(p.from), &reply),
-                Incoming::Ignored { reason, method } => {
-                    if let (Some(m), Some(method)) = (&self.metrics, &method) {
+                while let Some(r) = self.rpc.poll_refusal() {
+                    if let (Some(m), Some(method)) = (&self.metrics, &r.method) {
                         m.rpc(method);
                     }
-                    tracing::debug!(from = p.from, %reason, "packet ignored");
+                    tracing::debug!(from = r.from, method = ?r.method, reason = %r.reason, "packet refused");
                 }
-            },
-            MultiplayerEvent::ConnectionSucceeded
-            | MultiplayerEvent::ConnectionFailed(_)
-            | MultiplayerEvent::ServerDisconnected => {}
+            }
             _ => {}
         }
+        // Calls, path announcements and confirmations the API queued.
+        self.rpc.flush(&mut self.peer);
         Ok(())
     }
 
-    /// Sends reliably; a peer that vanished meanwhile is not an error for the room.
-    fn send(&mut self, target: Target, packet: &[u8]) {
-        if let Err(e) = self.peer.send(target, TransferMode::Reliable, None, packet) {
-            tracing::debug!(error = %e, ?target, "send failed");
+    fn handle_call(&mut self, call: ChatCall, out: &mut Vec<RoomEvent>) {
+        match call {
+            ChatCall::SendMessage { from, text } => {
+                if let Some(m) = &self.metrics {
+                    m.rpc(SEND_MESSAGE);
+                }
+                if text.len() > MAX_MESSAGE {
+                    out.push(RoomEvent::Refused(
+                        from,
+                        format!("{} bytes (at most {MAX_MESSAGE})", text.len()),
+                    ));
+                } else {
+                    // Every client, the sender included, reliably.
+                    match self
+                        .rpc
+                        .receive_message(Target::Broadcast, i64::from(from), &text)
+                    {
+                        Ok(()) => out.push(RoomEvent::Message(from, text)),
+                        Err(e) => tracing::debug!(error = %e, from, "message not relayed"),
+                    }
+                }
+            }
+            // The server registers only send_message; nothing else reaches here.
+            ChatCall::ReceiveMessage { .. } => {}
         }
     }
 

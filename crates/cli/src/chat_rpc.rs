@@ -1,16 +1,23 @@
-//! The chat room's two remote calls on Godot 3.2's MultiplayerAPI wire format.
+//! The chat room's two remote calls, on Godot 3.2's MultiplayerAPI (`godot_proto`):
 //!
-//! * client → server: `Chat.send_message(text: String)` (`rpc_id(1, ...)`);
-//! * server → every client: `Chat.receive_message(sender_id: int, text: String)`.
+//! * client → server: `Chat.send_message(text: String)` (`rpc_id(1, ...)`; `remote` on the
+//!   server);
+//! * server → every client: `Chat.receive_message(sender_id: int, text: String)` (`puppet` on
+//!   our clients: only the server, the node's network master, may call it, so another client
+//!   cannot forge a message through the server's relay).
 //!
-//! Outgoing calls use the full-path form of REMOTE_CALL (`target = 0x80000000 | offset`, the
-//! node path appended after the arguments), which Godot 3.2 itself sends to every peer that has
-//! not yet confirmed a path; so we never need a path id. Incoming calls may use either form:
-//! SIMPLIFY_PATH packets are stored per sender (bounded) and answered with CONFIRM_PATH, as
-//! Godot does. Anything else (other commands, other nodes or methods, bad arguments) is
-//! reported as [`Incoming::Ignored`] with the reason, never a panic.
+//! [`ChatApi`] is the glue between [`godot_proto::MultiplayerApi`] (encoding, decoding, the
+//! node path cache, rpc modes, all bounded) and [`MultiplayerPeer`]: the caller reports the
+//! peer's events, takes the decoded calls with [`ChatApi::poll_call`] and sends what the API
+//! queued with [`ChatApi::flush`]. Nothing here parses bytes itself.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
+
+use enet_dtls::enet::EnetSocket;
+use enet_dtls::multiplayer::{MultiplayerPeer, Target, TransferMode};
+#[cfg(test)]
+use godot_proto::ApiStats;
+use godot_proto::{ApiEvent, MultiplayerApi, RpcError, RpcKind, RpcMode};
 
 /// The chat node's path (relative to the multiplayer root, as Godot sends it).
 pub(crate) const CHAT_PATH: &str = "Chat";
@@ -19,28 +26,17 @@ pub(crate) const SEND_MESSAGE: &str = "send_message";
 /// Server → clients method.
 pub(crate) const RECEIVE_MESSAGE: &str = "receive_message";
 
-const CMD_REMOTE_CALL: u8 = 0;
-const CMD_SIMPLIFY_PATH: u8 = 2;
-const CMD_CONFIRM_PATH: u8 = 3;
-
-const TYPE_INT: u32 = 2;
-const TYPE_STRING: u32 = 4;
-const FLAG_64: u32 = 1 << 16;
-
-/// Most cached paths kept per sender (Godot sends one per node it calls; we have one node).
-pub(crate) const MAX_PATHS_PER_PEER: usize = 64;
-/// Longest node path or method name accepted.
-pub(crate) const MAX_NAME: usize = 1024;
-
 /// A decoded chat call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ChatCall {
-    /// `send_message(text)` (at the server).
+    /// `send_message(text)` from client `from` (at the server).
     SendMessage {
+        /// The caller.
+        from: u32,
         /// The message.
         text: String,
     },
-    /// `receive_message(sender_id, text)` (at a client).
+    /// `receive_message(sender_id, text)` (at a client, from the server).
     ReceiveMessage {
         /// Who wrote it.
         sender_id: i64,
@@ -49,325 +45,341 @@ pub(crate) enum ChatCall {
     },
 }
 
-/// What an incoming packet was.
+/// An incoming packet the API did not execute.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Incoming {
-    /// A chat call (`method` is its name, for metrics).
-    Call(ChatCall),
-    /// A path to cache; send `reply` (CONFIRM_PATH) back to the sender, reliably.
-    Confirm {
-        /// The CONFIRM_PATH packet.
-        reply: Vec<u8>,
-    },
-    /// Not for us, or malformed; the reason (and the method name when there was one).
-    Ignored {
-        /// Why.
-        reason: String,
-        /// The called method, when the packet got that far.
-        method: Option<String>,
-    },
+pub(crate) struct Refusal {
+    /// The sender.
+    pub(crate) from: i32,
+    /// The called method, when the packet was a call that got that far.
+    pub(crate) method: Option<String>,
+    /// Why (Godot would print an error and drop it).
+    pub(crate) reason: String,
 }
 
-/// Per-sender path caches (what SIMPLIFY_PATH told us).
-#[derive(Debug, Default)]
-pub(crate) struct ChatRpc {
-    paths: HashMap<u32, HashMap<u32, String>>,
-}
-
-impl ChatRpc {
-    /// Forgets what `peer` cached (call when it leaves).
-    pub(crate) fn peer_left(&mut self, peer: u32) {
-        self.paths.remove(&peer);
-    }
-
-    /// Decodes a packet from `from`.
-    pub(crate) fn handle(&mut self, from: u32, packet: &[u8]) -> Incoming {
-        let ignored = |reason: &str| Incoming::Ignored {
-            reason: reason.to_string(),
-            method: None,
-        };
-        match packet.first() {
-            Some(&CMD_REMOTE_CALL) => self.remote_call(from, packet),
-            Some(&CMD_SIMPLIFY_PATH) => {
-                let Some(id) = read_u32(packet, 1) else {
-                    return ignored("short SIMPLIFY_PATH");
-                };
-                let Some(path) = read_cstring(packet, 5) else {
-                    return ignored("SIMPLIFY_PATH without a valid path");
-                };
-                let cache = self.paths.entry(from).or_default();
-                if cache.len() >= MAX_PATHS_PER_PEER && !cache.contains_key(&id) {
-                    return ignored("too many cached paths from this peer");
-                }
-                cache.insert(id, path.clone());
-                let mut reply = vec![CMD_CONFIRM_PATH];
-                reply.extend_from_slice(path.as_bytes());
-                reply.push(0);
-                Incoming::Confirm { reply }
-            }
-            Some(&CMD_CONFIRM_PATH) => ignored("CONFIRM_PATH (we never simplify paths)"),
-            Some(other) => ignored(&format!("command {other} is not a remote call")),
-            None => ignored("empty packet"),
-        }
-    }
-
-    fn remote_call(&self, from: u32, p: &[u8]) -> Incoming {
-        let ignored = |reason: &str, method: Option<&str>| Incoming::Ignored {
-            reason: reason.to_string(),
-            method: method.map(str::to_string),
-        };
-        if p.len() < 6 {
-            return ignored("REMOTE_CALL shorter than 6 bytes", None);
-        }
-        let Some(target) = read_u32(p, 1) else {
-            return ignored("short REMOTE_CALL", None);
-        };
-        let path = if target & 0x8000_0000 != 0 {
-            let ofs = (target & 0x7fff_ffff) as usize;
-            match read_cstring_or_end(p, ofs) {
-                Some(path) => path,
-                None => return ignored("REMOTE_CALL with a bad path offset", None),
-            }
-        } else {
-            match self.paths.get(&from).and_then(|c| c.get(&target)) {
-                Some(path) => path.clone(),
-                None => return ignored("REMOTE_CALL with an unknown path id", None),
-            }
-        };
-        let Some(method) = read_cstring(p, 5) else {
-            return ignored("REMOTE_CALL without a method name", None);
-        };
-        if path.trim_start_matches("/root/") != CHAT_PATH {
-            return ignored(&format!("no node at {path:?}"), Some(&method));
-        }
-        let mut ofs = 5 + method.len() + 1;
-        let Some(&argc) = p.get(ofs) else {
-            return ignored("REMOTE_CALL without an argument count", Some(&method));
-        };
-        ofs += 1;
-        let mut args = Vec::new();
-        for _ in 0..argc {
-            match decode_arg(p, ofs) {
-                Some((arg, used)) => {
-                    args.push(arg);
-                    ofs += used;
-                }
-                None => return ignored("an argument is not an int or a String", Some(&method)),
-            }
-        }
-        let call = match (method.as_str(), args.as_slice()) {
-            (SEND_MESSAGE, [Arg::Str(text)]) => ChatCall::SendMessage { text: text.clone() },
-            (RECEIVE_MESSAGE, [Arg::Int(id), Arg::Str(text)]) => ChatCall::ReceiveMessage {
-                sender_id: *id,
-                text: text.clone(),
-            },
-            _ => return ignored("unknown method or wrong arguments", Some(&method)),
-        };
-        Incoming::Call(call)
-    }
-}
-
-/// `send_message(text)` as a REMOTE_CALL packet (full-path form).
-pub(crate) fn send_message(text: &str) -> Vec<u8> {
-    let mut args = Vec::new();
-    encode_string(&mut args, text);
-    remote_call(SEND_MESSAGE, 1, &args)
-}
-
-/// `receive_message(sender_id, text)` as a REMOTE_CALL packet (full-path form).
-pub(crate) fn receive_message(sender_id: i64, text: &str) -> Vec<u8> {
-    let mut args = Vec::new();
-    encode_int(&mut args, sender_id);
-    encode_string(&mut args, text);
-    remote_call(RECEIVE_MESSAGE, 2, &args)
-}
-
-fn remote_call(method: &str, argc: u8, args: &[u8]) -> Vec<u8> {
-    let mut p = vec![CMD_REMOTE_CALL, 0, 0, 0, 0];
-    p.extend_from_slice(method.as_bytes());
-    p.push(0);
-    p.push(argc);
-    p.extend_from_slice(args);
-    let ofs = u32::try_from(p.len()).unwrap_or(0x7fff_ffff) & 0x7fff_ffff;
-    p[1..5].copy_from_slice(&(0x8000_0000 | ofs).to_le_bytes());
-    p.extend_from_slice(CHAT_PATH.as_bytes());
-    p.push(0);
-    p
-}
-
-fn encode_int(out: &mut Vec<u8>, v: i64) {
-    match i32::try_from(v) {
-        Ok(small) => {
-            out.extend_from_slice(&TYPE_INT.to_le_bytes());
-            out.extend_from_slice(&small.to_le_bytes());
-        }
-        Err(_) => {
-            out.extend_from_slice(&(TYPE_INT | FLAG_64).to_le_bytes());
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-}
-
-fn encode_string(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&TYPE_STRING.to_le_bytes());
-    let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-    out.resize(out.len() + (4 - s.len() % 4) % 4, 0);
-}
-
+/// One side of the chat on Godot 3.2's MultiplayerAPI.
 #[derive(Debug)]
-enum Arg {
-    Int(i64),
-    Str(String),
+pub(crate) struct ChatApi {
+    api: MultiplayerApi<VecDeque<ChatCall>>,
 }
 
-/// Decodes an int or String Variant at `ofs`; returns it and the bytes used.
-fn decode_arg(p: &[u8], ofs: usize) -> Option<(Arg, usize)> {
-    let header = read_u32(p, ofs)?;
-    match (header & 0xff, header & FLAG_64 != 0) {
-        (TYPE_INT, false) => Some((Arg::Int(i64::from(read_u32(p, ofs + 4)? as i32)), 8)),
-        (TYPE_INT, true) => {
-            let b = p.get(ofs + 4..ofs + 12)?;
-            Some((Arg::Int(i64::from_le_bytes(b.try_into().ok()?)), 12))
+/// Calls queued at most between two [`ChatApi::poll_call`] drains (one packet decodes to at
+/// most one call, and the callers drain after every packet; this only bounds a caller bug).
+const MAX_QUEUED_CALLS: usize = 4096;
+
+impl ChatApi {
+    /// The server side (id 1): `send_message` is callable by any client.
+    pub(crate) fn server() -> ChatApi {
+        let mut api = MultiplayerApi::with_state(VecDeque::new());
+        api.register(
+            CHAT_PATH,
+            SEND_MESSAGE,
+            RpcMode::Remote,
+            |ctx, (text,): (String,)| {
+                let Ok(from) = u32::try_from(ctx.sender()) else {
+                    return;
+                };
+                push(ctx.state_mut(), ChatCall::SendMessage { from, text });
+            },
+        );
+        api.set_arg_names(CHAT_PATH, SEND_MESSAGE, &["text"]);
+        api.start_server();
+        ChatApi { api }
+    }
+
+    /// The client side, with the unique id `my_id` the multiplayer peer chose:
+    /// `receive_message` is callable by the server only.
+    pub(crate) fn client(my_id: u32) -> ChatApi {
+        let mut api = MultiplayerApi::with_state(VecDeque::new());
+        api.register(
+            CHAT_PATH,
+            RECEIVE_MESSAGE,
+            RpcMode::Puppet,
+            |ctx, (sender_id, text): (i64, String)| {
+                push(
+                    ctx.state_mut(),
+                    ChatCall::ReceiveMessage { sender_id, text },
+                );
+            },
+        );
+        api.set_arg_names(CHAT_PATH, RECEIVE_MESSAGE, &["sender_id", "text"]);
+        api.start_client(i32::try_from(my_id).unwrap_or(i32::MAX));
+        ChatApi { api }
+    }
+
+    /// The multiplayer peer reported `id` connected.
+    pub(crate) fn peer_connected(&mut self, id: u32) {
+        if let Ok(id) = i32::try_from(id) {
+            self.api.on_peer_connected(id);
         }
-        (TYPE_STRING, _) => {
-            let len = read_u32(p, ofs + 4)? as usize;
-            let start = ofs + 8;
-            let bytes = p.get(start..start.checked_add(len)?)?;
-            let text = std::str::from_utf8(bytes).ok()?.to_string();
-            let padded = len.checked_add((4 - len % 4) % 4)?;
-            Some((Arg::Str(text), 8 + padded))
+    }
+
+    /// The multiplayer peer reported `id` gone (its path caches are dropped).
+    pub(crate) fn peer_disconnected(&mut self, id: u32) {
+        if let Ok(id) = i32::try_from(id) {
+            self.api.on_peer_disconnected(id);
         }
-        _ => None,
+    }
+
+    /// The client reached the server.
+    pub(crate) fn connected_to_server(&mut self) {
+        self.api.on_connected_to_server();
+    }
+
+    /// The client's server went away.
+    pub(crate) fn server_disconnected(&mut self) {
+        self.api.on_server_disconnected();
+    }
+
+    /// A packet the multiplayer peer received from `from`.
+    pub(crate) fn handle_packet(&mut self, from: u32, data: &[u8]) {
+        match i32::try_from(from) {
+            Ok(from) => self.api.handle_packet(from, data),
+            Err(_) => tracing::debug!(from, "packet from an id outside Godot's range; dropped"),
+        }
+    }
+
+    /// The next decoded chat call.
+    pub(crate) fn poll_call(&mut self) -> Option<ChatCall> {
+        self.api.state_mut().pop_front()
+    }
+
+    /// The next refused packet (other events of the API are dropped: the room follows the
+    /// multiplayer peer's own events).
+    pub(crate) fn poll_refusal(&mut self) -> Option<Refusal> {
+        while let Some(event) = self.api.poll_event() {
+            if let ApiEvent::Refused {
+                from,
+                kind,
+                name,
+                reason,
+                ..
+            } = event
+            {
+                return Some(Refusal {
+                    from,
+                    method: name.filter(|_| kind == Some(RpcKind::Call)),
+                    reason: reason.to_string(),
+                });
+            }
+        }
+        None
+    }
+
+    /// Client: `rpc_id(1, "send_message", text)`.
+    pub(crate) fn send_message(&mut self, text: &str) -> Result<(), RpcError> {
+        self.api.rpc_id(1, CHAT_PATH, SEND_MESSAGE, (text,))
+    }
+
+    /// Server: `receive_message(sender_id, text)` on `target` (every client, or one).
+    pub(crate) fn receive_message(
+        &mut self,
+        target: Target,
+        sender_id: i64,
+        text: &str,
+    ) -> Result<(), RpcError> {
+        let target = target.to_wire().ok_or(RpcError::UnknownPeer(0))?;
+        self.api
+            .rpc_id(target, CHAT_PATH, RECEIVE_MESSAGE, (sender_id, text))
+    }
+
+    /// Sends every packet the API queued (calls, path announcements and confirmations)
+    /// through `peer`. A target that left meanwhile is not an error for the chat.
+    pub(crate) fn flush<S: EnetSocket>(&mut self, peer: &mut MultiplayerPeer<S>) {
+        while let Some(out) = self.api.poll_outgoing() {
+            let mode = match out.mode {
+                godot_proto::TransferMode::Unreliable => TransferMode::Unreliable,
+                godot_proto::TransferMode::UnreliableOrdered => TransferMode::UnreliableOrdered,
+                godot_proto::TransferMode::Reliable => TransferMode::Reliable,
+            };
+            let target = Target::from_wire(out.target);
+            if let Err(e) = peer.send(target, mode, None, &out.data) {
+                tracing::debug!(error = %e, ?target, "send failed");
+            }
+        }
+    }
+
+    /// What the API did (calls executed, refusals, path cache traffic).
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> ApiStats {
+        self.api.stats()
     }
 }
 
-fn read_u32(p: &[u8], ofs: usize) -> Option<u32> {
-    let b = p.get(ofs..ofs.checked_add(4)?)?;
-    Some(u32::from_le_bytes(b.try_into().ok()?))
-}
-
-/// A NUL-terminated UTF-8 string at `ofs` (at most [`MAX_NAME`] bytes).
-fn read_cstring(p: &[u8], ofs: usize) -> Option<String> {
-    let rest = p.get(ofs..)?;
-    let end = rest.iter().position(|&b| b == 0)?;
-    if end > MAX_NAME {
-        return None;
+fn push(calls: &mut VecDeque<ChatCall>, call: ChatCall) {
+    if calls.len() >= MAX_QUEUED_CALLS {
+        calls.pop_front();
     }
-    String::from_utf8(rest[..end].to_vec()).ok()
-}
-
-/// Like [`read_cstring`], but the NUL may be missing at the end of the packet (Godot parses the
-/// appended path up to the packet's end).
-fn read_cstring_or_end(p: &[u8], ofs: usize) -> Option<String> {
-    let rest = p.get(ofs..)?;
-    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-    if end == 0 || end > MAX_NAME {
-        return None;
-    }
-    String::from_utf8(rest[..end].to_vec()).ok()
+    calls.push_back(call);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A server and two clients (ids 7 and 9) wired together in memory: every packet a side
+    /// queues is delivered, the server relaying client-to-client packets as the multiplayer
+    /// peer does (the sender id stays the original client's).
+    struct Room {
+        server: ChatApi,
+        a: ChatApi,
+        b: ChatApi,
+    }
+
+    impl Room {
+        fn new() -> Room {
+            let mut server = ChatApi::server();
+            let mut a = ChatApi::client(7);
+            let mut b = ChatApi::client(9);
+            for c in [&mut a, &mut b] {
+                c.peer_connected(1);
+                c.connected_to_server();
+            }
+            server.peer_connected(7);
+            server.peer_connected(9);
+            a.peer_connected(9);
+            b.peer_connected(7);
+            Room { server, a, b }
+        }
+
+        /// Delivers until nothing moves.
+        fn run(&mut self) {
+            loop {
+                let mut moved = false;
+                while let Some(o) = self.server.api.poll_outgoing() {
+                    moved = true;
+                    for (id, c) in [(7, &mut self.a), (9, &mut self.b)] {
+                        if o.target == 0 || o.target == id || (o.target < 0 && -o.target != id) {
+                            c.handle_packet(1, &o.data);
+                        }
+                    }
+                }
+                for (from, other) in [(7, 9), (9, 7)] {
+                    let (src, dst) = if from == 7 {
+                        (&mut self.a, &mut self.b)
+                    } else {
+                        (&mut self.b, &mut self.a)
+                    };
+                    while let Some(o) = src.api.poll_outgoing() {
+                        moved = true;
+                        if o.target == 1 || o.target == 0 {
+                            self.server.handle_packet(from, &o.data);
+                        }
+                        if o.target == other || o.target == 0 {
+                            dst.handle_packet(from, &o.data);
+                        }
+                    }
+                }
+                if !moved {
+                    return;
+                }
+            }
+        }
+    }
+
     #[test]
-    fn our_calls_decode_back() {
-        let mut rpc = ChatRpc::default();
-        let p = send_message("héllo");
+    fn a_message_goes_to_the_server_and_back_to_everyone() {
+        let mut room = Room::new();
+        room.a.send_message("héllo").unwrap();
+        room.run();
+        let call = room.server.poll_call().unwrap();
         assert_eq!(
-            rpc.handle(7, &p),
-            Incoming::Call(ChatCall::SendMessage {
+            call,
+            ChatCall::SendMessage {
+                from: 7,
                 text: "héllo".into()
-            })
+            }
         );
-        for id in [3i64, 2_000_000_000, 5_000_000_000] {
-            let p = receive_message(id, "x");
+        room.server
+            .receive_message(Target::Broadcast, 7, "héllo")
+            .unwrap();
+        room.run();
+        for c in [&mut room.a, &mut room.b] {
             assert_eq!(
-                rpc.handle(1, &p),
-                Incoming::Call(ChatCall::ReceiveMessage {
-                    sender_id: id,
-                    text: "x".into()
+                c.poll_call(),
+                Some(ChatCall::ReceiveMessage {
+                    sender_id: 7,
+                    text: "héllo".into()
                 })
             );
+            assert_eq!(c.poll_call(), None);
         }
-    }
-
-    #[test]
-    fn send_message_bytes_match_godot() {
-        // Godot 3.2's rpc_id(1, "send_message", "hi") from /root/Chat before the path is
-        // confirmed: REMOTE_CALL, 0x80000000 | offset of the appended path, the method, argc,
-        // the String Variant (type 4, length 2, padded), then "Chat\0".
-        let p = send_message("hi");
-        let mut want = vec![0u8];
-        want.extend_from_slice(&(0x8000_0000u32 | 31).to_le_bytes());
-        want.extend_from_slice(b"send_message\0\x01");
-        want.extend_from_slice(&[4, 0, 0, 0, 2, 0, 0, 0, b'h', b'i', 0, 0]);
-        want.extend_from_slice(b"Chat\0");
-        assert_eq!(p, want);
-    }
-
-    #[test]
-    fn simplified_paths_are_confirmed_and_used() {
-        let mut rpc = ChatRpc::default();
-        let mut simplify = vec![CMD_SIMPLIFY_PATH, 5, 0, 0, 0];
-        simplify.extend_from_slice(b"Chat\0");
+        // Later calls use the confirmed path id: still delivered.
+        room.b.send_message("second").unwrap();
+        room.run();
         assert_eq!(
-            rpc.handle(9, &simplify),
-            Incoming::Confirm {
-                reply: b"\x03Chat\0".to_vec()
-            }
+            room.server.poll_call(),
+            Some(ChatCall::SendMessage {
+                from: 9,
+                text: "second".into()
+            })
         );
-        let mut call = send_message("yo");
-        let path_at = call.len() - 5;
-        call.truncate(path_at);
-        call[1..5].copy_from_slice(&5u32.to_le_bytes());
-        assert_eq!(
-            rpc.handle(9, &call),
-            Incoming::Call(ChatCall::SendMessage { text: "yo".into() })
-        );
-        // Another sender has no such id.
-        assert!(matches!(rpc.handle(10, &call), Incoming::Ignored { .. }));
-        rpc.peer_left(9);
-        assert!(matches!(rpc.handle(9, &call), Incoming::Ignored { .. }));
+        assert!(room.server.stats().confirms_received >= 1);
     }
 
     #[test]
-    fn hostile_packets_are_ignored() {
-        let mut rpc = ChatRpc::default();
-        let good = send_message("hello there");
-        // Every truncation and every single-byte corruption: no panic.
-        for n in 0..good.len() {
-            let _ = rpc.handle(2, &good[..n]);
-            for v in [0u8, 0x7f, 0xff] {
-                let mut bad = good.clone();
-                bad[n] = v;
-                let _ = rpc.handle(2, &bad);
+    fn the_first_call_carries_the_method_name_and_text_in_clear() {
+        // What the demo shows: Godot's REMOTE_CALL with the method name and the String Variant.
+        let mut a = ChatApi::client(7);
+        a.peer_connected(1);
+        a.connected_to_server();
+        a.send_message("hi").unwrap();
+        let packets: Vec<Vec<u8>> =
+            std::iter::from_fn(|| a.api.poll_outgoing().map(|o| o.data)).collect();
+        let call = packets.iter().find(|p| p[0] == 0).expect("a REMOTE_CALL");
+        let text = String::from_utf8_lossy(call);
+        assert!(text.contains("send_message"), "{call:?}");
+        assert!(
+            call.windows(12)
+                .any(|w| w == [4, 0, 0, 0, 2, 0, 0, 0, b'h', b'i', 0, 0]),
+            "{call:?}"
+        );
+    }
+
+    #[test]
+    fn a_client_cannot_call_receive_message_on_another_client() {
+        let mut room = Room::new();
+        // Client 7 calls receive_message on client 9 directly (relayed by the server).
+        room.a
+            .api
+            .rpc_id(9, CHAT_PATH, RECEIVE_MESSAGE, (1i64, "forged"))
+            .unwrap();
+        room.run();
+        assert_eq!(room.b.poll_call(), None);
+        let r = room.b.poll_refusal().expect("refused");
+        assert_eq!(r.from, 7);
+        assert_eq!(r.method.as_deref(), Some(RECEIVE_MESSAGE));
+    }
+
+    #[test]
+    fn hostile_packets_are_refused_without_panic() {
+        let mut server = ChatApi::server();
+        server.peer_connected(3);
+        let mut a = ChatApi::client(3);
+        a.peer_connected(1);
+        a.connected_to_server();
+        a.send_message("hello there").unwrap();
+        let good: Vec<Vec<u8>> =
+            std::iter::from_fn(|| a.api.poll_outgoing().map(|o| o.data)).collect();
+        for p in &good {
+            for n in 0..p.len() {
+                server.handle_packet(3, &p[..n]);
+                for v in [0u8, 0x7f, 0xff] {
+                    let mut bad = p.clone();
+                    bad[n] = v;
+                    server.handle_packet(3, &bad);
+                }
             }
         }
-        // Huge string length.
-        let mut p = vec![0u8];
-        p.extend_from_slice(&0x8000_0000u32.to_le_bytes());
-        p.extend_from_slice(b"send_message\0\x01");
-        p.extend_from_slice(&[4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
-        assert!(matches!(rpc.handle(2, &p), Incoming::Ignored { .. }));
-        // The path cache per peer is bounded.
-        for id in 0..(MAX_PATHS_PER_PEER as u32 + 10) {
-            let mut s = vec![CMD_SIMPLIFY_PATH];
-            s.extend_from_slice(&id.to_le_bytes());
-            s.extend_from_slice(b"Chat\0");
-            let _ = rpc.handle(3, &s);
+        // Wrong argument types for send_message: refused with the method name.
+        a.api.rpc_id(1, CHAT_PATH, SEND_MESSAGE, (5i64,)).unwrap();
+        while let Some(o) = a.api.poll_outgoing() {
+            server.handle_packet(3, &o.data);
         }
-        assert_eq!(rpc.paths[&3].len(), MAX_PATHS_PER_PEER);
-        // Another node or method.
-        let mut other = receive_message(1, "x");
-        let n = other.len();
-        other[n - 5..n - 1].copy_from_slice(b"Evil");
-        assert!(matches!(
-            rpc.handle(2, &other),
-            Incoming::Ignored { method: Some(m), .. } if m == RECEIVE_MESSAGE
-        ));
+        let mut saw_bad_args = false;
+        while let Some(r) = server.poll_refusal() {
+            saw_bad_args |= r.method.as_deref() == Some(SEND_MESSAGE) && r.reason.contains("arg");
+        }
+        assert!(saw_bad_args);
+        assert!(server.stats().refused > 0);
     }
 }

@@ -28,11 +28,11 @@ use dtls_proto::keys::{Certificate, PrivateKey};
 use dtls_proto::{ClientConfig, EndpointConfig, ServerConfig};
 use enet_dtls::enet::{DtlsEnetSocket, EnetSocket, UdpEnetSocket};
 use enet_dtls::multiplayer::{
-    CompressionMode, ConnectionFailure, MultiplayerEvent, MultiplayerPeer, Target, TransferMode,
+    CompressionMode, ConnectionFailure, MultiplayerEvent, MultiplayerPeer,
 };
 
 use crate::chat_room::{printable, Room, RoomEvent, RoomSocket, METHODS};
-use crate::chat_rpc::{self, ChatCall, ChatRpc, Incoming};
+use crate::chat_rpc::{ChatApi, ChatCall};
 use crate::metrics::{FailureTap, LastFailure, MetricsServer, ServerMetrics};
 use crate::shutdown::{self, Shutdown};
 
@@ -321,7 +321,7 @@ fn chat_client<S: EnetSocket>(
             .as_ref()
             .and_then(|l| l.lock().ok().and_then(|f| f.clone()))
     };
-    let mut rpc = ChatRpc::default();
+    let mut rpc = ChatApi::client(peer.unique_id());
     let connect_deadline = Instant::now() + timeout;
     let mut connected = false;
     let mut input_done = false;
@@ -353,11 +353,13 @@ fn chat_client<S: EnetSocket>(
         // Read input only once connected (the channel holds what was typed meanwhile).
         while connected && !input_done {
             match input.try_recv() {
-                Ok(Some(line)) => {
-                    let packet = chat_rpc::send_message(&format!("{prefix}{line}"));
-                    peer.send(Target::Peer(1), TransferMode::Reliable, None, &packet)?;
-                    sent += 1;
-                }
+                Ok(Some(line)) => match rpc.send_message(&format!("{prefix}{line}")) {
+                    Ok(()) => {
+                        rpc.flush(&mut peer);
+                        sent += 1;
+                    }
+                    Err(e) => eprintln!("message not sent: {e}"),
+                },
                 Ok(None) | Err(TryRecvError::Disconnected) => {
                     input_done = true;
                     drain_deadline = Some(Instant::now() + DRAIN);
@@ -373,6 +375,7 @@ fn chat_client<S: EnetSocket>(
             match event {
                 MultiplayerEvent::ConnectionSucceeded => {
                     connected = true;
+                    rpc.connected_to_server();
                     say(format_args!("CONNECTED {}", peer.unique_id()));
                 }
                 MultiplayerEvent::ConnectionFailed(why) => {
@@ -385,24 +388,28 @@ fn chat_client<S: EnetSocket>(
                     return Ok(ExitCode::from(exit::CONNECT_FAILED));
                 }
                 MultiplayerEvent::ServerDisconnected => {
+                    rpc.server_disconnected();
                     say(format_args!("DISCONNECTED"));
                     return Ok(ExitCode::SUCCESS);
                 }
-                MultiplayerEvent::Packet(p) => match rpc.handle(p.from, &p.data) {
-                    Incoming::Call(ChatCall::ReceiveMessage { sender_id, text }) => {
-                        if sender_id == i64::from(peer.unique_id()) {
-                            echoed += 1;
+                MultiplayerEvent::PeerConnected(id) => rpc.peer_connected(id),
+                MultiplayerEvent::PeerDisconnected(id) => rpc.peer_disconnected(id),
+                MultiplayerEvent::Packet(p) => {
+                    rpc.handle_packet(p.from, &p.data);
+                    while let Some(call) = rpc.poll_call() {
+                        if let ChatCall::ReceiveMessage { sender_id, text } = call {
+                            if sender_id == i64::from(peer.unique_id()) {
+                                echoed += 1;
+                            }
+                            say(format_args!("{sender_id}: {}", printable(&text)));
                         }
-                        say(format_args!("{sender_id}: {}", printable(&text)));
                     }
-                    Incoming::Confirm { reply } => {
-                        let _ =
-                            peer.send(Target::Peer(p.from), TransferMode::Reliable, None, &reply);
+                    while let Some(r) = rpc.poll_refusal() {
+                        tracing::debug!(from = r.from, method = ?r.method, reason = %r.reason, "packet refused");
                     }
-                    Incoming::Call(ChatCall::SendMessage { .. }) | Incoming::Ignored { .. } => {
-                        tracing::debug!(from = p.from, "packet ignored");
-                    }
-                },
+                    // Path confirmations the API queued.
+                    rpc.flush(&mut peer);
+                }
                 _ => {}
             }
             next = peer.next_event();

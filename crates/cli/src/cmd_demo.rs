@@ -25,10 +25,10 @@ use dtls_proto::keys::{Certificate, CertificateParams, KeyType, PrivateKey, Subj
 use dtls_proto::{ClientConfig, EndpointConfig, ServerConfig};
 use enet_dtls::capture::{write_pcap, Capture, CaptureSocket, CapturedDatagram, Direction};
 use enet_dtls::enet::{DtlsEnetSocket, UdpEnetSocket};
-use enet_dtls::multiplayer::{MultiplayerEvent, MultiplayerPeer, Target, TransferMode};
+use enet_dtls::multiplayer::{MultiplayerEvent, MultiplayerPeer};
 
 use crate::chat_room::{Room, RoomSocket};
-use crate::chat_rpc::{self, ChatCall, ChatRpc, Incoming, SEND_MESSAGE};
+use crate::chat_rpc::{ChatApi, ChatCall, SEND_MESSAGE};
 use crate::hexview;
 
 /// Arguments of `demo`.
@@ -240,18 +240,27 @@ fn count_containing(d: &[CapturedDatagram], needle: &[u8]) -> usize {
     d.iter().filter(|d| contains(&d.data, needle)).count()
 }
 
-/// The client's first datagram of the RPC phase: in the plaintext run the one with the method
-/// name, in the DTLS run the first application-data record.
+/// The client's datagram that carried the first call: in the plaintext run the first one
+/// with the method name; in the DTLS run the record that carried the same ENet datagram (the
+/// capture inside the DTLS socket finds it; each ENet datagram is one application-data
+/// record, in order).
 fn first_call(run: &Run, plain: bool) -> &[u8] {
+    let has_call = |d: &&CapturedDatagram| contains(&d.data, SEND_MESSAGE.as_bytes());
     let sent = run.wire[run.wire_rpc.clone()]
         .iter()
         .filter(|d| d.direction == Direction::Sent);
     let found = if plain {
-        sent.clone()
-            .find(|d| contains(&d.data, SEND_MESSAGE.as_bytes()))
+        sent.clone().find(has_call)
     } else {
-        sent.clone()
-            .find(|d| d.data.first() == Some(&CT_APPLICATION_DATA))
+        run.inner[run.inner_rpc.clone()]
+            .iter()
+            .filter(|d| d.direction == Direction::Sent)
+            .position(|d| has_call(&d))
+            .and_then(|n| {
+                sent.clone()
+                    .filter(|d| d.data.first() == Some(&CT_APPLICATION_DATA))
+                    .nth(n)
+            })
     };
     found
         .or_else(|| sent.clone().next())
@@ -433,14 +442,18 @@ fn drive<S: RoomSocket>(
     inner: &Capture,
     round_trips: u32,
 ) -> Result<Run, Box<dyn std::error::Error>> {
-    let mut rpc = ChatRpc::default();
+    let mut rpc = ChatApi::client(peer.unique_id());
     let deadline = started + STEP_TIMEOUT;
     let connect = loop {
         match next_event(&mut peer, deadline)? {
-            MultiplayerEvent::ConnectionSucceeded => break started.elapsed(),
+            MultiplayerEvent::ConnectionSucceeded => {
+                rpc.connected_to_server();
+                break started.elapsed();
+            }
             MultiplayerEvent::ConnectionFailed(why) => {
                 return Err(format!("cannot connect: {why}").into())
             }
+            MultiplayerEvent::PeerConnected(id) => rpc.peer_connected(id),
             _ => {}
         }
     };
@@ -455,23 +468,32 @@ fn drive<S: RoomSocket>(
             format!("ping {i}")
         };
         let sent = Instant::now();
-        let packet = chat_rpc::send_message(&text);
-        peer.send(Target::Peer(1), TransferMode::Reliable, None, &packet)?;
+        rpc.send_message(&text)?;
+        rpc.flush(&mut peer);
         let deadline = Instant::now() + STEP_TIMEOUT;
-        loop {
-            if let MultiplayerEvent::Packet(p) = next_event(&mut peer, deadline)? {
-                match rpc.handle(p.from, &p.data) {
-                    Incoming::Call(ChatCall::ReceiveMessage {
-                        sender_id,
-                        text: got,
-                    }) if sender_id == me && got == text => {
-                        break;
+        'call: loop {
+            match next_event(&mut peer, deadline)? {
+                MultiplayerEvent::Packet(p) => {
+                    rpc.handle_packet(p.from, &p.data);
+                    // Path confirmations go back at once.
+                    rpc.flush(&mut peer);
+                    while let Some(call) = rpc.poll_call() {
+                        if call
+                            == (ChatCall::ReceiveMessage {
+                                sender_id: me,
+                                text: text.clone(),
+                            })
+                        {
+                            break 'call;
+                        }
                     }
-                    Incoming::Confirm { reply } => {
-                        peer.send(Target::Peer(p.from), TransferMode::Reliable, None, &reply)?;
-                    }
-                    _ => {}
                 }
+                MultiplayerEvent::PeerConnected(id) => rpc.peer_connected(id),
+                MultiplayerEvent::PeerDisconnected(id) => rpc.peer_disconnected(id),
+                MultiplayerEvent::ServerDisconnected => {
+                    return Err("the demo server went away".into())
+                }
+                _ => {}
             }
         }
         if i == 0 {

@@ -582,7 +582,7 @@ mod tests {
         assert_eq!(
             sample(
                 &body,
-                "enet_dtls_dtls_handshakes_failed_total{cause=\"hostname_mismatch\"}"
+                "enet_dtls_dtls_failures_total{cause=\"hostname_mismatch\"}"
             ),
             Some(1.0)
         );

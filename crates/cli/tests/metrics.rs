@@ -211,6 +211,7 @@ fn dtls_room_metrics_count_handshakes_cookies_and_failures() {
     let m = scrape_until(&http, |m| {
         m.keys()
             .any(|k| k.starts_with("enet_dtls_dtls_handshakes_failed_total"))
+            && m.contains_key("enet_dtls_dtls_failures_total{cause=\"peer_alert\"}")
     });
     assert_eq!(get(&m, "enet_dtls_peers_connected"), 1.0);
     assert!(get(&m, "enet_dtls_dtls_handshakes_completed_total") >= 1.0);
