@@ -380,3 +380,51 @@ fn sigterm_over_dtls_ends_a_silent_clients_session_with_close_notify() {
         .count();
     assert!(alerts >= 1, "no encrypted alert from the server");
 }
+
+/// Our `connect` joins a Godot 3.2.3 server running the same room in GDScript
+/// (`fixtures/godot/chat_server.gd`): two of our clients exchange messages through it, and
+/// each sees its own message come back from Godot's `rpc("receive_message", ...)`.
+#[test]
+fn our_clients_chat_through_a_godot_server() {
+    if !common::require_program("godot3-server") {
+        return;
+    }
+    for (godot_mode, compress) in [(0, "none"), (1, "range-coder"), (4, "zstd")] {
+        let port = common::free_udp_port();
+        let mut godot = Proc::spawn(
+            "godot chat_server",
+            common::godot(
+                "chat_server.gd",
+                &[
+                    format!("port={port}"),
+                    format!("compression={godot_mode}"),
+                    "messages=2".into(),
+                    "timeout=30".into(),
+                ],
+            ),
+        );
+        let line = godot.expect_line("CHAT_SERVER_LISTENING", WAIT);
+        assert!(line.ends_with("err=0"), "{line}");
+        let addr = format!("127.0.0.1:{port}");
+        let (mut a, id_a) = connect(&addr, &["--compress", compress]);
+        let (mut b, id_b) = connect(&addr, &["--compress", compress]);
+        godot.expect_line(&format!("JOIN {id_a}"), WAIT);
+        godot.expect_line(&format!("JOIN {id_b}"), WAIT);
+        type_line(&mut a, "from a to godot");
+        godot.expect_line(&format!("MSG {id_a}: from a to godot"), WAIT);
+        a.expect_line(&format!("{id_a}: from a to godot"), WAIT);
+        b.expect_line(&format!("{id_a}: from a to godot"), WAIT);
+        type_line(&mut b, "from b");
+        a.expect_line(&format!("{id_b}: from b"), WAIT);
+        b.expect_line(&format!("{id_b}: from b"), WAIT);
+        // End of input: each waits for its own message, leaves and exits 0.
+        drop(a.child.stdin.take());
+        drop(b.child.stdin.take());
+        assert_eq!(a.wait(WAIT), Some(0), "{:?}", a.seen);
+        assert_eq!(b.wait(WAIT), Some(0), "{:?}", b.seen);
+        godot.expect_line(&format!("LEAVE {id_a}"), WAIT);
+        godot.expect_line(&format!("LEAVE {id_b}"), WAIT);
+        godot.expect_line("CHAT_SERVER_EXIT ok", WAIT);
+        assert_eq!(godot.wait(WAIT), Some(0), "{:?}", godot.seen);
+    }
+}
