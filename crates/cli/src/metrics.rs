@@ -423,7 +423,15 @@ fn answer(mut stream: TcpStream, registry: &Registry) -> io::Result<()> {
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
+    // One deadline for the whole head, so a scraper that trickles bytes cannot hold the
+    // (single) metrics thread longer than IO_TIMEOUT.
+    let deadline = Instant::now() + IO_TIMEOUT;
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return respond(&mut stream, "408 Request Timeout", "text/plain", "");
+        }
+        stream.set_read_timeout(Some(left))?;
         if head.len() >= MAX_REQUEST {
             return respond(
                 &mut stream,
@@ -432,7 +440,18 @@ fn answer(mut stream: TcpStream, registry: &Registry) -> io::Result<()> {
                 "",
             );
         }
-        let n = stream.read(&mut buf)?;
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return respond(&mut stream, "408 Request Timeout", "text/plain", "");
+            }
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             break;
         }
@@ -604,6 +623,21 @@ mod tests {
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+        // A scraper that trickles its head is cut off IO_TIMEOUT after it connected, however
+        // recently it sent a byte (a per-read timeout alone would wait IO_TIMEOUT after the
+        // last one).
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        let started = Instant::now();
+        while started.elapsed() < IO_TIMEOUT * 3 / 4 {
+            s.write_all(b"G").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s.set_read_timeout(Some(IO_TIMEOUT * 3)).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        let took = started.elapsed();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(took < IO_TIMEOUT * 3, "{took:?}");
         // Still serving.
         let r = get(server.local_addr(), "GET /metrics HTTP/1.1\r\n\r\n");
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
