@@ -676,7 +676,7 @@ fn our_clients_on_godot_servers_in_every_compression_mode() {
                 && g.has_prefix(&format!("S{m} PEER_CONNECTED id={} ", ids[b]))
         })
     });
-    for m in 0..modes {
+    for (m, server_port) in ports.iter().enumerate() {
         let (a, b) = (2 * m, 2 * m + 1);
         assert_eq!(peers[a].connection_status(), ConnectionStatus::Connected);
         assert_eq!(peers[a].peer_ids(), {
@@ -690,7 +690,10 @@ fn our_clients_on_godot_servers_in_every_compression_mode() {
             "S{m} PEER_CONNECTED id={} addr=127.0.0.1:{port}",
             ids[a]
         )));
-        assert_eq!(peers[a].peer_address(SERVER_ID).unwrap().port(), ports[m]);
+        assert_eq!(
+            peers[a].peer_address(SERVER_ID).unwrap().port(),
+            *server_port
+        );
         for mode in TransferMode::ALL {
             peers[a]
                 .send(
