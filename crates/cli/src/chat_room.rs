@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use dtls_proto::EndpointStats;
 use enet_dtls::capture::CaptureSocket;
 use enet_dtls::enet::{DtlsEnetSocket, EnetSocket, UdpEnetSocket};
-use enet_dtls::multiplayer::{MultiplayerError, MultiplayerEvent, MultiplayerPeer, Target};
+use enet_dtls::godot_proto::ApiEvent;
+use enet_dtls::multiplayer::{MultiplayerError, MultiplayerPeer, Target};
+use enet_dtls::rpc::RpcPeer;
 
-use crate::chat_rpc::{self, ChatApi, ChatCall, SEND_MESSAGE};
+use crate::chat_rpc::{self, ChatCall, ChatEvent, ChatPeer, SEND_MESSAGE};
 use crate::metrics::ServerMetrics;
 
 /// Longest message the room relays (bytes of UTF-8). One message fans out to every client, so
@@ -79,11 +81,10 @@ pub(crate) enum RoomEvent {
     Refused(u32, String),
 }
 
-/// The room: the multiplayer server plus the chat calls.
+/// The room: the multiplayer server, its MultiplayerAPI and the chat calls.
 #[derive(Debug)]
 pub(crate) struct Room<S: RoomSocket> {
-    peer: MultiplayerPeer<S>,
-    rpc: ChatApi,
+    peer: ChatPeer<S>,
     welcome: Option<String>,
     metrics: Option<ServerMetrics>,
     next_rtt_sample: Instant,
@@ -94,8 +95,7 @@ impl<S: RoomSocket> Room<S> {
     /// that joins.
     pub(crate) fn new(peer: MultiplayerPeer<S>, welcome: Option<String>) -> Room<S> {
         Room {
-            peer,
-            rpc: ChatApi::server(),
+            peer: RpcPeer::new(peer, chat_rpc::server_api()),
             welcome,
             metrics: None,
             next_rtt_sample: Instant::now(),
@@ -109,7 +109,7 @@ impl<S: RoomSocket> Room<S> {
 
     /// The multiplayer server.
     pub(crate) fn peer(&self) -> &MultiplayerPeer<S> {
-        &self.peer
+        self.peer.peer()
     }
 
     /// Waits up to `timeout` for traffic, handles everything that arrived and returns what
@@ -128,45 +128,26 @@ impl<S: RoomSocket> Room<S> {
 
     fn handle(
         &mut self,
-        event: MultiplayerEvent,
+        event: ApiEvent,
         out: &mut Vec<RoomEvent>,
     ) -> Result<(), MultiplayerError> {
-        match event {
-            MultiplayerEvent::PeerConnected(id) => {
-                self.rpc.peer_connected(id);
-                out.push(RoomEvent::Join(id, self.peer.peer_address(id).ok()));
+        match ChatEvent::from_api(event) {
+            ChatEvent::Other(ApiEvent::PeerConnected(id)) => {
+                let Ok(id) = u32::try_from(id) else {
+                    return Ok(());
+                };
+                out.push(RoomEvent::Join(id, self.peer.peer().peer_address(id).ok()));
                 if let Some(text) = &self.welcome {
-                    if let Err(e) = self.rpc.receive_message(Target::Peer(id), 1, text) {
-                        tracing::debug!(error = %e, id, "welcome not sent");
-                    }
+                    let text = text.clone();
+                    self.send(Target::Peer(id), 1, &text)?;
                 }
             }
-            MultiplayerEvent::PeerDisconnected(id) => {
-                self.rpc.peer_disconnected(id);
-                out.push(RoomEvent::Leave(id));
-            }
-            MultiplayerEvent::Packet(p) => {
-                self.rpc.handle_packet(p.from, &p.data);
-                while let Some(call) = self.rpc.poll_call() {
-                    self.handle_call(call, out);
-                }
-                while let Some(r) = self.rpc.poll_refusal() {
-                    if let (Some(m), Some(method)) = (&self.metrics, &r.method) {
-                        m.rpc(method);
-                    }
-                    tracing::debug!(from = r.from, method = ?r.method, reason = %r.reason, "packet refused");
+            ChatEvent::Other(ApiEvent::PeerDisconnected(id)) => {
+                if let Ok(id) = u32::try_from(id) {
+                    out.push(RoomEvent::Leave(id));
                 }
             }
-            _ => {}
-        }
-        // Calls, path announcements and confirmations the API queued.
-        self.rpc.flush(&mut self.peer);
-        Ok(())
-    }
-
-    fn handle_call(&mut self, call: ChatCall, out: &mut Vec<RoomEvent>) {
-        match call {
-            ChatCall::SendMessage { from, text } => {
+            ChatEvent::Call(ChatCall::SendMessage { from, text }) => {
                 if let Some(m) = &self.metrics {
                     m.rpc(SEND_MESSAGE);
                 }
@@ -177,17 +158,36 @@ impl<S: RoomSocket> Room<S> {
                     ));
                 } else {
                     // Every client, the sender included, reliably.
-                    match self
-                        .rpc
-                        .receive_message(Target::Broadcast, i64::from(from), &text)
-                    {
-                        Ok(()) => out.push(RoomEvent::Message(from, text)),
-                        Err(e) => tracing::debug!(error = %e, from, "message not relayed"),
-                    }
+                    self.send(Target::Broadcast, i64::from(from), &text)?;
+                    out.push(RoomEvent::Message(from, text));
                 }
             }
-            // The server registers only send_message; nothing else reaches here.
-            ChatCall::ReceiveMessage { .. } => {}
+            ChatEvent::Refused {
+                from,
+                method,
+                reason,
+            } => {
+                if let (Some(m), Some(method)) = (&self.metrics, &method) {
+                    m.rpc(method);
+                }
+                tracing::debug!(from, ?method, %reason, "packet refused");
+            }
+            // The server registers only send_message; other events mean nothing to the room.
+            ChatEvent::Call(ChatCall::ReceiveMessage { .. }) | ChatEvent::Other(_) => {}
+        }
+        Ok(())
+    }
+
+    /// `receive_message(sender_id, text)` on `target`; only a broken socket is an error (a
+    /// client that left meanwhile is not).
+    fn send(&mut self, target: Target, sender_id: i64, text: &str) -> Result<(), MultiplayerError> {
+        match chat_rpc::receive_message(&mut self.peer, target, sender_id, text) {
+            Ok(()) => Ok(()),
+            Err(enet_dtls::rpc::RpcPeerError::Peer(e @ MultiplayerError::Io(_))) => Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, ?target, "receive_message not sent");
+                Ok(())
+            }
         }
     }
 
@@ -195,18 +195,19 @@ impl<S: RoomSocket> Room<S> {
         let Some(m) = &mut self.metrics else {
             return;
         };
-        let ids = self.peer.peer_ids();
+        let peer = self.peer.peer();
+        let ids = peer.peer_ids();
         m.set_peers(ids.len());
-        m.observe_enet(&self.peer.enet().host().stats());
-        if let Some(d) = self.peer.enet().socket().dtls_stats() {
+        m.observe_enet(&peer.enet().host().stats());
+        if let Some(d) = peer.enet().socket().dtls_stats() {
             m.observe_dtls(&d, true);
         }
-        m.refused_multiplayer(self.peer.framing_stats().refused_connections);
+        m.refused_multiplayer(peer.framing_stats().refused_connections);
         let now = Instant::now();
         if now >= self.next_rtt_sample {
             self.next_rtt_sample = now + RTT_SAMPLE_PERIOD;
             for id in ids {
-                if let Ok(stats) = self.peer.peer_stats(id) {
+                if let Ok(stats) = peer.peer_stats(id) {
                     m.rtt(stats.rtt);
                 }
             }
@@ -218,11 +219,11 @@ impl<S: RoomSocket> Room<S> {
     /// with close_notify). Returns the leave events seen meanwhile.
     pub(crate) fn shutdown(&mut self, grace: Duration) -> Vec<RoomEvent> {
         let mut out = Vec::new();
-        for id in self.peer.peer_ids() {
-            let _ = self.peer.disconnect_peer(id, false);
+        for id in self.peer.peer().peer_ids() {
+            let _ = self.peer.peer_mut().disconnect_peer(id, false);
         }
         let deadline = Instant::now() + grace;
-        while !self.peer.peer_ids().is_empty() {
+        while !self.peer.peer().peer_ids().is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;

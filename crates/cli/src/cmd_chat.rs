@@ -27,12 +27,12 @@ use std::time::{Duration, Instant};
 use dtls_proto::keys::{Certificate, PrivateKey};
 use dtls_proto::{ClientConfig, EndpointConfig, ServerConfig};
 use enet_dtls::enet::{DtlsEnetSocket, EnetSocket, UdpEnetSocket};
-use enet_dtls::multiplayer::{
-    CompressionMode, ConnectionFailure, MultiplayerEvent, MultiplayerPeer,
-};
+use enet_dtls::godot_proto::ApiEvent;
+use enet_dtls::multiplayer::{CompressionMode, ConnectionFailure, MultiplayerPeer};
+use enet_dtls::rpc::{RpcPeer, RpcPeerError};
 
 use crate::chat_room::{printable, Room, RoomEvent, RoomSocket, METHODS};
-use crate::chat_rpc::{ChatApi, ChatCall};
+use crate::chat_rpc::{self, ChatCall, ChatEvent, ChatPeer};
 use crate::metrics::{FailureTap, LastFailure, MetricsServer, ServerMetrics};
 use crate::shutdown::{self, Shutdown};
 
@@ -308,7 +308,7 @@ pub(crate) fn run_connect(a: ConnectArgs) -> Result<ExitCode, Box<dyn std::error
 const DRAIN: Duration = Duration::from_secs(5);
 
 fn chat_client<S: EnetSocket>(
-    mut peer: MultiplayerPeer<S>,
+    peer: MultiplayerPeer<S>,
     a: &ConnectArgs,
     timeout: Duration,
     dtls_failure: Option<LastFailure>,
@@ -321,7 +321,8 @@ fn chat_client<S: EnetSocket>(
             .as_ref()
             .and_then(|l| l.lock().ok().and_then(|f| f.clone()))
     };
-    let mut rpc = ChatApi::client(peer.unique_id());
+    let mut peer: ChatPeer<S> = RpcPeer::new(peer, chat_rpc::client_api());
+    let me = peer.peer().unique_id();
     let connect_deadline = Instant::now() + timeout;
     let mut connected = false;
     let mut input_done = false;
@@ -353,13 +354,13 @@ fn chat_client<S: EnetSocket>(
         // Read input only once connected (the channel holds what was typed meanwhile).
         while connected && !input_done {
             match input.try_recv() {
-                Ok(Some(line)) => match rpc.send_message(&format!("{prefix}{line}")) {
-                    Ok(()) => {
-                        rpc.flush(&mut peer);
-                        sent += 1;
+                Ok(Some(line)) => {
+                    match chat_rpc::send_message(&mut peer, &format!("{prefix}{line}")) {
+                        Ok(()) => sent += 1,
+                        Err(RpcPeerError::Peer(e)) => return Err(e.into()),
+                        Err(e) => eprintln!("message not sent: {e}"),
                     }
-                    Err(e) => eprintln!("message not sent: {e}"),
-                },
+                }
                 Ok(None) | Err(TryRecvError::Disconnected) => {
                     input_done = true;
                     drain_deadline = Some(Instant::now() + DRAIN);
@@ -367,50 +368,46 @@ fn chat_client<S: EnetSocket>(
                 Err(TryRecvError::Empty) => break,
             }
         }
-        let Some(event) = peer.service(Duration::from_millis(20))? else {
-            continue;
-        };
-        let mut next = Some(event);
+        let mut next = peer.service(Duration::from_millis(20))?;
         while let Some(event) = next.take() {
-            match event {
-                MultiplayerEvent::ConnectionSucceeded => {
+            match ChatEvent::from_api(event) {
+                ChatEvent::Other(ApiEvent::ConnectedToServer) => {
                     connected = true;
-                    rpc.connected_to_server();
-                    say(format_args!("CONNECTED {}", peer.unique_id()));
+                    say(format_args!("CONNECTED {me}"));
                 }
-                MultiplayerEvent::ConnectionFailed(why) => {
+                ChatEvent::Other(ApiEvent::ConnectionFailed) => {
+                    let why = peer
+                        .connection_failure()
+                        .map_or_else(|| "connection failed".to_string(), |w| w.to_string());
                     match dtls_cause() {
-                        Some(f) if !matches!(why, ConnectionFailure::Dtls(_)) => {
+                        Some(f)
+                            if !matches!(
+                                peer.connection_failure(),
+                                Some(ConnectionFailure::Dtls(_))
+                            ) =>
+                        {
                             eprintln!("error: cannot join {}: {why}; {f}", a.connect)
                         }
                         _ => eprintln!("error: cannot join {}: {why}", a.connect),
                     }
                     return Ok(ExitCode::from(exit::CONNECT_FAILED));
                 }
-                MultiplayerEvent::ServerDisconnected => {
-                    rpc.server_disconnected();
+                ChatEvent::Other(ApiEvent::ServerDisconnected) => {
                     say(format_args!("DISCONNECTED"));
                     return Ok(ExitCode::SUCCESS);
                 }
-                MultiplayerEvent::PeerConnected(id) => rpc.peer_connected(id),
-                MultiplayerEvent::PeerDisconnected(id) => rpc.peer_disconnected(id),
-                MultiplayerEvent::Packet(p) => {
-                    rpc.handle_packet(p.from, &p.data);
-                    while let Some(call) = rpc.poll_call() {
-                        if let ChatCall::ReceiveMessage { sender_id, text } = call {
-                            if sender_id == i64::from(peer.unique_id()) {
-                                echoed += 1;
-                            }
-                            say(format_args!("{sender_id}: {}", printable(&text)));
-                        }
+                ChatEvent::Call(ChatCall::ReceiveMessage { sender_id, text }) => {
+                    if sender_id == i64::from(me) {
+                        echoed += 1;
                     }
-                    while let Some(r) = rpc.poll_refusal() {
-                        tracing::debug!(from = r.from, method = ?r.method, reason = %r.reason, "packet refused");
-                    }
-                    // Path confirmations the API queued.
-                    rpc.flush(&mut peer);
+                    say(format_args!("{sender_id}: {}", printable(&text)));
                 }
-                _ => {}
+                ChatEvent::Refused {
+                    from,
+                    method,
+                    reason,
+                } => tracing::debug!(from, ?method, %reason, "packet refused"),
+                ChatEvent::Call(ChatCall::SendMessage { .. }) | ChatEvent::Other(_) => {}
             }
             next = peer.next_event();
         }

@@ -25,10 +25,12 @@ use dtls_proto::keys::{Certificate, CertificateParams, KeyType, PrivateKey, Subj
 use dtls_proto::{ClientConfig, EndpointConfig, ServerConfig};
 use enet_dtls::capture::{write_pcap, Capture, CaptureSocket, CapturedDatagram, Direction};
 use enet_dtls::enet::{DtlsEnetSocket, UdpEnetSocket};
-use enet_dtls::multiplayer::{MultiplayerEvent, MultiplayerPeer};
+use enet_dtls::godot_proto::ApiEvent;
+use enet_dtls::multiplayer::MultiplayerPeer;
+use enet_dtls::rpc::RpcPeer;
 
 use crate::chat_room::{Room, RoomSocket};
-use crate::chat_rpc::{ChatApi, ChatCall, SEND_MESSAGE};
+use crate::chat_rpc::{self, ChatCall, ChatEvent, ChatPeer, SEND_MESSAGE};
 use crate::hexview;
 
 /// Arguments of `demo`.
@@ -435,29 +437,28 @@ fn run_once(
 
 /// Connects, makes the calls, measures; returns a [`Run`] without its captures.
 fn drive<S: RoomSocket>(
-    mut peer: MultiplayerPeer<S>,
+    peer: MultiplayerPeer<S>,
     started: Instant,
     server: SocketAddr,
     wire: &Capture,
     inner: &Capture,
     round_trips: u32,
 ) -> Result<Run, Box<dyn std::error::Error>> {
-    let mut rpc = ChatApi::client(peer.unique_id());
+    let mut peer: ChatPeer<S> = RpcPeer::new(peer, chat_rpc::client_api());
     let deadline = started + STEP_TIMEOUT;
     let connect = loop {
         match next_event(&mut peer, deadline)? {
-            MultiplayerEvent::ConnectionSucceeded => {
-                rpc.connected_to_server();
-                break started.elapsed();
+            ChatEvent::Other(ApiEvent::ConnectedToServer) => break started.elapsed(),
+            ChatEvent::Other(ApiEvent::ConnectionFailed) => {
+                let why = peer
+                    .connection_failure()
+                    .map_or_else(|| "connection failed".to_string(), |w| w.to_string());
+                return Err(format!("cannot connect: {why}").into());
             }
-            MultiplayerEvent::ConnectionFailed(why) => {
-                return Err(format!("cannot connect: {why}").into())
-            }
-            MultiplayerEvent::PeerConnected(id) => rpc.peer_connected(id),
             _ => {}
         }
     };
-    let me = i64::from(peer.unique_id());
+    let me = i64::from(peer.peer().unique_id());
     println!("   connected as peer {me} in {:.1} ms", ms(connect));
     let rpc_start = (wire.len(), inner.len());
     let mut times = Vec::new();
@@ -468,29 +469,15 @@ fn drive<S: RoomSocket>(
             format!("ping {i}")
         };
         let sent = Instant::now();
-        rpc.send_message(&text)?;
-        rpc.flush(&mut peer);
+        chat_rpc::send_message(&mut peer, &text)?;
         let deadline = Instant::now() + STEP_TIMEOUT;
-        'call: loop {
+        loop {
             match next_event(&mut peer, deadline)? {
-                MultiplayerEvent::Packet(p) => {
-                    rpc.handle_packet(p.from, &p.data);
-                    // Path confirmations go back at once.
-                    rpc.flush(&mut peer);
-                    while let Some(call) = rpc.poll_call() {
-                        if call
-                            == (ChatCall::ReceiveMessage {
-                                sender_id: me,
-                                text: text.clone(),
-                            })
-                        {
-                            break 'call;
-                        }
-                    }
-                }
-                MultiplayerEvent::PeerConnected(id) => rpc.peer_connected(id),
-                MultiplayerEvent::PeerDisconnected(id) => rpc.peer_disconnected(id),
-                MultiplayerEvent::ServerDisconnected => {
+                ChatEvent::Call(ChatCall::ReceiveMessage {
+                    sender_id,
+                    text: got,
+                }) if sender_id == me && got == text => break,
+                ChatEvent::Other(ApiEvent::ServerDisconnected) => {
                     return Err("the demo server went away".into())
                 }
                 _ => {}
@@ -503,8 +490,8 @@ fn drive<S: RoomSocket>(
         }
     }
     let rpc_end = (wire.len(), inner.len());
-    let enet_rtt = peer.peer_stats(1).map(|s| s.rtt).unwrap_or_default();
-    let cipher = peer.enet().socket().cipher(server);
+    let enet_rtt = peer.peer().peer_stats(1).map(|s| s.rtt).unwrap_or_default();
+    let cipher = peer.peer().enet().socket().cipher(server);
     peer.close()?;
     let until = Instant::now() + Duration::from_millis(100);
     while Instant::now() < until {
@@ -526,16 +513,16 @@ fn drive<S: RoomSocket>(
 }
 
 fn next_event<S: RoomSocket>(
-    peer: &mut MultiplayerPeer<S>,
+    peer: &mut ChatPeer<S>,
     deadline: Instant,
-) -> Result<MultiplayerEvent, Box<dyn std::error::Error>> {
+) -> Result<ChatEvent, Box<dyn std::error::Error>> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err("the demo timed out waiting for the other side".into());
         }
         if let Some(e) = peer.service(left.min(Duration::from_millis(50)))? {
-            return Ok(e);
+            return Ok(ChatEvent::from_api(e));
         }
     }
 }
