@@ -124,6 +124,25 @@ fn two_clients_exchange_messages_over_dtls() {
     );
 }
 
+/// `--insecure`: no certificate check at all (still encrypted), so no `--ca` is needed.
+#[test]
+fn insecure_dtls_clients_join_without_a_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let key = dir.path().join("key.pem");
+    let cert = dir.path().join("cert.pem");
+    two_clients(
+        &[
+            "--dtls",
+            "--key",
+            key.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+        ],
+        &["--dtls", "--insecure"],
+    );
+}
+
 #[test]
 fn dtls_client_with_the_wrong_hostname_fails_with_the_cause() {
     let dir = tempfile::tempdir().unwrap();
