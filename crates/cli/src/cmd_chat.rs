@@ -272,10 +272,17 @@ fn stdin_lines() -> Receiver<Option<String>> {
 pub(crate) fn run_connect(a: ConnectArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let (host, port) = split_host_port(&a.connect)?;
     let timeout = Duration::try_from_secs_f64(a.timeout).map_err(|e| format!("--timeout: {e}"))?;
-    let server: SocketAddr = (host.as_str(), port)
+    // One address, IPv4 first (a name such as `localhost` may resolve to ::1 before
+    // 127.0.0.1, while most servers listen on IPv4 only).
+    let addrs: Vec<SocketAddr> = (host.as_str(), port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {}: {e}", a.connect))?
-        .next()
+        .collect();
+    let server = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
         .ok_or_else(|| format!("{} resolves to no address", a.connect))?;
     let local: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0".parse()?
