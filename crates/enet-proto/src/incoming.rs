@@ -100,6 +100,9 @@ impl Host {
                 return self.core.dropped(from, "session id mismatch");
             }
             peer_idx = Some(usize::from(header.peer_id));
+            // Whatever this datagram does to the peer (acknowledgements to send,
+            // timers moved), the send path and the timer refresh look at it.
+            self.touch(usize::from(header.peer_id));
         }
 
         let mut owned;
@@ -165,6 +168,7 @@ impl Host {
                         match self.handle_connect(from, &c) {
                             Some(i) => {
                                 peer_idx = Some(i);
+                                self.touch(i);
                                 Ok(())
                             }
                             None => Err(CommandError("CONNECT refused")),
