@@ -40,6 +40,74 @@ pub(crate) fn days(text: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("out of range: expected {range}"))
 }
 
+/// The longest delay accepted in milliseconds (`netsim --delay` and friends): 60 s.
+pub(crate) const MAX_MILLIS: u64 = 60_000;
+
+/// A probability (`netsim --loss P`): a number from 0 to 1 (`0.1`, `1e-3`).
+pub(crate) fn probability(text: &str) -> Result<f64, String> {
+    let range = "a probability from 0 to 1 (0.1 is 10%)";
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number: expected {range}"))?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(format!("out of range: expected {range}"));
+    }
+    Ok(value)
+}
+
+/// A delay in whole milliseconds (`netsim --delay MS`): 0 to [`MAX_MILLIS`].
+pub(crate) fn millis(text: &str) -> Result<u64, String> {
+    let range = format!("a whole number of milliseconds from 0 to {MAX_MILLIS}");
+    let value: i128 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a whole number: expected {range}"))?;
+    u64::try_from(value)
+        .ok()
+        .filter(|v| *v <= MAX_MILLIS)
+        .ok_or_else(|| format!("out of range: expected {range}"))
+}
+
+/// A socket address `ADDR:PORT` (`127.0.0.1:7777`, `[::1]:0`, `localhost:7777`); a host name
+/// is resolved and its first address taken. Port 0 is allowed (a listening address).
+pub(crate) fn socket_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("expected ADDR:PORT (e.g. 127.0.0.1:7777 or [::1]:7777): no port".into());
+    };
+    if host.is_empty() {
+        return Err("expected ADDR:PORT: the address is empty".into());
+    }
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "expected ADDR:PORT: {port:?} is not a port (0 to 65535)"
+        ));
+    }
+    text.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host:?} resolves to no address"))
+}
+
+/// [`socket_addr`] with a real port (not 0): where datagrams are sent.
+pub(crate) fn socket_addr_with_port(text: &str) -> Result<std::net::SocketAddr, String> {
+    let addr = socket_addr(text)?;
+    if addr.port() == 0 {
+        return Err("port 0 cannot be sent to: give the server's real port".into());
+    }
+    if addr.ip().is_unspecified() {
+        return Err(format!(
+            "{} is the unspecified address, not a destination: give the server's address",
+            addr.ip()
+        ));
+    }
+    Ok(addr)
+}
+
 /// A host name for a certificate, or an IP address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum HostName {
@@ -127,6 +195,41 @@ mod tests {
             let err = days(bad).unwrap_err();
             assert!(err.contains("from 1 to 36500"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn probabilities_millis_and_addresses() {
+        assert_eq!(probability("0"), Ok(0.0));
+        assert_eq!(probability("0.1"), Ok(0.1));
+        assert_eq!(probability("1"), Ok(1.0));
+        for bad in ["-0.1", "1.5", "nan", "inf", "", "ten"] {
+            assert!(
+                probability(bad).unwrap_err().contains("from 0 to 1"),
+                "{bad}"
+            );
+        }
+        assert_eq!(millis("0"), Ok(0));
+        assert_eq!(millis("60000"), Ok(MAX_MILLIS));
+        for bad in ["-1", "60001", "1.5", "", "99999999999999999999999"] {
+            assert!(millis(bad).unwrap_err().contains("milliseconds"), "{bad}");
+        }
+        assert_eq!(
+            socket_addr("127.0.0.1:0"),
+            Ok("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(socket_addr("[::1]:9"), Ok("[::1]:9".parse().unwrap()));
+        assert!(socket_addr("localhost:80").is_ok());
+        assert!(socket_addr("127.0.0.1").unwrap_err().contains("no port"));
+        assert!(socket_addr("127.0.0.1:99999")
+            .unwrap_err()
+            .contains("not a port"));
+        assert!(socket_addr(":80").unwrap_err().contains("empty"));
+        assert!(socket_addr_with_port("127.0.0.1:0")
+            .unwrap_err()
+            .contains("port 0"));
+        assert!(socket_addr_with_port("0.0.0.0:9")
+            .unwrap_err()
+            .contains("unspecified"));
     }
 
     #[test]

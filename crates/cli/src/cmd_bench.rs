@@ -1,32 +1,34 @@
-//! `enet-dtls bench`: our stack side by side with its anchors, in one run, on loopback.
+//! `enet-dtls bench`: our stack side by side with its anchors, in one run, on loopback, with
+//! absolute figures and ratios (a table, or `--json`), a progress bar on stderr while it runs,
+//! and `--plot FILE.svg` (RTT distributions and throughput bars).
 //!
-//! Every workload is an echo: a client sends `--messages` messages of `--size` bytes with at
-//! most `--window` of them waiting for their echo (throughput, messages per second counted as
-//! round trips), then `--pings` messages one at a time (mean round-trip time). The server end
-//! runs on a second thread of this process; everything binds `127.0.0.1:0`.
-//!
-//! | workload | client and server | anchor it is compared with |
+//! | part (`--parts`) | what | anchor |
 //! |---|---|---|
-//! | `raw-udp` | `std::net::UdpSocket` | – (the floor every protocol pays on top of) |
-//! | `enet` | [`EnetHost`] both ends, reliable packets on channel 0 | `c-enet`, `raw-udp` |
-//! | `c-enet` | C ENet 1.3 both ends, in `bench_peers/enet_anchor.c` (a separate process) | – |
-//! | `dtls` | [`PacketPeerDtls`] client, [`DtlsListener`] echo server | `raw-udp` |
+//! | `small` | small reliable messages per second (a window of `--window` echoes in flight) and the ping-pong RTT p50/p99: `raw-udp`, `enet` ([`EnetHost`] both ends), `c-enet` (C ENet 1.3 both ends, `bench_peers/enet_anchor.c`), `dtls` (datagrams over [`PacketPeerDtls`]/[`DtlsListener`]), `enet+dtls` (ENet over DTLS: [`DtlsEnetSocket`] under both hosts) | C ENet, raw UDP |
+//! | `transfer` | `--transfer-mib` MiB in 1 MiB reliable packets (fragmented), MB/s: ours vs C ENet, plain and over DTLS | C ENet |
+//! | `handshake` | full DTLS handshakes per second with RSA-2048 and P-256 certificates, and the server thread's CPU per handshake, next to `openssl speed -seconds 1 rsa2048 ecdsap256` sign rates | OpenSSL's signing rate |
+//! | `peers` | `--peers` idle peers (one C ENet client host) on our `enet-echo` and on C ENet's echo host, both sized 4,095: resident memory per peer, the server's idle CPU (from `/proc/PID/stat`), time to connect them all | C ENet |
+//! | `netsim` | datagrams per second through the `netsim` relay (no impairment) vs raw UDP without it | raw UDP |
+//! | `rpc` | RPCs per second through `serve` vs Godot 3.2.3's server: a hook, not wired yet | Godot |
+//!
+//! Hook: the RPC row is reported as skipped (`HOOK: ...`), so that the table and the JSON
+//! already have its place; whoever brings `serve` wires it there ([`RPC_HOOK`]).
 //!
 //! The C anchor runs only when its binary is named by `--c-anchor` or `ENET_DTLS_C_ANCHOR`
-//! (scripts/bench builds it); otherwise its row says why it was skipped.
+//! (scripts/bench builds it); otherwise its rows say why they were skipped.
 //!
-//! Each workload runs `--rounds` times (default 3), interleaved with the others so that a burst
-//! of load elsewhere on the machine hits every workload rather than one, and each row reports
-//! the median of its rounds.
-//!
-//! Raw UDP sends one datagram per message; ENet bundles the messages (and acknowledgements)
-//! queued between two services into one datagram, so with a window of messages in flight it
-//! can move more messages per second than the raw UDP anchor does.
+//! Each workload runs `--rounds` times, interleaved with the others (the two `peers` servers
+//! alternate), so that a burst of load elsewhere on the shared machine hits every workload
+//! rather than one; each row reports the median of its rounds. `--quick` shrinks every part.
 //!
 //! This is a measuring tool, not a test: it reports numbers and asserts nothing about them.
 //! Machines, load and the kernel move them a lot; compare ratios from the same run only.
 
-use std::fmt::Write as _;
+#[path = "bench_plot.rs"]
+mod plot;
+#[path = "bench_scale.rs"]
+mod scale;
+
 use std::io::{self, Write as _};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -40,9 +42,12 @@ use enet_dtls::dtls::{
     ClientConfig, DtlsListener, ListenerEvent, PacketPeerDtls, ServerConfig, Status,
 };
 use enet_dtls::dtls_proto::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
-use enet_dtls::enet::EnetHost;
+use enet_dtls::dtls_proto::EndpointConfig;
+use enet_dtls::enet::{DtlsEnetSocket, EnetHost, EnetSocket};
 use enet_dtls::enet_proto::{Event, HostConfig, Packet};
 use enet_dtls::udp::PacketPeerUdp;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
 
 /// Environment variable naming the C anchor binary when `--c-anchor` is not given.
 const C_ANCHOR_ENV: &str = "ENET_DTLS_C_ANCHOR";
@@ -57,13 +62,44 @@ const LOSS_WAIT: Duration = Duration::from_millis(200);
 /// How often server threads look at their stop flag while idle.
 const SERVER_TICK: Duration = Duration::from_millis(50);
 
+/// Why the RPC row is empty. HOOK(serve): drive `enet-dtls serve` and a Godot 3.2.3 server
+/// with the same RPC client and report RPCs per second for both.
+const RPC_HOOK: &str = "HOOK: RPCs/s through `serve` vs Godot 3.2.3 needs serve/MultiplayerAPI \
+     (helpers mp, rpc, app); the lead wires it";
+
+/// The parts of the bench (`--parts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Part {
+    /// Small reliable messages per second and ping-pong RTT.
+    Small,
+    /// Bulk transfer in 1 MiB reliable packets.
+    Transfer,
+    /// DTLS handshakes per second next to `openssl speed`.
+    Handshake,
+    /// Memory and idle CPU per connected peer.
+    Peers,
+    /// Datagrams per second through the netsim relay.
+    Netsim,
+    /// RPCs per second (a hook).
+    Rpc,
+}
+
+const ALL_PARTS: [Part; 6] = [
+    Part::Small,
+    Part::Transfer,
+    Part::Handshake,
+    Part::Peers,
+    Part::Netsim,
+    Part::Rpc,
+];
+
 /// Arguments of `bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Messages per throughput run (each one is echoed back).
-    #[arg(long, value_name = "N", default_value_t = 20_000,
+    /// Messages per throughput run (each one is echoed back). Default 20000 (--quick: 2000).
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
-    messages: u64,
+    messages: Option<u64>,
     /// Bytes per message (at most 1024, so a message fits one ENet datagram and one DTLS
     /// record without fragmentation).
     #[arg(long, value_name = "BYTES", default_value_t = 64,
@@ -73,24 +109,48 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     window: u64,
-    /// Ping-pong round trips for the RTT column (default: 1000, or --messages if smaller).
+    /// Ping-pong round trips for the RTT columns (default: 2000, --quick 200, or --messages
+    /// if smaller).
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pings: Option<u64>,
     /// The C ENet anchor binary (built from crates/cli/bench_peers/enet_anchor.c by
-    /// scripts/bench). Default: $ENET_DTLS_C_ANCHOR; without either the C row is skipped.
+    /// scripts/bench). Default: $ENET_DTLS_C_ANCHOR; without either the C rows are skipped.
     #[arg(long, value_name = "PATH")]
     c_anchor: Option<PathBuf>,
     /// Measure every workload this many times (interleaved) and report the median of each.
-    #[arg(long, value_name = "N", default_value_t = 3,
+    /// Default 3 (--quick: 1).
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100))]
-    rounds: u32,
+    rounds: Option<u32>,
+    /// The parts to run, comma-separated (default: all).
+    #[arg(long, value_name = "PART,...", value_enum, value_delimiter = ',')]
+    parts: Vec<Part>,
+    /// MiB moved by the transfer part, in 1 MiB packets. Default 64 (--quick: 16).
+    #[arg(long, value_name = "MIB",
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    transfer_mib: Option<u64>,
+    /// Full DTLS handshakes per certificate type and round. Default 200 (--quick: 10).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    handshakes: Option<u64>,
+    /// Idle peers connected to each server by the peers part (servers are sized 4,095).
+    /// Default 4000 (--quick: 500).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=4095))]
+    peers: Option<u64>,
+    /// Small, fast runs of every part (well under a minute): for a smoke test, not for numbers.
+    #[arg(long)]
+    quick: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
     /// Also write the JSON object to this file (the table still goes to stdout).
     #[arg(long, value_name = "FILE")]
     json_out: Option<PathBuf>,
+    /// Draw the RTT distributions and the throughput bars into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 /// The parameters every workload shares.
@@ -102,28 +162,73 @@ struct Params {
     pings: u64,
 }
 
-/// What one workload measured.
+/// The sizes of the other parts.
 #[derive(Debug, Clone, Copy)]
+struct Sizes {
+    transfer_bytes: u64,
+    handshakes: u64,
+    peers: u64,
+    idle: Duration,
+    relay_messages: u64,
+}
+
+/// What one small-message workload measured.
+#[derive(Debug, Clone)]
 struct Measure {
     /// Echoed messages per second during the windowed run.
     msgs_per_s: f64,
     /// Mean ping-pong round trip, microseconds.
     rtt_us: f64,
+    /// Median ping-pong round trip, microseconds.
+    rtt_p50_us: f64,
+    /// 99th percentile ping-pong round trip, microseconds.
+    rtt_p99_us: f64,
     /// Messages the client gave up on (raw UDP and DTLS only; ENet retransmits).
     lost: u64,
+    /// Every ping's round trip, microseconds (for the plot).
+    samples: Vec<f64>,
 }
 
-/// A workload's row: measured, or skipped with a reason.
-#[derive(Debug)]
-enum Outcome {
-    Done(Measure),
+impl Measure {
+    fn new(msgs_per_s: f64, lost: u64, samples: Vec<f64>) -> Measure {
+        let mean = if samples.is_empty() {
+            f64::NAN
+        } else {
+            samples.iter().sum::<f64>() / samples.len() as f64
+        };
+        Measure {
+            msgs_per_s,
+            rtt_us: mean,
+            rtt_p50_us: quantile(&samples, 0.50),
+            rtt_p99_us: quantile(&samples, 0.99),
+            lost,
+            samples,
+        }
+    }
+}
+
+/// The `q` quantile (0..=1, nearest rank) of `xs` (`NaN` for none).
+pub(crate) fn quantile(xs: &[f64], q: f64) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = (q * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// A row: measured, or skipped with a reason.
+#[derive(Debug, Clone)]
+enum Outcome<T> {
+    Done(T),
     Skipped(String),
 }
 
-impl Outcome {
-    fn measure(&self) -> Option<Measure> {
+impl<T> Outcome<T> {
+    fn done(&self) -> Option<&T> {
         match self {
-            Outcome::Done(m) => Some(*m),
+            Outcome::Done(m) => Some(m),
             Outcome::Skipped(_) => None,
         }
     }
@@ -154,12 +259,12 @@ pub(crate) enum BenchError {
         /// What went wrong.
         why: String,
     },
-    /// The JSON file could not be written.
-    JsonOut {
+    /// An output file could not be written.
+    Output {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        why: String,
     },
 }
 
@@ -171,8 +276,8 @@ impl std::fmt::Display for BenchError {
             BenchError::Anchor { path, why } => {
                 write!(f, "C ENet anchor {}: {why}", path.display())
             }
-            BenchError::JsonOut { path, source } => {
-                write!(f, "cannot write {}: {source}", path.display())
+            BenchError::Output { path, why } => {
+                write!(f, "cannot write {}: {why}", path.display())
             }
         }
     }
@@ -181,7 +286,7 @@ impl std::fmt::Display for BenchError {
 impl std::error::Error for BenchError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            BenchError::Io { source, .. } | BenchError::JsonOut { source, .. } => Some(source),
+            BenchError::Io { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -198,14 +303,83 @@ fn fail(workload: &'static str, why: impl std::fmt::Display) -> BenchError {
     }
 }
 
+/// The machine the run is on (the numbers mean nothing without it).
+#[derive(Debug, Clone)]
+struct Machine {
+    cpus: usize,
+    cpu_model: String,
+    loadavg: String,
+}
+
+impl Machine {
+    fn probe() -> Machine {
+        let cpus = thread::available_parallelism().map_or(0, |n| n.get());
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let loadavg = std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "?".into());
+        Machine {
+            cpus,
+            cpu_model,
+            loadavg,
+        }
+    }
+}
+
+/// Everything one run measured.
+struct Report {
+    params: Params,
+    sizes: Sizes,
+    rounds: u32,
+    quick: bool,
+    machine: Machine,
+    parts: Vec<Part>,
+    small: Vec<(&'static str, Outcome<Measure>)>,
+    transfer: Vec<(&'static str, Outcome<f64>)>,
+    handshakes: Vec<(&'static str, Outcome<scale::Handshakes>)>,
+    openssl: Option<Outcome<scale::OpensslSpeed>>,
+    peers: Vec<(&'static str, Outcome<scale::PeerLoad>)>,
+    netsim: Option<Outcome<scale::Relay>>,
+}
+
 /// Runs `bench`.
 pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let q = args.quick;
+    let messages = args.messages.unwrap_or(if q { 2000 } else { 20_000 });
     let params = Params {
-        messages: args.messages,
+        messages,
         size: usize::try_from(args.size)?,
         window: args.window,
-        pings: args.pings.unwrap_or_else(|| args.messages.min(1000)),
+        pings: args
+            .pings
+            .unwrap_or_else(|| messages.min(if q { 200 } else { 2000 })),
     };
+    let sizes = Sizes {
+        transfer_bytes: args.transfer_mib.unwrap_or(if q { 16 } else { 64 }) << 20,
+        handshakes: args.handshakes.unwrap_or(if q { 10 } else { 200 }),
+        peers: args.peers.unwrap_or(if q { 500 } else { 4000 }),
+        idle: if q {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(3)
+        },
+        relay_messages: if q { 5000 } else { 50_000 },
+    };
+    let rounds = args.rounds.unwrap_or(if q { 1 } else { 3 });
+    let parts = if args.parts.is_empty() {
+        ALL_PARTS.to_vec()
+    } else {
+        args.parts.clone()
+    };
+    let has = |p: Part| parts.contains(&p);
     let anchor = args
         .c_anchor
         .clone()
@@ -220,40 +394,203 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             .into());
         }
     }
+    let machine = Machine::probe();
 
-    // Rounds interleave the workloads, so a burst of load elsewhere on the machine hits all of
-    // them rather than one; each row is the median of its rounds.
-    let mut samples: [Vec<Measure>; 4] = Default::default();
-    for round in 1..=args.rounds {
-        if !args.json {
-            eprintln!("bench: round {round}/{}", args.rounds);
+    // Progress: one step per workload and round.
+    let c = u64::from(anchor.is_some());
+    let per_round = if has(Part::Small) { 4 + c } else { 0 }
+        + if has(Part::Transfer) { 2 + c } else { 0 }
+        + if has(Part::Handshake) { 2 } else { 0 }
+        + if has(Part::Peers) { 1 + c } else { 0 }
+        + if has(Part::Netsim) { 1 } else { 0 };
+    let steps = per_round * u64::from(rounds) + u64::from(has(Part::Handshake));
+    let bar = ProgressBar::new(steps);
+    bar.set_style(
+        ProgressStyle::with_template("bench [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let step = |name: &str| bar.set_message(name.to_string());
+
+    let no_anchor = || format!("no --c-anchor and {C_ANCHOR_ENV} is not set");
+    let mut small: [Vec<Measure>; 5] = Default::default();
+    let mut transfer: [Vec<f64>; 3] = Default::default();
+    let mut hs: [Vec<scale::Handshakes>; 2] = Default::default();
+    let mut peers: [Vec<scale::PeerLoad>; 2] = Default::default();
+    let mut relay: Vec<scale::Relay> = Vec::new();
+    let key_types = [("rsa2048", KeyType::Rsa(2048)), ("p256", KeyType::EcP256)];
+    for round in 1..=rounds {
+        bar.println(format!("bench: round {round}/{rounds}"));
+        if has(Part::Small) {
+            step("small: raw-udp");
+            small[0].push(bench_raw_udp(params)?);
+            bar.inc(1);
+            step("small: enet");
+            small[1].push(bench_enet(params, false)?);
+            bar.inc(1);
+            if let Some(path) = &anchor {
+                step("small: c-enet");
+                small[2].push(bench_c_anchor(path, params)?);
+                bar.inc(1);
+            }
+            step("small: dtls");
+            small[3].push(bench_dtls(params)?);
+            bar.inc(1);
+            step("small: enet+dtls");
+            small[4].push(bench_enet(params, true)?);
+            bar.inc(1);
         }
-        samples[0].push(bench_raw_udp(params)?);
-        samples[1].push(bench_enet(params)?);
-        if let Some(path) = &anchor {
-            samples[2].push(bench_c_anchor(path, params)?);
+        if has(Part::Transfer) {
+            step("transfer: enet");
+            transfer[0].push(scale::bench_transfer(sizes.transfer_bytes, false)?);
+            bar.inc(1);
+            step("transfer: enet+dtls");
+            transfer[2].push(scale::bench_transfer(sizes.transfer_bytes, true)?);
+            bar.inc(1);
+            if let Some(path) = &anchor {
+                step("transfer: c-enet");
+                transfer[1].push(scale::bench_c_transfer(path, sizes.transfer_bytes)?);
+                bar.inc(1);
+            }
         }
-        samples[3].push(bench_dtls(params)?);
+        if has(Part::Handshake) {
+            for (i, (name, kt)) in key_types.iter().enumerate() {
+                step(&format!("handshakes: {name}"));
+                hs[i].push(scale::bench_handshakes(*kt, sizes.handshakes)?);
+                bar.inc(1);
+            }
+        }
+        if has(Part::Peers) {
+            // Alternate which server goes first, round by round.
+            let mut order = vec![0usize];
+            if anchor.is_some() {
+                order.push(1);
+            }
+            if round % 2 == 0 {
+                order.reverse();
+            }
+            for side in order {
+                let load = if side == 0 {
+                    step("peers: enet-echo");
+                    scale::bench_peers(scale::PeerServer::Ours, anchor.as_deref(), sizes)?
+                } else {
+                    step("peers: c-enet");
+                    scale::bench_peers(scale::PeerServer::CEnet, anchor.as_deref(), sizes)?
+                };
+                peers[side].push(load);
+                bar.inc(1);
+            }
+        }
+        if has(Part::Netsim) {
+            step("netsim relay");
+            relay.push(scale::bench_relay(sizes.relay_messages, params)?);
+            bar.inc(1);
+        }
     }
-    let [raw, enet, c_enet, dtls] = samples.map(|s| median(&s));
-    let skipped = || format!("no --c-anchor and {C_ANCHOR_ENV} is not set");
-    let done = |m: Option<Measure>| m.map_or_else(|| Outcome::Skipped(skipped()), Outcome::Done);
+    let openssl = if has(Part::Handshake) {
+        step("openssl speed");
+        let o = scale::openssl_speed();
+        bar.inc(1);
+        Some(o)
+    } else {
+        None
+    };
+    bar.finish_and_clear();
+
+    let anchored =
+        |v: Option<Measure>| v.map_or_else(|| Outcome::Skipped(no_anchor()), Outcome::Done);
+    let [raw, enet, c_enet, dtls, enet_dtls] = small.map(|s| median(&s));
+    let small = if has(Part::Small) {
+        vec![
+            ("raw-udp", anchored(raw)),
+            ("enet", anchored(enet)),
+            ("c-enet", anchored(c_enet)),
+            ("dtls", anchored(dtls)),
+            ("enet+dtls", anchored(enet_dtls)),
+        ]
+    } else {
+        Vec::new()
+    };
+    let med = |v: &[f64]| (!v.is_empty()).then(|| median_of(v.to_vec()));
+    let transfer = if has(Part::Transfer) {
+        vec![
+            (
+                "enet",
+                med(&transfer[0]).map_or_else(|| Outcome::Skipped(no_anchor()), Outcome::Done),
+            ),
+            (
+                "c-enet",
+                med(&transfer[1]).map_or_else(|| Outcome::Skipped(no_anchor()), Outcome::Done),
+            ),
+            (
+                "enet+dtls",
+                med(&transfer[2])
+                    .map_or_else(|| Outcome::Skipped("no round".into()), Outcome::Done),
+            ),
+        ]
+    } else {
+        Vec::new()
+    };
+    let handshakes = if has(Part::Handshake) {
+        key_types
+            .iter()
+            .zip(&hs)
+            .map(|((name, _), v)| {
+                let m = scale::Handshakes::median(v);
+                (
+                    *name,
+                    m.map_or_else(|| Outcome::Skipped("no round".into()), Outcome::Done),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let peers = if has(Part::Peers) {
+        vec![
+            (
+                "enet",
+                scale::PeerLoad::median(&peers[0])
+                    .map_or_else(|| Outcome::Skipped("no round".into()), Outcome::Done),
+            ),
+            (
+                "c-enet",
+                scale::PeerLoad::median(&peers[1])
+                    .map_or_else(|| Outcome::Skipped(no_anchor()), Outcome::Done),
+            ),
+        ]
+    } else {
+        Vec::new()
+    };
+    let netsim = has(Part::Netsim).then(|| {
+        scale::Relay::median(&relay)
+            .map_or_else(|| Outcome::Skipped("no round".into()), Outcome::Done)
+    });
 
     let report = Report {
         params,
-        rounds: args.rounds,
-        rows: [
-            ("raw-udp", done(raw)),
-            ("enet", done(enet)),
-            ("c-enet", done(c_enet)),
-            ("dtls", done(dtls)),
-        ],
+        sizes,
+        rounds,
+        quick: q,
+        machine,
+        parts,
+        small,
+        transfer,
+        handshakes,
+        openssl,
+        peers,
+        netsim,
     };
-    let json = report.json();
+    let json = report.json().to_string();
     if let Some(path) = &args.json_out {
-        std::fs::write(path, format!("{json}\n")).map_err(|source| BenchError::JsonOut {
+        std::fs::write(path, format!("{json}\n")).map_err(|e| BenchError::Output {
             path: path.clone(),
-            source,
+            why: e.to_string(),
+        })?;
+    }
+    if let Some(path) = &args.plot {
+        plot::draw(&report, path).map_err(|why| BenchError::Output {
+            path: path.clone(),
+            why,
         })?;
     }
     let mut out = io::stdout().lock();
@@ -269,187 +606,282 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
 // ---------------------------------------------------------------------------------------------
 // Report
 
-/// The ratios printed: (numerator row, denominator row).
-const RATIOS: [(&str, &str); 3] = [("enet", "c-enet"), ("enet", "raw-udp"), ("dtls", "raw-udp")];
+/// The small-message ratios printed: (numerator row, denominator row).
+const RATIOS: [(&str, &str); 4] = [
+    ("enet", "c-enet"),
+    ("enet", "raw-udp"),
+    ("dtls", "raw-udp"),
+    ("enet+dtls", "enet"),
+];
 
-struct Report {
-    params: Params,
-    rounds: u32,
-    rows: [(&'static str, Outcome); 4],
-}
+/// The transfer ratios printed.
+const TRANSFER_RATIOS: [(&str, &str); 2] = [("enet", "c-enet"), ("enet+dtls", "enet")];
 
-/// A ratio between two rows: throughput and RTT (`None` when a row was skipped).
+/// A ratio between two small-message rows (`None` when a row was skipped).
 #[derive(Debug, Clone, Copy)]
 struct Ratio {
     msgs_per_s: f64,
     rtt: f64,
+    rtt_p50: f64,
+    rtt_p99: f64,
+}
+
+/// A JSON number (JSON has no NaN or infinity: those become `null`), rounded to 3 decimals.
+fn num(x: f64) -> Value {
+    if x.is_finite() {
+        json!((x * 1000.0).round() / 1000.0)
+    } else {
+        Value::Null
+    }
+}
+
+fn find<'a, T>(rows: &'a [(&'static str, Outcome<T>)], name: &str) -> Option<&'a T> {
+    rows.iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, o)| o.done())
 }
 
 impl Report {
-    fn row(&self, name: &str) -> Option<Measure> {
-        self.rows
-            .iter()
-            .find(|(n, _)| *n == name)
-            .and_then(|(_, o)| o.measure())
-    }
-
-    fn ratio(&self, num: &str, den: &str) -> Option<Ratio> {
-        let (a, b) = (self.row(num)?, self.row(den)?);
+    fn ratio(&self, a: &str, b: &str) -> Option<Ratio> {
+        let (a, b) = (find(&self.small, a)?, find(&self.small, b)?);
         Some(Ratio {
             msgs_per_s: a.msgs_per_s / b.msgs_per_s,
             rtt: a.rtt_us / b.rtt_us,
+            rtt_p50: a.rtt_p50_us / b.rtt_p50_us,
+            rtt_p99: a.rtt_p99_us / b.rtt_p99_us,
         })
     }
 
+    fn transfer_ratio(&self, a: &str, b: &str) -> Option<f64> {
+        Some(find(&self.transfer, a)? / find(&self.transfer, b)?)
+    }
+
     fn table(&self) -> String {
+        use std::fmt::Write as _;
         let p = self.params;
+        let m = &self.machine;
         let mut s = String::new();
         let _ = writeln!(
             s,
             "enet-dtls bench: loopback, {} messages of {} bytes, window {}, {} pings, \
-             median of {} rounds",
-            p.messages, p.size, p.window, p.pings, self.rounds
+             median of {} rounds{}",
+            p.messages,
+            p.size,
+            p.window,
+            p.pings,
+            self.rounds,
+            if self.quick { " (--quick)" } else { "" }
         );
-        let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:<10} {:>14} {:>12} {:>8}",
-            "WORKLOAD", "MSGS/S", "RTT_US", "LOST"
+            "machine: {} CPUs, {}; load average at start {} (a shared machine: rounds \
+             interleave the workloads, figures are medians)",
+            m.cpus, m.cpu_model, m.loadavg
         );
-        for (name, outcome) in &self.rows {
-            match outcome {
-                Outcome::Done(m) => {
-                    let _ = writeln!(
-                        s,
-                        "{:<10} {:>14.1} {:>12.2} {:>8}",
-                        name, m.msgs_per_s, m.rtt_us, m.lost
-                    );
+        if !self.small.is_empty() {
+            let _ = writeln!(s, "\n== small reliable messages, ping-pong RTT");
+            let _ = writeln!(
+                s,
+                "{:<10} {:>12} {:>11} {:>11} {:>6}",
+                "WORKLOAD", "MSGS/S", "RTT_P50_US", "RTT_P99_US", "LOST"
+            );
+            for (name, o) in &self.small {
+                match o {
+                    Outcome::Done(m) => {
+                        let _ = writeln!(
+                            s,
+                            "{name:<10} {:>12.1} {:>11.2} {:>11.2} {:>6}",
+                            m.msgs_per_s, m.rtt_p50_us, m.rtt_p99_us, m.lost
+                        );
+                    }
+                    Outcome::Skipped(why) => {
+                        let _ = writeln!(s, "{name:<10} skipped: {why}");
+                    }
                 }
-                Outcome::Skipped(why) => {
-                    let _ = writeln!(s, "{name:<10} skipped: {why}");
+            }
+            let _ = writeln!(
+                s,
+                "\n{:<18} {:>9} {:>9} {:>9}   (msgs/s: higher is better for the first; rtt: lower)",
+                "RATIO", "MSGS/S", "RTT_P50", "RTT_P99"
+            );
+            for (a, b) in RATIOS {
+                let label = format!("{a} / {b}");
+                match self.ratio(a, b) {
+                    Some(r) => {
+                        let _ = writeln!(
+                            s,
+                            "{label:<18} {:>9.3} {:>9.3} {:>9.3}",
+                            r.msgs_per_s, r.rtt_p50, r.rtt_p99
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(s, "{label:<18} {:>9} {:>9} {:>9}", "n/a", "n/a", "n/a");
+                    }
                 }
             }
         }
-        let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "{:<18} {:>10} {:>10}   (msgs/s: higher is better for us; rtt: lower is better)",
-            "RATIO", "MSGS/S", "RTT"
-        );
-        for (num, den) in RATIOS {
-            let label = format!("{num} / {den}");
-            match self.ratio(num, den) {
-                Some(r) => {
-                    let _ = writeln!(s, "{label:<18} {:>10.3} {:>10.3}", r.msgs_per_s, r.rtt);
-                }
-                None => {
-                    let _ = writeln!(s, "{label:<18} {:>10} {:>10}", "n/a", "n/a");
+        if !self.transfer.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n== transfer: {} MiB in 1 MiB reliable packets (fragmented), one client",
+                self.sizes.transfer_bytes >> 20
+            );
+            let _ = writeln!(s, "{:<10} {:>10}", "WORKLOAD", "MB/S");
+            for (name, o) in &self.transfer {
+                match o {
+                    Outcome::Done(x) => {
+                        let _ = writeln!(s, "{name:<10} {x:>10.1}");
+                    }
+                    Outcome::Skipped(why) => {
+                        let _ = writeln!(s, "{name:<10} skipped: {why}");
+                    }
                 }
             }
+            for (a, b) in TRANSFER_RATIOS {
+                let r = self
+                    .transfer_ratio(a, b)
+                    .map_or_else(|| "n/a".to_string(), |r| format!("{r:.3}"));
+                let _ = writeln!(s, "transfer {a} / {b} MB/s: {r}");
+            }
+        }
+        if !self.handshakes.is_empty() {
+            s += &scale::handshake_table(&self.handshakes, self.openssl.as_ref());
+        }
+        if !self.peers.is_empty() {
+            s += &scale::peers_table(&self.peers, self.sizes);
+        }
+        if let Some(o) = &self.netsim {
+            s += &scale::relay_table(o, find(&self.small, "raw-udp"));
+        }
+        if self.parts.contains(&Part::Rpc) {
+            let _ = writeln!(s, "\n== RPCs per second\nrpc        skipped: {RPC_HOOK}");
         }
         s
     }
 
-    fn json(&self) -> String {
+    fn json(&self) -> Value {
         let p = self.params;
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            "{{\"messages\":{},\"size\":{},\"window\":{},\"pings\":{},\"rounds\":{},\
-             \"workloads\":{{",
-            p.messages, p.size, p.window, p.pings, self.rounds
-        );
-        for (i, (name, outcome)) in self.rows.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
+        let mut top = json!({
+            "messages": p.messages,
+            "size": p.size,
+            "window": p.window,
+            "pings": p.pings,
+            "rounds": self.rounds,
+            "quick": self.quick,
+            "machine": {
+                "cpus": self.machine.cpus,
+                "cpu_model": self.machine.cpu_model,
+                "loadavg": self.machine.loadavg,
+            },
+        });
+        let skipped = |why: &str| json!({ "skipped": why });
+        if !self.small.is_empty() {
+            let mut w = serde_json::Map::new();
+            for (name, o) in &self.small {
+                w.insert(
+                    (*name).into(),
+                    match o {
+                        Outcome::Done(m) => json!({
+                            "msgs_per_s": num(m.msgs_per_s),
+                            "rtt_us": num(m.rtt_us),
+                            "rtt_p50_us": num(m.rtt_p50_us),
+                            "rtt_p99_us": num(m.rtt_p99_us),
+                            "lost": m.lost,
+                        }),
+                        Outcome::Skipped(why) => skipped(why),
+                    },
+                );
             }
-            let _ = write!(s, "\"{name}\":");
-            match outcome {
-                Outcome::Done(m) => {
-                    let _ = write!(
-                        s,
-                        "{{\"msgs_per_s\":{},\"rtt_us\":{},\"lost\":{}}}",
-                        json_num(m.msgs_per_s),
-                        json_num(m.rtt_us),
-                        m.lost
-                    );
-                }
-                Outcome::Skipped(why) => {
-                    let _ = write!(s, "{{\"skipped\":{}}}", json_str(why));
-                }
+            top["workloads"] = Value::Object(w);
+            let mut r = serde_json::Map::new();
+            for (a, b) in RATIOS {
+                r.insert(
+                    format!("{a}/{b}"),
+                    self.ratio(a, b).map_or(Value::Null, |x| {
+                        json!({
+                            "msgs_per_s": num(x.msgs_per_s),
+                            "rtt": num(x.rtt),
+                            "rtt_p50": num(x.rtt_p50),
+                            "rtt_p99": num(x.rtt_p99),
+                        })
+                    }),
+                );
             }
+            top["ratios"] = Value::Object(r);
         }
-        s.push_str("},\"ratios\":{");
-        for (i, (num, den)) in RATIOS.into_iter().enumerate() {
-            if i > 0 {
-                s.push(',');
+        if !self.transfer.is_empty() {
+            let mut w = serde_json::Map::new();
+            for (name, o) in &self.transfer {
+                w.insert(
+                    (*name).into(),
+                    match o {
+                        Outcome::Done(x) => json!({ "mb_per_s": num(*x) }),
+                        Outcome::Skipped(why) => skipped(why),
+                    },
+                );
             }
-            let _ = write!(s, "\"{num}/{den}\":");
-            match self.ratio(num, den) {
-                Some(r) => {
-                    let _ = write!(
-                        s,
-                        "{{\"msgs_per_s\":{},\"rtt\":{}}}",
-                        json_num(r.msgs_per_s),
-                        json_num(r.rtt)
-                    );
-                }
-                None => s.push_str("null"),
-            }
+            top["transfer"] = json!({
+                "total_bytes": self.sizes.transfer_bytes,
+                "packet_bytes": scale::TRANSFER_PACKET,
+                "workloads": w,
+                "ratios": TRANSFER_RATIOS
+                    .iter()
+                    .map(|(a, b)| {
+                        (format!("{a}/{b}"), self.transfer_ratio(a, b).map_or(Value::Null, num))
+                    })
+                    .collect::<serde_json::Map<String, Value>>(),
+            });
         }
-        s.push_str("}}");
-        s
-    }
-}
-
-/// A JSON number (JSON has no NaN or infinity: those become `null`).
-fn json_num(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.3}")
-    } else {
-        "null".to_string()
-    }
-}
-
-/// A JSON string literal.
-fn json_str(text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 2);
-    s.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", u32::from(c));
-            }
-            c => s.push(c),
+        if !self.handshakes.is_empty() {
+            top["handshakes"] = scale::handshake_json(&self.handshakes, self.openssl.as_ref());
         }
+        if !self.peers.is_empty() {
+            top["peers"] = scale::peers_json(&self.peers, self.sizes);
+        }
+        if let Some(o) = &self.netsim {
+            top["netsim"] = scale::relay_json(o, find(&self.small, "raw-udp"));
+        }
+        if self.parts.contains(&Part::Rpc) {
+            top["rpc"] = skipped(RPC_HOOK);
+        }
+        top
     }
-    s.push('"');
-    s
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shared pieces
 
-/// The per-field median of the rounds (`None` for no rounds); `lost` is the total.
-fn median(rounds: &[Measure]) -> Option<Measure> {
-    fn mid(mut xs: Vec<f64>) -> f64 {
-        xs.sort_by(f64::total_cmp);
-        let n = xs.len();
-        if n % 2 == 1 {
-            xs[n / 2]
-        } else {
-            (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-        }
+// ---------------------------------------------------------------------------------------------
+// Shared pieces
+
+/// The median of `xs` (`NaN` for none).
+fn median_of(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => xs[n / 2],
+        _ => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
     }
+}
+
+/// The per-field median of the rounds (`None` for no rounds); `lost` is the total and the RTT
+/// samples of every round are kept together (for the plot).
+fn median(rounds: &[Measure]) -> Option<Measure> {
     if rounds.is_empty() {
         return None;
     }
+    let mid = |f: fn(&Measure) -> f64| median_of(rounds.iter().map(f).collect());
     Some(Measure {
-        msgs_per_s: mid(rounds.iter().map(|m| m.msgs_per_s).collect()),
-        rtt_us: mid(rounds.iter().map(|m| m.rtt_us).collect()),
+        msgs_per_s: mid(|m| m.msgs_per_s),
+        rtt_us: mid(|m| m.rtt_us),
+        rtt_p50_us: mid(|m| m.rtt_p50_us),
+        rtt_p99_us: mid(|m| m.rtt_p99_us),
         lost: rounds.iter().map(|m| m.lost).sum(),
+        samples: rounds
+            .iter()
+            .flat_map(|m| m.samples.iter().copied())
+            .collect(),
     })
 }
 
@@ -532,27 +964,25 @@ fn datagram_throughput(
     Ok(((p.messages - lost) as f64 / elapsed, lost))
 }
 
-/// Mean ping-pong round trip in microseconds; `ping` sends one message and waits for its echo
-/// (returning `false` if it was lost, which is then retried).
+/// Ping-pong round trips in microseconds, one per ping; `ping` sends one message and waits for
+/// its echo (returning `false` if it was lost, which is then retried).
 fn ping_pong(
     workload: &'static str,
     pings: u64,
     mut ping: impl FnMut() -> Result<bool, BenchError>,
-) -> Result<f64, BenchError> {
-    let mut total = Duration::ZERO;
-    let mut done = 0;
+) -> Result<Vec<f64>, BenchError> {
+    let mut samples = Vec::with_capacity(usize::try_from(pings).unwrap_or(0).min(1 << 20));
     let mut last_progress = Instant::now();
-    while done < pings {
+    while (samples.len() as u64) < pings {
         let t0 = Instant::now();
         if ping()? {
-            total += t0.elapsed();
-            done += 1;
+            samples.push(t0.elapsed().as_secs_f64() * 1e6);
             last_progress = Instant::now();
         } else if last_progress.elapsed() > STALL {
             return Err(fail(workload, format!("no ping echo for {STALL:?}")));
         }
     }
-    Ok(total.as_secs_f64() * 1e6 / pings as f64)
+    Ok(samples)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -598,7 +1028,7 @@ fn bench_raw_udp(p: Params) -> Result<Measure, BenchError> {
     };
     let send = || client.send(&msg).map(drop).map_err(&io);
     let (msgs_per_s, lost) = datagram_throughput(W, p, send, |_| recv())?;
-    let rtt_us = ping_pong(W, p.pings, || {
+    let samples = ping_pong(W, p.pings, || {
         send()?;
         recv()
     })?;
@@ -607,11 +1037,7 @@ fn bench_raw_udp(p: Params) -> Result<Measure, BenchError> {
         Some(Err(e)) => return Err(io(e)),
         None => return Err(fail(W, "echo thread panicked")),
     }
-    Ok(Measure {
-        msgs_per_s,
-        rtt_us,
-        lost,
-    })
+    Ok(Measure::new(msgs_per_s, lost, samples))
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -624,12 +1050,57 @@ fn is_timeout(e: &io::Error) -> bool {
 // ---------------------------------------------------------------------------------------------
 // our ENet
 
-fn bench_enet(p: Params) -> Result<Measure, BenchError> {
-    const W: &str = "enet";
-    let io = io_err(W);
+/// Two ENet hosts on loopback, server first: plain UDP.
+fn plain_hosts(w: &'static str) -> Result<(EnetHost, EnetHost), BenchError> {
     let loopback: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut server_host =
-        EnetHost::bind(loopback, HostConfig::default()).map_err(|e| fail(W, e))?;
+    let server = EnetHost::bind(loopback, HostConfig::default()).map_err(|e| fail(w, e))?;
+    let client = EnetHost::bind(loopback, HostConfig::default()).map_err(|e| fail(w, e))?;
+    Ok((server, client))
+}
+
+/// Two ENet hosts on loopback over DTLS ([`DtlsEnetSocket`], one DTLS record per ENet
+/// datagram), server first: a fresh P-256 certificate, the client does not verify it.
+fn dtls_hosts(
+    w: &'static str,
+) -> Result<(EnetHost<DtlsEnetSocket>, EnetHost<DtlsEnetSocket>), BenchError> {
+    let key = PrivateKey::generate(KeyType::EcP256).map_err(|e| fail(w, e))?;
+    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost"))
+        .map_err(|e| fail(w, e))?;
+    let config = ServerConfig::builder(key, cert)
+        .build()
+        .map_err(|e| fail(w, e))?;
+    let server_socket = DtlsEnetSocket::server("127.0.0.1:0", &config, EndpointConfig::default())
+        .map_err(io_err(w))?;
+    let client_config = ClientConfig::builder()
+        .verify(false)
+        .build()
+        .map_err(|e| fail(w, e))?;
+    let client_socket = DtlsEnetSocket::client("127.0.0.1:0", &client_config).map_err(io_err(w))?;
+    let server =
+        EnetHost::with_socket(server_socket, HostConfig::default()).map_err(|e| fail(w, e))?;
+    let client =
+        EnetHost::with_socket(client_socket, HostConfig::default()).map_err(|e| fail(w, e))?;
+    Ok((server, client))
+}
+
+/// Our ENet, plain (`enet`) or over DTLS (`enet+dtls`).
+fn bench_enet(p: Params, dtls: bool) -> Result<Measure, BenchError> {
+    if dtls {
+        let (server, client) = dtls_hosts("enet+dtls")?;
+        enet_echo_workload("enet+dtls", p, server, client)
+    } else {
+        let (server, client) = plain_hosts("enet")?;
+        enet_echo_workload("enet", p, server, client)
+    }
+}
+
+fn enet_echo_workload<S: EnetSocket + 'static, C: EnetSocket>(
+    w: &'static str,
+    p: Params,
+    mut server_host: EnetHost<S>,
+    mut client: EnetHost<C>,
+) -> Result<Measure, BenchError> {
+    let io = io_err(w);
     let server_addr = server_host.local_addr().map_err(&io)?;
     let server = Server::spawn("bench-enet-echo", move |stop| -> Result<(), String> {
         while !stop.load(Ordering::Relaxed) {
@@ -650,32 +1121,31 @@ fn bench_enet(p: Params) -> Result<Measure, BenchError> {
     })
     .map_err(&io)?;
 
-    let mut client = EnetHost::bind(loopback, HostConfig::default()).map_err(|e| fail(W, e))?;
     let peer = client
         .connect(server_addr, 1, 0)
-        .map_err(|e| fail(W, format!("connect: {e}")))?;
+        .map_err(|e| fail(w, format!("connect: {e}")))?;
     // Waits for the next echo; errors on silence or a disconnect.
-    let next_echo = |client: &mut EnetHost| -> Result<(), BenchError> {
+    let next_echo = |client: &mut EnetHost<C>| -> Result<(), BenchError> {
         loop {
             match client.service(STALL).map_err(&io)? {
                 Some(Event::Receive { packet, .. }) if packet.data.len() == p.size => return Ok(()),
                 Some(Event::Receive { packet, .. }) => {
                     return Err(fail(
-                        W,
+                        w,
                         format!("echo of {} bytes, expected {}", packet.data.len(), p.size),
                     ))
                 }
                 Some(Event::Disconnect { reason, .. }) => {
-                    return Err(fail(W, format!("disconnected during the run ({reason:?})")))
+                    return Err(fail(w, format!("disconnected during the run ({reason:?})")))
                 }
                 Some(_) => {}
-                None => return Err(fail(W, format!("no echo for {STALL:?}"))),
+                None => return Err(fail(w, format!("no echo for {STALL:?}"))),
             }
         }
     };
     match client.service(STALL).map_err(&io)? {
         Some(Event::Connect { .. }) => {}
-        other => return Err(fail(W, format!("expected a connect event, got {other:?}"))),
+        other => return Err(fail(w, format!("expected a connect event, got {other:?}"))),
     }
 
     let msg = payload(p.size);
@@ -685,17 +1155,17 @@ fn bench_enet(p: Params) -> Result<Measure, BenchError> {
         while sent < p.messages && sent - done < p.window {
             client
                 .send(peer, 0, Packet::reliable(msg.clone()))
-                .map_err(|e| fail(W, format!("send: {e}")))?;
+                .map_err(|e| fail(w, format!("send: {e}")))?;
             sent += 1;
         }
         next_echo(&mut client)?;
         done += 1;
     }
     let msgs_per_s = p.messages as f64 / start.elapsed().as_secs_f64();
-    let rtt_us = ping_pong(W, p.pings, || {
+    let samples = ping_pong(w, p.pings, || {
         client
             .send(peer, 0, Packet::reliable(msg.clone()))
-            .map_err(|e| fail(W, format!("send: {e}")))?;
+            .map_err(|e| fail(w, format!("send: {e}")))?;
         next_echo(&mut client)?;
         Ok(true)
     })?;
@@ -710,14 +1180,10 @@ fn bench_enet(p: Params) -> Result<Measure, BenchError> {
     }
     match server.finish() {
         Some(Ok(())) => {}
-        Some(Err(e)) => return Err(fail(W, format!("echo host: {e}"))),
-        None => return Err(fail(W, "echo thread panicked")),
+        Some(Err(e)) => return Err(fail(w, format!("echo host: {e}"))),
+        None => return Err(fail(w, "echo thread panicked")),
     }
-    Ok(Measure {
-        msgs_per_s,
-        rtt_us,
-        lost: 0,
-    })
+    Ok(Measure::new(msgs_per_s, 0, samples))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -768,7 +1234,8 @@ fn bench_c_anchor(path: &Path, p: Params) -> Result<Measure, BenchError> {
     parse_anchor_line(&stdout).map_err(err)
 }
 
-/// Parses `C_ENET ... msgs_per_s=<x> rtt_us=<y>` from the anchor's stdout.
+/// Parses `C_ENET ... msgs_per_s=<x> rtt_us=<y> [rtt_p50_us=.. rtt_p99_us=..]` and the
+/// optional `C_ENET_RTT <us>...` line (every ping) from the anchor's stdout.
 fn parse_anchor_line(stdout: &str) -> Result<Measure, String> {
     let line = stdout
         .lines()
@@ -781,11 +1248,25 @@ fn parse_anchor_line(stdout: &str) -> Result<Measure, String> {
             .parse::<f64>()
             .map_err(|e| format!("bad {key} in {line:?}: {e}"))
     };
-    Ok(Measure {
-        msgs_per_s: field("msgs_per_s")?,
-        rtt_us: field("rtt_us")?,
-        lost: 0,
-    })
+    let msgs_per_s = field("msgs_per_s")?;
+    let rtt_us = field("rtt_us")?;
+    let samples = match stdout.lines().find_map(|l| l.strip_prefix("C_ENET_RTT")) {
+        Some(rest) => rest
+            .split_whitespace()
+            .map(|x| {
+                x.parse::<f64>()
+                    .map_err(|e| format!("bad RTT sample {x:?}: {e}"))
+            })
+            .collect::<Result<Vec<f64>, String>>()?,
+        None => Vec::new(),
+    };
+    let mut m = Measure::new(msgs_per_s, 0, samples);
+    m.rtt_us = rtt_us;
+    if m.samples.is_empty() {
+        m.rtt_p50_us = field("rtt_p50_us").unwrap_or(rtt_us);
+        m.rtt_p99_us = field("rtt_p99_us").unwrap_or(rtt_us);
+    }
+    Ok(m)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -879,7 +1360,7 @@ fn bench_dtls(p: Params) -> Result<Measure, BenchError> {
         || dtls.borrow_mut().put_packet(&msg).map_err(|e| fail(W, e)),
         |wait| recv(&mut dtls.borrow_mut(), wait),
     )?;
-    let rtt_us = ping_pong(W, p.pings, || {
+    let samples = ping_pong(W, p.pings, || {
         let mut d = dtls.borrow_mut();
         d.put_packet(&msg).map_err(|e| fail(W, e))?;
         recv(&mut d, LOSS_WAIT)
@@ -890,11 +1371,7 @@ fn bench_dtls(p: Params) -> Result<Measure, BenchError> {
         Some(Err(e)) => return Err(fail(W, format!("echo listener: {e}"))),
         None => return Err(fail(W, "echo thread panicked")),
     }
-    Ok(Measure {
-        msgs_per_s,
-        rtt_us,
-        lost,
-    })
+    Ok(Measure::new(msgs_per_s, lost, samples))
 }
 
 #[cfg(test)]
@@ -902,13 +1379,7 @@ mod tests {
     use super::*;
 
     fn sample() -> Report {
-        let m = |x: f64, r: f64| {
-            Outcome::Done(Measure {
-                msgs_per_s: x,
-                rtt_us: r,
-                lost: 0,
-            })
-        };
+        let m = |x: f64, r: f64| Outcome::Done(Measure::new(x, 0, vec![r; 3]));
         Report {
             params: Params {
                 messages: 10,
@@ -916,13 +1387,35 @@ mod tests {
                 window: 2,
                 pings: 3,
             },
+            sizes: Sizes {
+                transfer_bytes: 1 << 20,
+                handshakes: 1,
+                peers: 1,
+                idle: Duration::from_millis(1),
+                relay_messages: 1,
+            },
             rounds: 1,
-            rows: [
+            quick: true,
+            machine: Machine {
+                cpus: 2,
+                cpu_model: "test".into(),
+                loadavg: "0 0 0".into(),
+            },
+            parts: vec![Part::Small, Part::Transfer, Part::Rpc],
+            small: vec![
                 ("raw-udp", m(400.0, 10.0)),
                 ("enet", m(100.0, 40.0)),
                 ("c-enet", Outcome::Skipped("no \"anchor\"".into())),
                 ("dtls", m(200.0, 20.0)),
             ],
+            transfer: vec![
+                ("enet", Outcome::Done(300.0)),
+                ("c-enet", Outcome::Done(200.0)),
+            ],
+            handshakes: Vec::new(),
+            openssl: None,
+            peers: Vec::new(),
+            netsim: None,
         }
     }
 
@@ -930,38 +1423,55 @@ mod tests {
     fn ratios_divide_the_named_rows_and_skip_missing_ones() {
         let r = sample();
         let e = r.ratio("enet", "raw-udp").expect("both rows measured");
-        assert_eq!((e.msgs_per_s, e.rtt), (0.25, 4.0));
+        assert_eq!((e.msgs_per_s, e.rtt, e.rtt_p99), (0.25, 4.0, 4.0));
         assert!(r.ratio("enet", "c-enet").is_none());
         let json = r.json();
-        assert!(json.contains("\"enet/c-enet\":null"), "{json}");
-        assert!(json.contains("\"skipped\":\"no \\\"anchor\\\"\""), "{json}");
+        assert_eq!(json["ratios"]["enet/c-enet"], Value::Null);
+        assert_eq!(
+            json["workloads"]["c-enet"]["skipped"],
+            json!("no \"anchor\"")
+        );
+        assert_eq!(json["ratios"]["dtls/raw-udp"]["msgs_per_s"], json!(0.5));
+        assert_eq!(json["transfer"]["ratios"]["enet/c-enet"], json!(1.5));
+        assert!(json["rpc"]["skipped"].as_str().unwrap().contains("HOOK"));
+        let table = r.table();
         assert!(
-            json.contains("\"dtls/raw-udp\":{\"msgs_per_s\":0.500,\"rtt\":2.000}"),
-            "{json}"
+            table.contains("transfer enet / c-enet MB/s: 1.500"),
+            "{table}"
         );
     }
 
     #[test]
     fn median_is_per_field_and_lost_is_summed() {
-        let m = |x: f64, r: f64, lost: u64| Measure {
-            msgs_per_s: x,
-            rtt_us: r,
-            lost,
-        };
+        let m = |x: f64, r: f64, lost: u64| Measure::new(x, lost, vec![r]);
         assert!(median(&[]).is_none());
         let odd = median(&[m(3.0, 10.0, 1), m(1.0, 30.0, 0), m(2.0, 20.0, 2)]).unwrap();
         assert_eq!((odd.msgs_per_s, odd.rtt_us, odd.lost), (2.0, 20.0, 3));
+        assert_eq!(odd.samples.len(), 3, "samples of every round kept");
         let even = median(&[m(4.0, 1.0, 0), m(2.0, 3.0, 0)]).unwrap();
         assert_eq!((even.msgs_per_s, even.rtt_us), (3.0, 2.0));
     }
 
     #[test]
+    fn quantiles_are_nearest_rank() {
+        let xs: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&xs, 0.5), 50.0);
+        assert_eq!(quantile(&xs, 0.99), 99.0);
+        assert_eq!(quantile(&xs, 1.0), 100.0);
+        assert_eq!(quantile(&[7.0], 0.99), 7.0);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
     fn anchor_line_is_parsed_and_garbage_is_refused() {
         let m = parse_anchor_line(
-            "C_ENET messages=5 size=8 window=2 pings=1 elapsed_s=0.1 msgs_per_s=50.0 rtt_us=7.5\n",
+            "C_ENET_RTT 5.0 10.0\nC_ENET messages=5 size=8 window=2 pings=2 elapsed_s=0.1 \
+             msgs_per_s=50.0 rtt_us=7.5 rtt_p50_us=5.0 rtt_p99_us=10.0\n",
         )
         .expect("valid line");
         assert_eq!((m.msgs_per_s, m.rtt_us), (50.0, 7.5));
+        assert_eq!((m.rtt_p50_us, m.rtt_p99_us), (5.0, 10.0));
+        assert_eq!(m.samples, [5.0, 10.0]);
         assert!(parse_anchor_line("hello\n").is_err());
         assert!(parse_anchor_line("C_ENET msgs_per_s=x rtt_us=1\n").is_err());
     }

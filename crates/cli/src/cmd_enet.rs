@@ -1,4 +1,6 @@
-//! `enet-dtls enet-echo`: a plain ENet 1.3 echo host.
+//! `enet-dtls enet-echo`: an ENet 1.3 echo host, plain or (`--dtls --key FILE --cert FILE`)
+//! inside DTLS 1.2 as Godot's `use_dtls` does: one DTLS record per ENet datagram, stateless
+//! cookies and the DTLS session limits in front, the same lines printed.
 //!
 //! Every received packet goes back to its sender on the same channel with the same reliability
 //! flags. One line per event on stdout, flushed at once, so tests and scripts can wait for a line
@@ -12,10 +14,13 @@
 //! (at most [`shutdown::GRACE`]), prints `SHUTDOWN` and exits 0; a second signal exits at once.
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use enet_dtls::enet::EnetHost;
+use enet_dtls::dtls_proto::keys::{Certificate, PrivateKey};
+use enet_dtls::dtls_proto::{EndpointConfig, ServerConfig};
+use enet_dtls::enet::{DtlsEnetSocket, EnetHost, EnetSocket};
 use enet_proto::range_coder::RangeCoder;
 use enet_proto::{Event, HostConfig, PeerState};
 
@@ -57,6 +62,17 @@ pub(crate) struct EchoArgs {
     #[arg(long, value_name = "N", default_value_t = 255,
           value_parser = clap::value_parser!(u16).range(1..=255))]
     channels: u16,
+    /// Carry ENet inside DTLS 1.2 (Godot's `use_dtls`): every ENet datagram is one DTLS record.
+    /// Needs --key and --cert. Plaintext ENet is then ignored.
+    #[arg(long, requires_all = ["key", "cert"])]
+    dtls: bool,
+    /// PEM private key of the DTLS server (with --dtls).
+    #[arg(long, value_name = "FILE", requires = "dtls")]
+    key: Option<PathBuf>,
+    /// PEM certificate of the DTLS server; more certificates after the first one in the file
+    /// are sent as its chain (with --dtls).
+    #[arg(long, value_name = "FILE", requires = "dtls")]
+    cert: Option<PathBuf>,
 }
 
 /// Prints one event line on stdout and flushes it. A closed stdout must not stop the echo.
@@ -78,8 +94,36 @@ pub(crate) fn run_echo(a: EchoArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         },
         ..HostConfig::server()
     };
-    let mut host = EnetHost::bind(a.listen, config)
+    if a.dtls {
+        let (Some(key), Some(cert)) = (&a.key, &a.cert) else {
+            return Err("--dtls needs --key FILE and --cert FILE".into());
+        };
+        let dtls = dtls_config(key, cert)?;
+        let socket = DtlsEnetSocket::server(a.listen, &dtls, EndpointConfig::default())
+            .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+        let host = EnetHost::with_socket(socket, config)
+            .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+        return serve(host);
+    }
+    let host = EnetHost::bind(a.listen, config)
         .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+    serve(host)
+}
+
+/// The DTLS server configuration from PEM files (the key, the certificate and its chain).
+fn dtls_config(key: &Path, cert: &Path) -> Result<ServerConfig, Box<dyn std::error::Error>> {
+    let key = PrivateKey::load(key)?;
+    let mut certs = Certificate::load_chain(cert)?.into_iter();
+    let leaf = certs
+        .next()
+        .ok_or_else(|| format!("{}: no certificate in the file", cert.display()))?;
+    Ok(ServerConfig::builder(key, leaf)
+        .chain(certs.collect())
+        .build()?)
+}
+
+/// Runs the echo until SIGINT/SIGTERM, printing one line per event.
+fn serve<S: EnetSocket>(mut host: EnetHost<S>) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let stop = Shutdown::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     say(format_args!("LISTENING {}", host.local_addr()?));
     while !stop.requested() {
@@ -109,7 +153,7 @@ pub(crate) fn run_echo(a: EchoArgs) -> Result<ExitCode, Box<dyn std::error::Erro
 
 /// Sends DISCONNECT to every peer and services the host until each has acknowledged it (its
 /// `DISCONNECT` line is printed) or [`shutdown::GRACE`] has passed; then forgets the rest.
-fn say_goodbye(host: &mut EnetHost) -> std::io::Result<()> {
+fn say_goodbye<S: EnetSocket>(host: &mut EnetHost<S>) -> std::io::Result<()> {
     let peers: Vec<_> = host
         .host()
         .peers()
@@ -121,7 +165,7 @@ fn say_goodbye(host: &mut EnetHost) -> std::io::Result<()> {
     }
     host.flush()?;
     let deadline = Instant::now() + shutdown::GRACE;
-    let busy = |host: &EnetHost| {
+    let busy = |host: &EnetHost<S>| {
         host.host()
             .peers()
             .any(|p| !matches!(p.state(), PeerState::Disconnected | PeerState::Zombie))

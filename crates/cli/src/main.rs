@@ -9,6 +9,7 @@ mod cmd_bench;
 mod cmd_dtls;
 mod cmd_enet;
 mod cmd_keygen;
+mod cmd_netsim;
 mod shutdown;
 
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ enum Command {
     EnetEcho(cmd_enet::EchoArgs),
     /// Loopback benchmark: our ENet and DTLS next to raw UDP and C ENet, with ratios.
     Bench(cmd_bench::BenchArgs),
+    /// UDP relay with simulated loss, delay, jitter, duplication, reordering and a rate cap.
+    Netsim(cmd_netsim::NetsimArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::DtlsClient(a) => cmd_dtls::run_client(a),
         Command::EnetEcho(a) => cmd_enet::run_echo(a),
         Command::Bench(a) => cmd_bench::run(a),
+        Command::Netsim(a) => cmd_netsim::run(a),
     };
     match result {
         Ok(code) => code,

@@ -6,15 +6,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use common::bin;
+use serde_json::Value;
 
-/// Small runs: the point is the report, not the numbers.
-const QUICK: [&str; 8] = [
+/// Small runs of the small-message part: the point is the report, not the numbers.
+const QUICK: [&str; 10] = [
     "--messages",
     "300",
     "--pings",
@@ -23,6 +23,8 @@ const QUICK: [&str; 8] = [
     "16",
     "--rounds",
     "1",
+    "--parts",
+    "small",
 ];
 
 /// The C anchor, compiled once per test run with `gcc ... -lenet -pthread`, or `None` (SKIP)
@@ -85,26 +87,40 @@ fn table_has_every_workload_and_positive_ratios() {
     let anchor = anchor.to_str().expect("utf-8 path");
     // Two rounds, so the median path runs too.
     let mut args = QUICK[..6].to_vec();
-    args.extend(["--rounds", "2", "--c-anchor", anchor]);
+    args.extend(["--rounds", "2", "--parts", "small", "--c-anchor", anchor]);
     let stdout = ok_stdout(&bench(&args));
 
     assert!(
         stdout.contains("300 messages of 64 bytes, window 16, 20 pings, median of 2 rounds"),
         "header names the parameters:\n{stdout}"
     );
-    for workload in ["raw-udp", "enet", "c-enet", "dtls"] {
+    for workload in ["raw-udp", "enet", "c-enet", "dtls", "enet+dtls"] {
         let fields = row(&stdout, workload);
-        assert_eq!(fields.len(), 3, "{workload}: msgs/s, rtt, lost:\n{stdout}");
+        assert_eq!(
+            fields.len(),
+            4,
+            "{workload}: msgs/s, rtt p50, rtt p99, lost:\n{stdout}"
+        );
         positive(fields[0], &format!("{workload} msgs/s"));
-        positive(fields[1], &format!("{workload} rtt"));
-        let lost: u64 = fields[2].parse().expect("lost is an integer");
+        let p50 = positive(fields[1], &format!("{workload} rtt p50"));
+        let p99 = positive(fields[2], &format!("{workload} rtt p99"));
+        assert!(p50 <= p99, "{workload}: p50 {p50} > p99 {p99}");
+        let lost: u64 = fields[3].parse().expect("lost is an integer");
         assert!(lost < 600, "{workload}: lost {lost} of 2 x 300 messages");
     }
     for ratio in ["enet / c-enet", "enet / raw-udp", "dtls / raw-udp"] {
         let fields = row(&stdout, ratio);
         positive(fields[0], &format!("{ratio} msgs/s ratio"));
-        positive(fields[1], &format!("{ratio} rtt ratio"));
+        positive(fields[1], &format!("{ratio} rtt p50 ratio"));
+        positive(fields[2], &format!("{ratio} rtt p99 ratio"));
     }
+    // ENet over DTLS, with its ratio to plain ENet.
+    let fields = row(&stdout, "enet+dtls");
+    positive(fields[0], "enet+dtls msgs/s");
+    positive(
+        row(&stdout, "enet+dtls / enet")[0],
+        "enet+dtls / enet msgs/s ratio",
+    );
 }
 
 #[test]
@@ -120,42 +136,33 @@ fn json_is_one_object_with_every_workload_and_ratio() {
 
     let line = stdout.trim();
     assert_eq!(line.lines().count(), 1, "one JSON line:\n{stdout}");
-    let Json::Object(top) = parse_json(line) else {
-        panic!("not an object: {line}")
-    };
-    assert_eq!(top["messages"], Json::Number(300.0));
-    assert_eq!(top["size"], Json::Number(200.0));
-    assert_eq!(top["window"], Json::Number(16.0));
-    assert_eq!(top["pings"], Json::Number(20.0));
-    assert_eq!(top["rounds"], Json::Number(1.0));
-    let Json::Object(workloads) = &top["workloads"] else {
-        panic!("workloads is not an object: {line}")
-    };
+    let top: Value = serde_json::from_str(line).expect("valid JSON");
+    assert_eq!(top["messages"], 300);
+    assert_eq!(top["size"], 200);
+    assert_eq!(top["window"], 16);
+    assert_eq!(top["pings"], 20);
+    assert_eq!(top["rounds"], 1);
     for name in ["raw-udp", "enet", "c-enet", "dtls"] {
-        let Json::Object(w) = &workloads[name] else {
-            panic!("{name} is not an object: {line}")
-        };
-        for key in ["msgs_per_s", "rtt_us"] {
-            let Json::Number(x) = w[key] else {
-                panic!("{name}.{key} is not a number: {line}")
-            };
+        for key in ["msgs_per_s", "rtt_us", "rtt_p50_us", "rtt_p99_us"] {
+            let x = top["workloads"][name][key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}.{key} is not a number: {line}"));
             assert!(x > 0.0, "{name}.{key} = {x}");
         }
     }
-    let Json::Object(ratios) = &top["ratios"] else {
-        panic!("ratios is not an object: {line}")
-    };
     for name in ["enet/c-enet", "enet/raw-udp", "dtls/raw-udp"] {
-        let Json::Object(r) = &ratios[name] else {
-            panic!("ratio {name} is not an object: {line}")
-        };
-        for key in ["msgs_per_s", "rtt"] {
-            let Json::Number(x) = r[key] else {
-                panic!("{name}.{key} is not a number: {line}")
-            };
+        for key in ["msgs_per_s", "rtt", "rtt_p50", "rtt_p99"] {
+            let x = top["ratios"][name][key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("ratio {name}.{key} is not a number: {line}"));
             assert!(x > 0.0, "ratio {name}.{key} = {x}");
         }
     }
+    // Only the asked part ran.
+    assert!(
+        top.get("transfer").is_none() && top.get("peers").is_none(),
+        "{line}"
+    );
     let file = std::fs::read_to_string(&json_out).expect("--json-out file written");
     assert_eq!(file.trim(), line, "--json-out holds the same object");
 }
@@ -168,19 +175,15 @@ fn without_an_anchor_the_c_row_is_skipped_and_its_ratio_is_na() {
         c_row.starts_with("skipped:") && c_row.contains("ENET_DTLS_C_ANCHOR"),
         "c-enet row says why it was skipped:\n{stdout}"
     );
-    assert_eq!(row(&stdout, "enet / c-enet"), ["n/a", "n/a"]);
+    assert_eq!(row(&stdout, "enet / c-enet"), ["n/a", "n/a", "n/a"]);
     // The workloads that need no anchor still ran.
     positive(row(&stdout, "enet")[0], "enet msgs/s");
     positive(row(&stdout, "enet / raw-udp")[0], "enet / raw-udp");
 
     let json = ok_stdout(&bench(&[&QUICK[..], &["--json"]].concat()));
-    let Json::Object(top) = parse_json(json.trim()) else {
-        panic!("not an object: {json}")
-    };
-    let Json::Object(ratios) = &top["ratios"] else {
-        panic!("no ratios: {json}")
-    };
-    assert_eq!(ratios["enet/c-enet"], Json::Null);
+    let top: Value = serde_json::from_str(json.trim()).expect("valid JSON");
+    assert_eq!(top["ratios"]["enet/c-enet"], Value::Null, "{json}");
+    assert!(top["workloads"]["c-enet"]["skipped"].is_string(), "{json}");
 }
 
 #[test]
@@ -203,6 +206,9 @@ fn out_of_range_arguments_are_refused() {
         ("--size", "5000"),
         ("--messages", "0"),
         ("--window", "0"),
+        ("--peers", "4096"),
+        ("--transfer-mib", "0"),
+        ("--parts", "everything"),
     ] {
         let out = bench(&[flag, value]);
         assert!(!out.status.success(), "{flag} {value} must be refused");
@@ -214,140 +220,98 @@ fn out_of_range_arguments_are_refused() {
     }
 }
 
-// A minimal JSON reader (objects, strings, numbers, null), enough to check the report's
-// structure without a JSON dependency.
-
-#[derive(Debug, PartialEq)]
-enum Json {
-    Object(BTreeMap<String, Json>),
-    String(String),
-    Number(f64),
-    Null,
-}
-
-fn parse_json(text: &str) -> Json {
-    let mut p = JsonParser {
-        s: text.as_bytes(),
-        i: 0,
+/// `bench --quick` runs every part to completion (the C anchor as the peers' client and
+/// anchor), prints one JSON object with every section, and draws the SVG plot.
+#[test]
+fn quick_runs_every_part_and_writes_json_and_svg() {
+    let Some(anchor) = c_anchor() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let svg = dir.path().join("bench.svg");
+    let out = bench(&[
+        "--quick",
+        "--json",
+        "--c-anchor",
+        anchor.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    let stdout = ok_stdout(&out);
+    let v: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(v["quick"], true);
+    let cpus = v["machine"]["cpus"].as_u64().expect("cpus");
+    assert!(cpus >= 1);
+    let pos = |x: &Value, what: &str| {
+        let n = x
+            .as_f64()
+            .unwrap_or_else(|| panic!("{what} is not a number: {v}"));
+        assert!(n.is_finite() && n > 0.0, "{what} = {n}");
+        n
     };
-    let v = p.value();
-    p.ws();
-    assert_eq!(p.i, p.s.len(), "trailing data after JSON value: {text}");
-    v
-}
-
-struct JsonParser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl JsonParser<'_> {
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(u8::is_ascii_whitespace) {
-            self.i += 1;
-        }
+    for w in ["raw-udp", "enet", "c-enet", "dtls"] {
+        pos(&v["workloads"][w]["msgs_per_s"], &format!("{w} msgs/s"));
+        pos(&v["workloads"][w]["rtt_p99_us"], &format!("{w} p99"));
     }
-
-    fn eat(&mut self, c: u8) {
-        self.ws();
-        assert_eq!(
-            self.s.get(self.i).copied(),
-            Some(c),
-            "expected {:?} at byte {} of {}",
-            c as char,
-            self.i,
-            String::from_utf8_lossy(self.s)
+    pos(
+        &v["workloads"]["enet+dtls"]["msgs_per_s"],
+        "enet+dtls msgs/s",
+    );
+    pos(
+        &v["ratios"]["enet+dtls/enet"]["msgs_per_s"],
+        "enet+dtls/enet",
+    );
+    for w in ["enet", "c-enet", "enet+dtls"] {
+        pos(
+            &v["transfer"]["workloads"][w]["mb_per_s"],
+            &format!("{w} MB/s"),
         );
-        self.i += 1;
     }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.s.get(self.i).copied()
+    pos(&v["transfer"]["ratios"]["enet/c-enet"], "transfer ratio");
+    pos(
+        &v["transfer"]["ratios"]["enet+dtls/enet"],
+        "transfer DTLS ratio",
+    );
+    for cert in ["rsa2048", "p256"] {
+        pos(
+            &v["handshakes"][cert]["per_s"],
+            &format!("{cert} handshakes/s"),
+        );
+        pos(
+            &v["handshakes"][cert]["server_cpu_us"],
+            &format!("{cert} cpu"),
+        );
     }
-
-    fn value(&mut self) -> Json {
-        match self.peek() {
-            Some(b'{') => {
-                self.eat(b'{');
-                let mut map = BTreeMap::new();
-                if self.peek() == Some(b'}') {
-                    self.eat(b'}');
-                    return Json::Object(map);
-                }
-                loop {
-                    let key = self.string();
-                    self.eat(b':');
-                    let v = self.value();
-                    assert!(map.insert(key.clone(), v).is_none(), "duplicate key {key}");
-                    if self.peek() == Some(b',') {
-                        self.eat(b',');
-                    } else {
-                        self.eat(b'}');
-                        return Json::Object(map);
-                    }
-                }
-            }
-            Some(b'"') => Json::String(self.string()),
-            Some(b'n') => {
-                assert!(self.s[self.i..].starts_with(b"null"), "bad literal");
-                self.i += 4;
-                Json::Null
-            }
-            _ => {
-                let start = self.i;
-                while self
-                    .s
-                    .get(self.i)
-                    .is_some_and(|c| c.is_ascii_digit() || b"+-.eE".contains(c))
-                {
-                    self.i += 1;
-                }
-                let num = std::str::from_utf8(&self.s[start..self.i]).unwrap();
-                Json::Number(
-                    num.parse()
-                        .unwrap_or_else(|e| panic!("bad number {num:?} at byte {start}: {e}")),
-                )
-            }
-        }
+    pos(
+        &v["handshakes"]["openssl_speed"]["rsa2048_sign_per_s"],
+        "openssl rsa2048 sign/s",
+    );
+    let peers = v["peers"]["peers"].as_u64().expect("peer count");
+    for side in ["enet", "c-enet"] {
+        let s = &v["peers"]["servers"][side];
+        assert_eq!(
+            s["connected"].as_u64(),
+            Some(peers),
+            "{side}: every peer: {v}"
+        );
+        pos(&s["rss_kib"], &format!("{side} rss"));
+        assert!(s["idle_cpu_cores"].as_f64().is_some_and(|c| c >= 0.0));
     }
+    pos(&v["netsim"]["datagrams_per_s"], "netsim datagrams/s");
+    pos(
+        &v["netsim"]["cpu_ns_per_datagram"],
+        "netsim CPU per datagram",
+    );
+    assert!(v["rpc"]["skipped"].as_str().unwrap().contains("HOOK"));
 
-    fn string(&mut self) -> String {
-        self.eat(b'"');
-        let mut out = String::new();
-        loop {
-            let c = *self.s.get(self.i).expect("unterminated string");
-            self.i += 1;
-            match c {
-                b'"' => return out,
-                b'\\' => {
-                    let e = *self.s.get(self.i).expect("unterminated escape");
-                    self.i += 1;
-                    match e {
-                        b'"' | b'\\' | b'/' => out.push(e as char),
-                        b'n' => out.push('\n'),
-                        b'u' => {
-                            let hex = std::str::from_utf8(&self.s[self.i..self.i + 4]).unwrap();
-                            let code = u32::from_str_radix(hex, 16).expect("hex escape");
-                            out.push(char::from_u32(code).expect("valid escape"));
-                            self.i += 4;
-                        }
-                        other => panic!("unexpected escape \\{}", other as char),
-                    }
-                }
-                c => {
-                    // Multi-byte UTF-8: copy the raw bytes through.
-                    let len = match c {
-                        0xF0.. => 4,
-                        0xE0.. => 3,
-                        0xC0.. => 2,
-                        _ => 1,
-                    };
-                    let start = self.i - 1;
-                    self.i = start + len;
-                    out.push_str(std::str::from_utf8(&self.s[start..self.i]).expect("utf-8"));
-                }
-            }
-        }
+    let svg = std::fs::read_to_string(&svg).expect("--plot wrote the SVG");
+    assert!(svg.starts_with("<svg"), "an SVG document");
+    for caption in [
+        "ping-pong RTT distribution",
+        "small reliable messages/s",
+        "MB/s",
+    ] {
+        assert!(svg.contains(caption), "the plot has {caption:?}");
+    }
+    for w in ["raw-udp", "c-enet", "dtls"] {
+        assert!(svg.contains(w), "the plot names {w}");
     }
 }

@@ -159,6 +159,11 @@ pub enum DisconnectReason {
     Timeout,
     /// The remote side refused or could not verify our CONNECT.
     Refused,
+    /// The transport under ENet failed the connection: a DTLS handshake or certificate check
+    /// failed, or the DTLS session died. This core never produces it; the drivers in
+    /// `enet-dtls` do, when their socket reports a failure for the peer's address, and keep
+    /// the cause for the application (`EnetHost::take_failure`).
+    Failed,
 }
 
 /// Something that happened on a host.

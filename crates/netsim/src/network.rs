@@ -123,6 +123,13 @@ pub struct NetStats {
     pub dropped_queue: u64,
 }
 
+impl std::ops::AddAssign for NetStats {
+    /// Adds every counter of `o` (totals over several links or several networks).
+    fn add_assign(&mut self, o: NetStats) {
+        self.add(&o);
+    }
+}
+
 impl NetStats {
     fn add(&mut self, o: &NetStats) {
         self.sent += o.sent;
@@ -212,6 +219,8 @@ pub struct Network {
     links: BTreeMap<(SocketAddr, SocketAddr), LinkState>,
     in_flight: BinaryHeap<InFlight>,
     next_seq: u64,
+    /// Payload bytes of the copies in `in_flight`.
+    in_flight_bytes: usize,
     /// Every datagram handed to `send`, when capturing.
     capture: Option<Vec<(Instant, Datagram)>>,
 }
@@ -253,6 +262,7 @@ impl Network {
             links: BTreeMap::new(),
             in_flight: BinaryHeap::new(),
             next_seq: 0,
+            in_flight_bytes: 0,
             capture: None,
         }
     }
@@ -408,6 +418,7 @@ impl Network {
             };
             let seq = self.next_seq;
             self.next_seq += 1;
+            self.in_flight_bytes += data.len();
             self.in_flight.push(InFlight {
                 at,
                 seq,
@@ -442,6 +453,7 @@ impl Network {
             return None;
         }
         let f = self.in_flight.pop()?;
+        self.in_flight_bytes -= f.datagram.data.len();
         let stats = &mut self
             .links
             .entry((f.datagram.from, f.datagram.to))
@@ -483,9 +495,52 @@ impl Network {
             .unwrap_or_default()
     }
 
+    /// Forgets the direction `from -> to`: its configuration, queue limit, bandwidth queue and
+    /// counters, which are returned. For long-running users (a real-time relay whose clients
+    /// come and go) that must keep the per-link state bounded; a datagram of that direction
+    /// still in flight is delivered as usual and starts new counters.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use enet_sim::Network;
+    ///
+    /// let mut net = Network::new(1, Instant::now());
+    /// let (a, b) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+    /// net.send(a, b, b"x".to_vec());
+    /// assert_eq!(net.remove_link(a, b).sent, 1);
+    /// assert_eq!(net.link_stats(a, b).sent, 0);
+    /// ```
+    pub fn remove_link(&mut self, from: SocketAddr, to: SocketAddr) -> NetStats {
+        self.links
+            .remove(&(from, to))
+            .map(|s| s.stats)
+            .unwrap_or_default()
+    }
+
     /// Number of datagram copies still in flight.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Payload bytes of the datagram copies still in flight (what holding them costs; a
+    /// real-time relay bounds it).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use enet_sim::{LinkConfig, Network};
+    ///
+    /// let mut net = Network::new(1, Instant::now());
+    /// net.set_default_link(LinkConfig::with_latency(Duration::from_millis(5)));
+    /// let (a, b) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+    /// net.send(a, b, vec![0; 100]);
+    /// net.send(a, b, vec![0; 20]);
+    /// assert_eq!(net.in_flight_bytes(), 120);
+    /// net.advance(Duration::from_millis(5));
+    /// while net.poll_delivery().is_some() {}
+    /// assert_eq!(net.in_flight_bytes(), 0);
+    /// ```
+    pub fn in_flight_bytes(&self) -> usize {
+        self.in_flight_bytes
     }
 
     /// Totals over every link direction.

@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use enet_dtls::enet::EnetHost;
+use enet_dtls::enet::{EnetHost, EnetSocket};
 use enet_proto::range_coder::RangeCoder;
 use enet_proto::{Event, HostConfig, Packet, PacketFlags, PeerId};
 
@@ -101,7 +101,7 @@ fn flags_kind(flags: PacketFlags) -> usize {
 }
 
 /// The next packet from the server; `Err` on disconnect or after `STEP_TIMEOUT`.
-fn next_packet(host: &mut EnetHost) -> Result<(u8, Packet), String> {
+fn next_packet<S: EnetSocket>(host: &mut EnetHost<S>) -> Result<(u8, Packet), String> {
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -134,8 +134,17 @@ pub fn run_client(
     server: SocketAddr,
     opts: Options,
 ) -> Result<Vec<String>, String> {
+    let host = EnetHost::bind(bind, opts.client_config()).map_err(|e| e.to_string())?;
+    run_client_on(host, server)
+}
+
+/// The scenario on an existing client host (any socket: UDP, DTLS), configured like
+/// [`Options::client_config`].
+pub fn run_client_on<S: EnetSocket>(
+    mut host: EnetHost<S>,
+    server: SocketAddr,
+) -> Result<Vec<String>, String> {
     let mut lines = Vec::new();
-    let mut host = EnetHost::bind(bind, opts.client_config()).map_err(|e| e.to_string())?;
     let peer: PeerId = host
         .connect(server, CHANNELS, CONNECT_DATA)
         .map_err(|e| format!("connect: {e}"))?;
@@ -147,8 +156,11 @@ pub fn run_client(
         }
         match host.service(left).map_err(|e| e.to_string())? {
             Some(Event::Connect { peer: p, .. }) if p == peer => break,
-            Some(Event::Disconnect { reason, .. }) => {
-                return Err(format!("connection failed: {reason:?}"))
+            Some(Event::Disconnect {
+                peer: p, reason, ..
+            }) => {
+                let cause = host.take_failure(p).map(|f| f.to_string());
+                return Err(format!("connection failed: {reason:?} {cause:?}"));
             }
             _ => {}
         }

@@ -1,14 +1,20 @@
 //! What the blocking and the tokio drivers share: the host, the transmit batch and the order
 //! in which inputs are fed and outputs drained (the drain contract of [`enet_proto`]).
 
+use std::collections::VecDeque;
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use enet_proto::{Event, Host, HostConfig, Transmit};
+use enet_proto::{DisconnectReason, Event, Host, HostConfig, PeerId, PeerState, Transmit};
 
 use tracing::debug;
 
-use super::socket::EnetSocket;
+use super::socket::{ConnectionFailure, EnetSocket, FailureCause};
+
+/// Connection failures kept for [`take_failure`](super::EnetHost::take_failure) at most; the
+/// oldest is forgotten beyond this.
+pub(crate) const MAX_KEPT_FAILURES: usize = 256;
 
 /// Datagrams read per receive round before transmits are flushed and events looked at
 /// (C ENet reads up to 256 per `enet_host_service`).
@@ -26,6 +32,11 @@ pub(crate) const MIN_TIMER_SLEEP: Duration = Duration::from_millis(1);
 pub(crate) struct Core {
     pub(crate) host: Host,
     outbox: Vec<Transmit>,
+    /// Disconnect events made by the driver for peers whose connection the socket failed
+    /// ([`EnetSocket::poll_failure`]); handed out before the host's own events.
+    events: VecDeque<Event>,
+    /// The causes of those failures, by peer, for `take_failure` (bounded).
+    failures: VecDeque<(PeerId, ConnectionFailure)>,
 }
 
 impl Core {
@@ -47,6 +58,8 @@ impl Core {
         Ok(Core {
             host: Host::new(config, now)?,
             outbox: Vec::with_capacity(SEND_BATCH),
+            events: VecDeque::new(),
+            failures: VecDeque::new(),
         })
     }
 
@@ -100,7 +113,120 @@ impl Core {
         self.send_via(socket, now)?;
         self.receive_from(socket, now)?;
         self.tick(now);
-        self.send_via(socket, now)
+        self.send_via(socket, now)?;
+        self.collect_failures(socket);
+        Ok(())
+    }
+
+    /// Takes the socket's connection failures ([`EnetSocket::poll_failure`]): resets the live
+    /// ENet peers at each failed address and queues their `Disconnect` events, keeping the
+    /// cause for [`take_failure`](Self::take_failure).
+    fn collect_failures<S: EnetSocket + ?Sized>(&mut self, socket: &mut S) {
+        while let Some(failure) = socket.poll_failure() {
+            let reason = match failure.cause {
+                FailureCause::Closed(dtls_proto::CloseReason::Remote) => DisconnectReason::Remote,
+                _ => DisconnectReason::Failed,
+            };
+            let peers: Vec<PeerId> = self
+                .host
+                .peers()
+                .filter(|p| p.address() == failure.address && is_live(p.state()))
+                .map(|p| p.id())
+                .collect();
+            if peers.is_empty() {
+                debug!(%failure, "connection failure without a live ENet peer");
+                continue;
+            }
+            for peer in peers {
+                debug!(?peer, %failure, "ENet peer reset: its connection failed");
+                self.host.reset_peer(peer);
+                self.events.push_back(Event::Disconnect {
+                    peer,
+                    address: failure.address,
+                    data: 0,
+                    reason,
+                });
+                self.keep_failure(peer, failure.clone());
+            }
+        }
+    }
+
+    fn keep_failure(&mut self, peer: PeerId, failure: ConnectionFailure) {
+        if self.failures.len() >= MAX_KEPT_FAILURES {
+            self.failures.pop_front();
+        }
+        self.failures.push_back((peer, failure));
+    }
+
+    /// The cause of the failed connection of `peer`, taken (see `EnetHost::take_failure`).
+    pub(crate) fn take_failure(&mut self, peer: PeerId) -> Option<ConnectionFailure> {
+        let i = self.failures.iter().position(|(p, _)| *p == peer)?;
+        self.failures.remove(i).map(|(_, f)| f)
+    }
+
+    /// The next event: the driver's own (failed connections) first, then the host's. A
+    /// `Disconnect` from the host tells the socket that the address has no live peer left
+    /// ([`EnetSocket::peer_gone`]); when the socket knows a better cause (a DTLS handshake
+    /// still running when ENet gave up), the event says [`DisconnectReason::Failed`] and the
+    /// cause is kept.
+    pub(crate) fn poll_event<S: EnetSocket + ?Sized>(
+        &mut self,
+        socket: &mut S,
+        now: Instant,
+    ) -> Option<Event> {
+        if let Some(event) = self.events.pop_front() {
+            return Some(event);
+        }
+        let mut event = self.host.poll_event()?;
+        if let Event::Disconnect {
+            peer,
+            address,
+            reason,
+            ..
+        } = &mut event
+        {
+            if let Some(failure) = self.release(socket, now, *peer, *address) {
+                *reason = DisconnectReason::Failed;
+                self.keep_failure(*peer, failure);
+            }
+        }
+        Some(event)
+    }
+
+    /// Tells `socket` that `peer` (at `address`) is gone, unless another live peer still uses
+    /// the address.
+    pub(crate) fn release<S: EnetSocket + ?Sized>(
+        &mut self,
+        socket: &mut S,
+        now: Instant,
+        peer: PeerId,
+        address: SocketAddr,
+    ) -> Option<ConnectionFailure> {
+        let shared = self
+            .host
+            .peers()
+            .any(|p| p.id() != peer && p.address() == address && is_live(p.state()));
+        if shared {
+            return None;
+        }
+        socket.peer_gone(now, address)
+    }
+
+    /// The address of `peer` while it is live (connecting, connected or disconnecting).
+    pub(crate) fn live_address(&self, peer: PeerId) -> Option<SocketAddr> {
+        self.host
+            .peer(peer)
+            .filter(|p| is_live(p.state()))
+            .map(|p| p.address())
+    }
+
+    /// `reset_peer` of the drivers: forgets the peer and releases its address in the socket.
+    pub(crate) fn reset_peer<S: EnetSocket + ?Sized>(&mut self, socket: &mut S, peer: PeerId) {
+        let address = self.live_address(peer);
+        self.host.reset_peer(peer);
+        if let Some(address) = address {
+            self.release(socket, Instant::now(), peer, address);
+        }
     }
 
     /// Drains every datagram the host wants to send into `socket`, in batches.
@@ -149,11 +275,6 @@ impl Core {
         }
     }
 
-    /// The next queued event, if any.
-    pub(crate) fn poll_event(&mut self) -> Option<Event> {
-        self.host.poll_event()
-    }
-
     /// The earliest of the host's and the socket's timers.
     pub(crate) fn next_timer(&self, socket_timer: Option<Instant>) -> Option<Instant> {
         [self.host.poll_timeout(), socket_timer]
@@ -195,13 +316,35 @@ impl Core {
 }
 
 /// The driver methods that only forward to the protocol host (the same for the blocking and
-/// the tokio driver). Expects `self.core: Core` and a `send_queued(&mut self, Instant) ->
+/// the tokio driver). Expects `self.core: Core`, `self.socket: S` and a `send_queued(&mut self, Instant) ->
 /// io::Result<()>` method in the implementing type.
 macro_rules! forward_host_methods {
     () => {
         /// Returns an already queued event without any I/O (`enet_host_check_events`).
         pub fn check_events(&mut self) -> Option<Event> {
-            self.core.poll_event()
+            self.core.poll_event(&mut self.socket, Instant::now())
+        }
+
+        /// Why the connection of `peer` failed, once its `Event::Disconnect` came with
+        /// [`DisconnectReason::Failed`](enet_proto::DisconnectReason::Failed) (or `Remote`
+        /// when the remote closed the DTLS session): an untrusted certificate, a hostname
+        /// mismatch (both names), an expired certificate, a fatal alert, a handshake timeout.
+        /// Taken: a second call returns `None`. The last 256 failures are kept.
+        ///
+        /// ```no_run
+        /// # fn f(host: &mut enet_dtls::enet::EnetHost<enet_dtls::enet::DtlsEnetSocket>) -> std::io::Result<()> {
+        /// use enet_dtls::enet_proto::{DisconnectReason, Event};
+        /// if let Some(Event::Disconnect { peer, reason: DisconnectReason::Failed, .. }) =
+        ///     host.service(std::time::Duration::from_millis(100))?
+        /// {
+        ///     if let Some(failure) = host.take_failure(peer) {
+        ///         eprintln!("connection failed: {failure}");
+        ///     }
+        /// }
+        /// # Ok(()) }
+        /// ```
+        pub fn take_failure(&mut self, peer: PeerId) -> Option<super::ConnectionFailure> {
+            self.core.take_failure(peer)
         }
 
         /// Sends everything that is queued now, without receiving (`enet_host_flush`).
@@ -255,13 +398,19 @@ macro_rules! forward_host_methods {
         /// forgets the peer (no event follows).
         pub fn disconnect_now(&mut self, peer: PeerId, data: u32) -> io::Result<()> {
             let now = Instant::now();
+            let address = self.core.live_address(peer);
             self.core.host.disconnect_now(now, peer, data);
-            self.send_queued(now)
+            self.send_queued(now)?;
+            if let Some(address) = address {
+                self.core.release(&mut self.socket, now, peer, address);
+            }
+            Ok(())
         }
 
-        /// Forgets `peer` without telling it.
+        /// Forgets `peer` without telling it (its address is released in the socket: a DTLS
+        /// session ends).
         pub fn reset_peer(&mut self, peer: PeerId) {
-            self.core.host.reset_peer(peer)
+            self.core.reset_peer(&mut self.socket, peer)
         }
 
         /// A peer's state, address and statistics.
@@ -283,6 +432,11 @@ macro_rules! forward_host_methods {
     };
 }
 pub(crate) use forward_host_methods;
+
+/// Whether a peer in `state` holds its address (connecting, connected or disconnecting).
+fn is_live(state: PeerState) -> bool {
+    !matches!(state, PeerState::Disconnected | PeerState::Zombie)
+}
 
 /// A random 64-bit seed from the OS-seeded keys of std's `RandomState` (each call
 /// yields different keys), so the driver needs no RNG dependency of its own.

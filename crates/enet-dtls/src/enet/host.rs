@@ -96,14 +96,14 @@ impl<S: EnetSocket> EnetHost<S> {
     /// for traffic until `timeout` has passed and returns `Ok(None)`. `Duration::ZERO` never
     /// blocks. `Err` only for a broken socket.
     pub fn service(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
-        if let Some(event) = self.core.poll_event() {
+        if let Some(event) = self.core.poll_event(&mut self.socket, Instant::now()) {
             return Ok(Some(event));
         }
         let deadline = Instant::now().checked_add(timeout);
         loop {
             let now = Instant::now();
             self.pump(now)?;
-            if let Some(event) = self.core.poll_event() {
+            if let Some(event) = self.core.poll_event(&mut self.socket, Instant::now()) {
                 return Ok(Some(event));
             }
             let now = Instant::now();

@@ -35,6 +35,7 @@
 //! ```
 
 mod driver;
+mod dtls_socket;
 mod host;
 mod socket;
 pub mod testing;
@@ -43,5 +44,9 @@ mod tokio;
 
 #[cfg(feature = "tokio")]
 pub use self::tokio::TokioEnetHost;
+pub use dtls_socket::{enet_mtu_for_dtls_mtu, DtlsEnetSocket, DtlsSocketStats, DTLS_RECORD_HEADER};
 pub use host::{BindError, EnetHost};
-pub use socket::{EnetSocket, SocketStats, UdpEnetSocket, MAX_UDP_PAYLOAD, SOCKET_BUFFER_SIZE};
+pub use socket::{
+    ConnectionFailure, EnetSocket, FailureCause, SocketStats, UdpEnetSocket, MAX_UDP_PAYLOAD,
+    SOCKET_BUFFER_SIZE,
+};

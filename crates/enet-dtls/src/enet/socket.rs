@@ -150,6 +150,104 @@ pub trait EnetSocket: Send {
     fn handle_timeout(&mut self, _now: Instant) -> io::Result<()> {
         Ok(())
     }
+
+    /// The next connection failure the socket detected on its own (a DTLS handshake or
+    /// certificate check that failed, a fatal alert, a session closed by the remote), if any.
+    ///
+    /// Both drivers ask after every service round. For each failure they reset the ENet
+    /// peers at [`ConnectionFailure::address`] (if any is still alive) and report an
+    /// `Event::Disconnect` for each, with reason
+    /// [`DisconnectReason::Failed`](enet_proto::DisconnectReason::Failed)
+    /// ([`DisconnectReason::Remote`](enet_proto::DisconnectReason::Remote) when the remote
+    /// closed the session cleanly); the failure itself is kept for the application
+    /// (`EnetHost::take_failure`). A failure for an address without a live ENet peer (a client
+    /// whose handshake failed before its CONNECT got through) is only logged.
+    ///
+    /// The default (plain UDP, in-memory sockets): never any.
+    fn poll_failure(&mut self) -> Option<ConnectionFailure> {
+        None
+    }
+
+    /// Tells the socket that the last live ENet peer at `addr` is gone (disconnected, timed
+    /// out, reset, or forgotten with `disconnect_now`), so that per-peer state (a DTLS
+    /// session) can be released. Drivers call it when they hand out the peer's
+    /// `Event::Disconnect` (after the acknowledgements of that round went out), and from
+    /// `reset_peer` / `disconnect_now`.
+    ///
+    /// Returns a failure when the peer's loss had a cause the socket knows better than ENet:
+    /// ENet gave up on CONNECT while the DTLS handshake was still running (a timeout the
+    /// application should see as such); the driver then reports the disconnect with
+    /// [`DisconnectReason::Failed`](enet_proto::DisconnectReason::Failed) and keeps the cause.
+    ///
+    /// The default does nothing.
+    fn peer_gone(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnectionFailure> {
+        let _ = (now, addr);
+        None
+    }
+}
+
+/// A connection the socket layer failed on its own, reported by
+/// [`EnetSocket::poll_failure`] and kept by the drivers for the application
+/// (`EnetHost::take_failure`, `TokioEnetHost::take_failure`).
+///
+/// Its `Display` names the address and the cause, e.g. `DTLS connection with 127.0.0.1:4433
+/// failed: certificate hostname mismatch: expected "example.org", certificate presents
+/// ["localhost"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionFailure {
+    /// The remote address the failure concerns.
+    pub address: SocketAddr,
+    /// What went wrong.
+    pub cause: FailureCause,
+}
+
+impl ConnectionFailure {
+    /// A failure of the connection with `address` for `cause`.
+    pub fn new(address: SocketAddr, cause: FailureCause) -> ConnectionFailure {
+        ConnectionFailure { address, cause }
+    }
+
+    /// The DTLS error behind the failure, if it was one (`None` for a clean close).
+    pub fn dtls_error(&self) -> Option<&dtls_proto::DtlsError> {
+        match &self.cause {
+            FailureCause::Dtls(e) => Some(e),
+            FailureCause::Closed(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectionFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DTLS connection with {} ", self.address)?;
+        match &self.cause {
+            FailureCause::Dtls(e) => write!(f, "failed: {e}"),
+            FailureCause::Closed(dtls_proto::CloseReason::Remote) => {
+                write!(f, "closed by the peer (close_notify)")
+            }
+            FailureCause::Closed(dtls_proto::CloseReason::IdleTimeout) => {
+                write!(f, "closed: no data from the peer for the idle timeout")
+            }
+            FailureCause::Closed(reason) => write!(f, "closed ({reason:?})"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectionFailure {}
+
+/// Why the socket layer failed a connection; see [`ConnectionFailure`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureCause {
+    /// The DTLS handshake or session failed: an untrusted certificate
+    /// ([`DtlsError::UntrustedCertificate`](dtls_proto::DtlsError::UntrustedCertificate)), a
+    /// hostname mismatch naming both names, an expired certificate, a fatal alert from the
+    /// peer, a handshake timeout, a protocol error.
+    Dtls(dtls_proto::DtlsError),
+    /// The DTLS session ended while ENet still used it: the peer sent close_notify
+    /// ([`CloseReason::Remote`](dtls_proto::CloseReason::Remote)) or it was silent for the idle
+    /// timeout.
+    Closed(dtls_proto::CloseReason),
 }
 
 /// Counters kept by a [`UdpEnetSocket`].

@@ -94,12 +94,12 @@ impl<S: EnetSocket> TokioEnetHost<S> {
     }
 
     async fn run(&mut self, deadline: Option<Instant>) -> io::Result<Option<Event>> {
-        if let Some(event) = self.core.poll_event() {
+        if let Some(event) = self.core.poll_event(&mut self.socket, Instant::now()) {
             return Ok(Some(event));
         }
         loop {
             self.pump(Instant::now())?;
-            if let Some(event) = self.core.poll_event() {
+            if let Some(event) = self.core.poll_event(&mut self.socket, Instant::now()) {
                 return Ok(Some(event));
             }
             let now = Instant::now();
