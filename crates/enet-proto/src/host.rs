@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, trace};
 
 use crate::peer::{
-    Channel, OutBody, OutgoingCommand, Peer, PACKET_THROTTLE_SCALE, TIMEOUT_LIMIT, TIMEOUT_MAXIMUM,
-    TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
+    Channel, OutBody, OutgoingCommand, Payload, Peer, PACKET_THROTTLE_SCALE, TIMEOUT_LIMIT,
+    TIMEOUT_MAXIMUM, TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
 };
 use crate::time::{self, WireClock, WireTime};
 use crate::wire::{self, Command};
@@ -274,11 +274,19 @@ pub(crate) struct Core {
     pub(crate) scratch: Vec<u8>,
     /// Reused buffer for the commands of the datagram being built (see `build_datagram`).
     pub(crate) body_buf: Vec<u8>,
+    /// Datagram buffers handed back with [`Host::recycle`], reused by `poll_transmit`.
+    pub(crate) spare: Vec<Vec<u8>>,
     /// Milliseconds from the wire clock's epoch to `last_now` (never wraps).
     abs_ms: u64,
     /// Which peers have something due (see [`Sched`]).
     pub(crate) sched: Sched,
 }
+
+/// How many sent datagram buffers [`Host::recycle`] keeps for reuse.
+pub const SPARE_BUFFERS: usize = 256;
+
+/// Buffers larger than this (bytes of capacity) are not kept by [`Host::recycle`].
+const SPARE_BUFFER_CAPACITY: usize = 64 * 1024;
 
 /// Not queued in `Sched::active`.
 const IDLE: u8 = 0;
@@ -471,6 +479,7 @@ impl Host {
                 deadline_dirty: false,
                 scratch: Vec::new(),
                 body_buf: Vec::new(),
+                spare: Vec::new(),
                 abs_ms: 0,
                 sched: Sched::new(config.peer_limit),
             },
@@ -685,7 +694,7 @@ impl Host {
         let idx = self.slot(peer).ok_or(Error::UnknownPeer(peer))?;
         let core = &mut self.core;
         let p = &mut self.peers[idx];
-        send_to_peer(core, p, channel, packet.data.into(), packet.flags)?;
+        send_to_peer(core, p, channel, Payload::Owned(packet.data), packet.flags)?;
         core.sched.touch(idx);
         Ok(())
     }
@@ -696,7 +705,14 @@ impl Host {
         let core = &mut self.core;
         for (idx, p) in self.peers.iter_mut().enumerate() {
             if p.state == PeerState::Connected
-                && send_to_peer(core, p, channel, data.clone(), packet.flags).is_ok()
+                && send_to_peer(
+                    core,
+                    p,
+                    channel,
+                    Payload::Shared(data.clone()),
+                    packet.flags,
+                )
+                .is_ok()
             {
                 core.sched.touch(idx);
             }
@@ -908,6 +924,16 @@ impl Host {
         // timeouts here and are queued for `poll_transmit` (a due ping).
         self.settle_timers(true);
         self.core.deadline_dirty = true;
+    }
+
+    /// Hands back the buffer of a [`Transmit`] once it was sent, so that a later
+    /// [`poll_transmit`](Host::poll_transmit) reuses it instead of allocating: with it, the
+    /// steady state allocates nothing per datagram. Optional; at most [`SPARE_BUFFERS`]
+    /// buffers are kept (larger ones than a datagram are dropped).
+    pub fn recycle(&mut self, data: Vec<u8>) {
+        if self.core.spare.len() < SPARE_BUFFERS && data.capacity() <= SPARE_BUFFER_CAPACITY {
+            self.core.spare.push(data);
+        }
     }
 
     /// The next datagram to send, or `None` when nothing is due.
@@ -1341,7 +1367,7 @@ pub(crate) fn queue_outgoing(
     command: u8,
     channel_id: u8,
     body: OutBody,
-    packet: Option<Arc<[u8]>>,
+    packet: Option<Payload>,
     fragment_offset: u32,
     fragment_length: u16,
 ) {
@@ -1404,7 +1430,7 @@ fn send_to_peer(
     core: &Core,
     peer: &mut Peer,
     channel: u8,
-    data: Arc<[u8]>,
+    data: Payload,
     flags: PacketFlags,
 ) -> Result<(), Error> {
     let id = peer.id();
@@ -1417,7 +1443,7 @@ fn send_to_peer(
             channel_count: peer.channels.len(),
         });
     }
-    let len = data.len();
+    let len = data.as_slice().len();
     if len > core.maximum_packet_size {
         return Err(Error::PacketTooLarge {
             size: len,
@@ -1443,6 +1469,11 @@ fn send_to_peer(
             & (PacketFlags::RELIABLE.bits() | PacketFlags::UNRELIABLE_FRAGMENT.bits())
             == PacketFlags::UNRELIABLE_FRAGMENT.bits()
             && ch.outgoing_unreliable_sequence_number < 0xFFFF;
+        // The fragments share one buffer.
+        let data: Arc<[u8]> = match data {
+            Payload::Shared(a) => a,
+            Payload::Owned(v) => v.into(),
+        };
         let (command, start) = if unreliable {
             (
                 Command::SEND_UNRELIABLE_FRAGMENT,
@@ -1485,7 +1516,7 @@ fn send_to_peer(
                 command,
                 channel,
                 body,
-                Some(data.clone()),
+                Some(Payload::Shared(data.clone())),
                 offset32,
                 flen as u16,
             );

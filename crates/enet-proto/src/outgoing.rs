@@ -158,7 +158,9 @@ fn finish_datagram(core: &mut Core, peer: &Peer, b: &Builder) -> Vec<u8> {
     if peer.outgoing_peer_id < wire::MAXIMUM_PEER_ID {
         flags |= u16::from(peer.outgoing_session_id) << wire::HEADER_SESSION_SHIFT;
     }
-    let mut out = Vec::with_capacity(b.size);
+    let mut out = core.spare.pop().unwrap_or_default();
+    out.clear();
+    out.reserve(b.size);
     out.extend_from_slice(&(peer.outgoing_peer_id | flags).to_be_bytes());
     if b.sent_time {
         out.extend_from_slice(&(core.service_time as u16).to_be_bytes());
@@ -329,10 +331,10 @@ fn check_outgoing_commands(core: &mut Core, peer: &mut Peer, b: &mut Builder) ->
                     peer.outgoing_waiting_data = peer
                         .outgoing_waiting_data
                         .saturating_sub(usize::from(cmd.fragment_length));
-                    let packet = cmd.packet.clone();
+                    let packet = cmd.packet.as_ref();
                     while let Some(next) = peer.outgoing_commands.get(i) {
-                        let same = match (&next.packet, &packet) {
-                            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+                        let same = match (&next.packet, packet) {
+                            (Some(a), Some(b)) => a.same(b),
                             _ => false,
                         };
                         if !same || next.wants_ack() {
