@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, trace};
 
 use crate::peer::{
-    Channel, OutBody, OutgoingCommand, Payload, Peer, PACKET_THROTTLE_SCALE, TIMEOUT_LIMIT,
-    TIMEOUT_MAXIMUM, TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
+    push_small, Channel, OutBody, OutgoingCommand, Payload, Peer, PACKET_THROTTLE_SCALE,
+    TIMEOUT_LIMIT, TIMEOUT_MAXIMUM, TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
 };
 use crate::time::{self, WireClock, WireTime};
 use crate::wire::{self, Command};
@@ -288,6 +288,12 @@ pub const SPARE_BUFFERS: usize = 256;
 /// Buffers larger than this (bytes of capacity) are not kept by [`Host::recycle`].
 const SPARE_BUFFER_CAPACITY: usize = 64 * 1024;
 
+/// Granularity of idle ping timers, in milliseconds (see `Host::peer_deadline`): a ping
+/// goes out at most this much later than `ping_interval` after the last datagram from the
+/// peer, far below the timeouts (seconds) it serves, and the host wakes at most
+/// `1000 / PING_SLACK_MS` times a second for the pings of any number of idle peers.
+const PING_SLACK_MS: u64 = 20;
+
 /// Not queued in `Sched::active`.
 const IDLE: u8 = 0;
 /// Queued in `Sched::active`, not yet visited by `poll_transmit`.
@@ -529,7 +535,10 @@ impl Host {
         } else if !p.sent_reliable_commands.is_empty() {
             Some(self.key_of(p.next_timeout))
         } else if p.state == PeerState::Connected {
-            Some(self.key_of(p.last_receive_time.wrapping_add(p.ping_interval)))
+            // Idle pings are not urgent: rounded up to the next multiple of PING_SLACK_MS,
+            // so that thousands of idle peers share a few wake-ups instead of one each.
+            let key = self.key_of(p.last_receive_time.wrapping_add(p.ping_interval));
+            Some(key.div_ceil(PING_SLACK_MS) * PING_SLACK_MS)
         } else {
             None
         }
@@ -1419,9 +1428,9 @@ pub(crate) fn queue_outgoing(
         return;
     }
     if out.wants_ack() && out.packet.is_some() {
-        peer.outgoing_send_reliable.push_back(out);
+        push_small(&mut peer.outgoing_send_reliable, out);
     } else {
-        peer.outgoing_commands.push_back(out);
+        push_small(&mut peer.outgoing_commands, out);
     }
 }
 

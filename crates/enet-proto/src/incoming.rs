@@ -471,12 +471,15 @@ fn queue_acknowledgement(peer: &mut Peer, header: &CommandHeader, sent_time: u16
     peer.outgoing_data_total = peer
         .outgoing_data_total
         .wrapping_add(wire::command_size(Command::ACKNOWLEDGE) as u32);
-    peer.acknowledgements.push_back(Acknowledgement {
-        command: header.command,
-        channel_id: header.channel_id,
-        reliable_sequence_number: header.reliable_sequence_number,
-        sent_time,
-    });
+    crate::peer::push_small(
+        &mut peer.acknowledgements,
+        Acknowledgement {
+            command: header.command,
+            channel_id: header.channel_id,
+            reliable_sequence_number: header.reliable_sequence_number,
+            sent_time,
+        },
+    );
 }
 
 /// C's `enet_peer_throttle`.

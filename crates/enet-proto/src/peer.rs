@@ -638,3 +638,14 @@ impl Peer {
         }
     }
 }
+
+/// Appends `item` to a per-peer queue, starting an empty queue at room for one element
+/// (the standard growth would start at four): an idle connection only ever holds one ping
+/// in flight, so this keeps its memory small, while a busy one grows its queues to their
+/// working size once and reuses them.
+pub(crate) fn push_small<T>(queue: &mut VecDeque<T>, item: T) {
+    if queue.capacity() == 0 {
+        queue.reserve_exact(1);
+    }
+    queue.push_back(item);
+}
