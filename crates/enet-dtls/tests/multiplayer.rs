@@ -504,3 +504,165 @@ fn disconnect_peer_now_and_later_and_close() {
     }
     assert_eq!(c.connection_status(), ConnectionStatus::Disconnected);
 }
+
+/// Per-peer statistics count what went through; a per-peer timeout drops a client that
+/// stops answering.
+#[test]
+fn peer_statistics_and_timeouts() {
+    let mut s = server(CompressionMode::None);
+    let mut a = client(&s, CompressionMode::None);
+    let ida = a.unique_id();
+    let mut log = Vec::new();
+    run(
+        &mut [&mut s, &mut a],
+        |l| {
+            has(&l[0], &MultiplayerEvent::PeerConnected(ida))
+                && has(&l[1], &MultiplayerEvent::ConnectionSucceeded)
+        },
+        &mut log,
+    );
+    for i in 0..20u8 {
+        a.send(
+            Target::Peer(SERVER_ID),
+            TransferMode::Reliable,
+            None,
+            &[i; 100],
+        )
+        .unwrap();
+    }
+    run(
+        &mut [&mut s, &mut a],
+        |l| packets(&l[0]).len() == 20,
+        &mut log,
+    );
+    let on_server = s.peer_stats(ida).unwrap();
+    let on_client = a.peer_stats(SERVER_ID).unwrap();
+    assert!(on_server.bytes_received >= 20 * 108, "{on_server:?}");
+    assert!(on_client.bytes_sent >= 20 * 108, "{on_client:?}");
+    assert!(on_client.packets_sent >= 20, "{on_client:?}");
+    assert_eq!(on_client.packets_lost, 0);
+    assert!(on_client.rtt < Duration::from_secs(1), "{on_client:?}");
+    assert!(matches!(
+        s.peer_stats(12345),
+        Err(MultiplayerError::UnknownPeer(12345))
+    ));
+
+    // The client stops servicing; with a 1 s limit the server drops it soon.
+    s.set_peer_timeout(ida, 4, Duration::from_millis(200), Duration::from_secs(1))
+        .unwrap();
+    assert!(matches!(
+        s.set_peer_timeout(ida, 4, Duration::from_secs(2), Duration::from_secs(1)),
+        Err(MultiplayerError::InvalidArgument(_))
+    ));
+    s.send(
+        Target::Peer(ida),
+        TransferMode::Reliable,
+        None,
+        b"are you there",
+    )
+    .unwrap();
+    let give_up = Instant::now() + STEP;
+    loop {
+        assert!(
+            Instant::now() < give_up,
+            "the silent client was never dropped"
+        );
+        if s.service(Duration::from_millis(20)).unwrap()
+            == Some(MultiplayerEvent::PeerDisconnected(ida))
+        {
+            break;
+        }
+    }
+    assert!(s.peer_ids().is_empty());
+}
+
+/// The async driver without DTLS: a tokio server task relays between two tokio clients;
+/// a client closing is announced to the other.
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_server_and_clients() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut server = MultiplayerPeer::server(0)
+            .bind_address("127.0.0.1".parse().unwrap())
+            .compression(CompressionMode::Zstd)
+            .create_tokio()
+            .await
+            .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let server_task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let e = server.next_event().await.unwrap();
+                let last = matches!(e, MultiplayerEvent::PeerDisconnected(_))
+                    && server.peer_ids().is_empty();
+                seen.push(e);
+                if last {
+                    return seen;
+                }
+            }
+        });
+        let client = || {
+            MultiplayerPeer::client("127.0.0.1", port)
+                .compression(CompressionMode::Zstd)
+                .create_tokio()
+        };
+        let mut a = client().await.unwrap();
+        let mut b = client().await.unwrap();
+        let (ida, idb) = (a.unique_id(), b.unique_id());
+        let deadline = Instant::now() + STEP;
+        while !(a.peer_ids().contains(&idb) && b.peer_ids().contains(&ida)) {
+            assert!(Instant::now() < deadline, "the clients never met");
+            a.service(Duration::from_millis(5)).await.unwrap();
+            b.service(Duration::from_millis(5)).await.unwrap();
+        }
+        for mode in TransferMode::ALL {
+            a.send(
+                Target::Peer(idb),
+                mode,
+                None,
+                format!("{mode:?}").as_bytes(),
+            )
+            .unwrap();
+        }
+        a.send(Target::Broadcast, TransferMode::Reliable, None, b"all")
+            .unwrap();
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            assert!(Instant::now() < deadline, "b got {got:?}");
+            if let Some(MultiplayerEvent::Packet(p)) =
+                b.service(Duration::from_millis(5)).await.unwrap()
+            {
+                got.push(p);
+            }
+            a.service(Duration::ZERO).await.unwrap();
+        }
+        assert!(got.iter().all(|p| p.from == ida));
+        for mode in TransferMode::ALL {
+            assert!(got
+                .iter()
+                .any(|p| p.mode == mode && p.data == format!("{mode:?}").as_bytes()));
+        }
+        a.close().unwrap();
+        loop {
+            assert!(Instant::now() < deadline, "b never saw a leave");
+            if b.service(Duration::from_millis(20)).await.unwrap()
+                == Some(MultiplayerEvent::PeerDisconnected(ida))
+            {
+                break;
+            }
+        }
+        b.close().unwrap();
+        let seen = tokio::time::timeout(STEP, server_task)
+            .await
+            .expect("server hung")
+            .unwrap();
+        assert!(seen.contains(&MultiplayerEvent::PeerConnected(ida)));
+        assert!(seen.iter().any(
+            |e| matches!(e, MultiplayerEvent::Packet(p) if p.from == ida && p.data == b"all")
+        ));
+    });
+}

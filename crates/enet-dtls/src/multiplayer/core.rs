@@ -436,8 +436,8 @@ impl MultiplayerCore {
     /// 2; otherwise 1..channel_count). A client always sends to the server, which relays.
     ///
     /// # Errors
-    /// Not connected, a target that is not a known peer, a reserved or out-of-range
-    /// channel, or the host's refusal (packet too large, queue full).
+    /// Not connected, a server's single target that is not one of its clients, a reserved or
+    /// out-of-range channel, or the host's refusal (packet too large, queue full).
     pub fn send(
         &mut self,
         host: &mut Host,
@@ -459,13 +459,13 @@ impl MultiplayerCore {
             }
             ch = c;
         }
-        match target {
-            Target::Peer(id) | Target::AllExcept(id) => {
-                if !self.peers.contains_key(&id) {
-                    return Err(MultiplayerError::UnknownPeer(id));
-                }
+        // Like Godot: the server refuses an unknown single target; an excluded id need not
+        // exist; a client sends anything to the server, which decides (it may know a peer
+        // whose ADD_PEER has not arrived yet).
+        if let Target::Peer(id) = target {
+            if self.server && !self.peers.contains_key(&id) {
+                return Err(MultiplayerError::UnknownPeer(id));
             }
-            Target::Broadcast => {}
         }
         let wire_target = target.to_wire().ok_or_else(|| {
             MultiplayerError::InvalidArgument(format!("target {target:?} is out of the i32 range"))
