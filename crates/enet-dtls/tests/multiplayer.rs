@@ -666,3 +666,51 @@ fn tokio_server_and_clients() {
         ));
     });
 }
+
+/// A server bound to `::` takes IPv6 and IPv4 clients (dual stack); each one's address is
+/// reported in its own family.
+#[test]
+fn ipv6_and_ipv4_clients_on_a_dual_stack_server() {
+    let mut s = MultiplayerPeer::server(0)
+        .bind_address("::".parse().unwrap())
+        .create()
+        .unwrap();
+    let port = s.local_addr().unwrap().port();
+    let mut v6 = MultiplayerPeer::client("::1", port).create().unwrap();
+    let mut v4 = MultiplayerPeer::client("127.0.0.1", port).create().unwrap();
+    let (id6, id4) = (v6.unique_id(), v4.unique_id());
+    let mut log = Vec::new();
+    run(
+        &mut [&mut s, &mut v6, &mut v4],
+        |l| {
+            has(&l[0], &MultiplayerEvent::PeerConnected(id6))
+                && has(&l[0], &MultiplayerEvent::PeerConnected(id4))
+                && has(&l[1], &MultiplayerEvent::PeerConnected(id4))
+        },
+        &mut log,
+    );
+    assert_eq!(
+        s.peer_address(id6).unwrap().ip(),
+        "::1".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(
+        s.peer_address(id4).unwrap().ip(),
+        "127.0.0.1".parse::<std::net::IpAddr>().unwrap()
+    );
+    v6.send(
+        Target::Peer(id4),
+        TransferMode::Reliable,
+        None,
+        b"across families",
+    )
+    .unwrap();
+    run(
+        &mut [&mut s, &mut v6, &mut v4],
+        |l| {
+            packets(&l[2])
+                .iter()
+                .any(|p| p.data == b"across families" && p.from == id6)
+        },
+        &mut log,
+    );
+}
