@@ -714,3 +714,73 @@ fn ipv6_and_ipv4_clients_on_a_dual_stack_server() {
         &mut log,
     );
 }
+
+/// With server relay off, clients learn of no other client and only reach the server; with
+/// 5 channels, a transfer channel of 4 carries packets both ways.
+#[test]
+fn relay_off_and_custom_channels() {
+    let mut s = MultiplayerPeer::server(0)
+        .bind_address("127.0.0.1".parse().unwrap())
+        .server_relay(false)
+        .channel_count(5)
+        .create()
+        .unwrap();
+    let port = s.local_addr().unwrap().port();
+    let new_client = || {
+        MultiplayerPeer::client("127.0.0.1", port)
+            .channel_count(5)
+            .transfer_channel(Some(4))
+            .create()
+            .unwrap()
+    };
+    let (mut a, mut b) = (new_client(), new_client());
+    let (ida, idb) = (a.unique_id(), b.unique_id());
+    let mut log = Vec::new();
+    run(
+        &mut [&mut s, &mut a, &mut b],
+        |l| {
+            has(&l[0], &MultiplayerEvent::PeerConnected(ida))
+                && has(&l[0], &MultiplayerEvent::PeerConnected(idb))
+                && has(&l[1], &MultiplayerEvent::ConnectionSucceeded)
+                && has(&l[2], &MultiplayerEvent::ConnectionSucceeded)
+        },
+        &mut log,
+    );
+    a.set_target_peer(Target::Peer(idb));
+    a.put_packet(b"to b").unwrap();
+    a.set_target_peer(Target::Broadcast);
+    a.put_packet(b"to all").unwrap();
+    a.set_target_peer(Target::Peer(SERVER_ID));
+    a.put_packet(b"to server").unwrap();
+    s.send(Target::Peer(ida), TransferMode::Reliable, Some(4), b"on 4")
+        .unwrap();
+    run(
+        &mut [&mut s, &mut a, &mut b],
+        |l| packets(&l[0]).iter().any(|p| p.data == b"to server") && !packets(&l[1]).is_empty(),
+        &mut log,
+    );
+    let at_server: Vec<(&[u8], u8)> = packets(&log[0])
+        .iter()
+        .map(|p| (&p.data[..], p.channel))
+        .collect();
+    assert_eq!(at_server, vec![(&b"to server"[..], 4)]);
+    assert_eq!(s.framing_stats().dropped_bad_target, 2);
+    assert_eq!(s.framing_stats().relayed, 0);
+    assert_eq!(packets(&log[1])[0].channel, 4);
+    // Nobody told the clients about each other.
+    assert_eq!(a.peer_ids(), vec![SERVER_ID]);
+    assert!(packets(&log[2]).is_empty());
+    assert!(!has(&log[2], &MultiplayerEvent::PeerConnected(ida)));
+    // Channel 5 does not exist, channel 0 is Godot's.
+    for bad in [0u8, 5] {
+        assert!(matches!(
+            a.send(
+                Target::Peer(SERVER_ID),
+                TransferMode::Reliable,
+                Some(bad),
+                b"x"
+            ),
+            Err(MultiplayerError::InvalidChannel { .. })
+        ));
+    }
+}
