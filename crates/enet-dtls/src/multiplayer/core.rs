@@ -241,6 +241,14 @@ impl MultiplayerCore {
 
     /// Feeds one event of `host` (every event it produces must come here, in order).
     pub fn handle_event(&mut self, host: &mut Host, event: Event) {
+        if self.server && self.status == ConnectionStatus::Disconnected {
+            // Closed: nobody gets in any more (the host refuses CONNECTs too).
+            if let Event::Connect { peer, .. } = event {
+                self.stats.refused_connections += 1;
+                self.reset(host, peer);
+            }
+            return;
+        }
         match event {
             Event::Connect { peer, data, .. } => self.on_connect(host, peer, data),
             Event::Disconnect { peer, reason, .. } => self.on_disconnect(host, peer, reason),
@@ -596,7 +604,9 @@ impl MultiplayerCore {
     }
 
     /// Closes every connection like Godot's `close_connection`: one DISCONNECT (data = our
-    /// id) to each ENet peer now (connected or still connecting), then nothing is left. The caller flushes the host.
+    /// id) to each ENet peer now (connected or still connecting), then nothing is left and
+    /// nothing new is accepted (a closed server refuses CONNECTs; sending fails with
+    /// [`MultiplayerError::NotConnected`]). The caller flushes the host.
     pub fn close(&mut self, host: &mut Host, now: Instant) {
         // Every live ENet peer, also those whose connection is still being set up (a client
         // connecting, a CONNECT whose acknowledgement has not come yet), so that nobody
@@ -609,6 +619,8 @@ impl MultiplayerCore {
         for peer in peers {
             self.disconnect_now(host, now, peer, self.unique_id);
         }
+        // Like Godot's closed peer: no new connection is accepted.
+        host.set_refuse_new_connections(true);
         self.clear();
     }
 
