@@ -90,7 +90,7 @@ pub struct FramingStats {
 ///
 /// It owns no host: every call that needs one takes the [`Host`] it works on, and the
 /// caller feeds it every event the host produces ([`handle_event`](Self::handle_event)).
-/// Godot's rules (wire facts in `PROTOCOLS.md` §1b):
+/// Godot's rules (`modules/enet/networked_multiplayer_enet.cpp` in Godot 3.2):
 ///
 /// * the server is id 1; a client sends its random 31-bit id as the CONNECT data, and the
 ///   server resets a connection whose id is below 2, negative as an `i32`, or taken;
