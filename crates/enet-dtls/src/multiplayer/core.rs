@@ -418,6 +418,11 @@ impl MultiplayerCore {
         let id = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
         match msg {
             SYSMSG_ADD_PEER => {
+                if !valid_client_id(id) {
+                    // No client can have it (the server would have refused it).
+                    self.stats.dropped_malformed += 1;
+                    return;
+                }
                 if id == self.unique_id || self.peers.contains_key(&id) {
                     return;
                 }
