@@ -881,3 +881,78 @@ pub fn generate_unique_id() -> u32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_ids() {
+        let mut h = 0x661b_e770u32.to_le_bytes().to_vec();
+        h.extend_from_slice(&(-5i32).to_le_bytes());
+        h.push(9);
+        assert_eq!(parse_header(&h), Some((0x661b_e770, -5)));
+        assert_eq!(parse_header(&h[..7]), None);
+        assert!(!valid_client_id(0) && !valid_client_id(1) && !valid_client_id(0x8000_0000));
+        assert!(valid_client_id(2) && valid_client_id(0x7fff_ffff));
+        for _ in 0..100 {
+            assert!(valid_client_id(generate_unique_id()));
+        }
+    }
+
+    #[test]
+    fn system_messages_are_godots_bytes() {
+        // ADD_PEER 0x661be770 as in a capture of Godot 3.2.3: 00000000 70e71b66.
+        let p = system_message(SYSMSG_ADD_PEER, 0x661b_e770);
+        assert_eq!(p.data, [0, 0, 0, 0, 0x70, 0xe7, 0x1b, 0x66]);
+        assert!(p.flags.contains(PacketFlags::RELIABLE));
+    }
+
+    #[test]
+    fn transfer_modes_map_to_godots_flags_and_channels() {
+        let core = MultiplayerCore::server(FramingConfig::default()).unwrap();
+        assert_eq!(
+            core.mode_flags(TransferMode::Unreliable),
+            (PacketFlags::UNSEQUENCED, SYSCH_UNRELIABLE)
+        );
+        assert_eq!(
+            core.mode_flags(TransferMode::UnreliableOrdered),
+            (PacketFlags::NONE, SYSCH_UNRELIABLE)
+        );
+        assert_eq!(
+            core.mode_flags(TransferMode::Reliable),
+            (PacketFlags::RELIABLE, SYSCH_RELIABLE)
+        );
+        let ordered = MultiplayerCore::server(FramingConfig {
+            always_ordered: true,
+            ..FramingConfig::default()
+        })
+        .unwrap();
+        assert_eq!(
+            ordered.mode_flags(TransferMode::Unreliable),
+            (PacketFlags::NONE, SYSCH_UNRELIABLE)
+        );
+        for mode in TransferMode::ALL {
+            assert_eq!(mode_of(core.mode_flags(mode).0), mode);
+        }
+    }
+
+    #[test]
+    fn settings_fixed_once_created_are_refused() {
+        let mut core = MultiplayerCore::server(FramingConfig::default()).unwrap();
+        let mut c = core.config().clone();
+        c.server_relay = false;
+        assert!(core.set_config(c).is_err());
+        let mut c = core.config().clone();
+        c.transfer_channel = Some(3);
+        assert!(matches!(
+            core.set_config(c),
+            Err(MultiplayerError::InvalidChannel { channel: 3, .. })
+        ));
+        let mut c = core.config().clone();
+        c.target = Target::AllExcept(7);
+        c.transfer_mode = TransferMode::Unreliable;
+        core.set_config(c.clone()).unwrap();
+        assert_eq!(core.config(), &c);
+    }
+}
