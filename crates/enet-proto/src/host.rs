@@ -219,7 +219,8 @@ pub struct HostStats {
     /// the deadline in one more pass, not counted here.)
     pub peer_table_scans: u64,
     /// CONNECTs refused: no free peer slot, too many peers from the source
-    /// address ([`HostConfig::duplicate_peers`]) or a bad channel count.
+    /// address ([`HostConfig::duplicate_peers`]), a bad channel count, or (counted per
+    /// datagram) refusing new connections ([`Host::set_refuse_new_connections`]).
     pub connects_refused: u64,
     /// Peers currently connected.
     pub connected_peers: usize,

@@ -85,6 +85,7 @@ impl Host {
         }
         let mut peer_idx = None;
         if header.peer_id == wire::MAXIMUM_PEER_ID && self.core.refuse_connections {
+            self.core.stats.connects_refused += 1;
             return self.core.dropped(from, "refusing new connections");
         }
         if header.peer_id != wire::MAXIMUM_PEER_ID {
