@@ -1,5 +1,5 @@
 //! Godot 3.2's MultiplayerAPI against real Godot 3.2.3 (`godot3-server`), through
-//! [`RpcPeer`] over the multiplayer peer (plaintext ENet: Debian's Godot ignores `use_dtls`).
+//! [`RpcPeer`] over the multiplayer peer.
 //!
 //! The Godot side is `fixtures/godot/rpc_peer.gd` with the `/root/Room` node of
 //! `rpc_room.gd`; the Rust side registers the same node ([`room_api`]). One side is the
@@ -9,7 +9,9 @@
 //!
 //! * a Godot client calls our server, and our server answers;
 //! * our client calls a Godot server, and Godot answers;
-//! * two Godot clients greet each other through our server's relay.
+//! * two Godot clients greet each other through our server's relay;
+//! * the first exchange again with our server in `use_dtls` mode, the Godot client's ENet
+//!   carried by Godot's own `PacketPeerDTLS` (`dtls_tunnel.gd`).
 //!
 //! Both sides check every value (ours against the committed Godot corpus,
 //! `crates/godot-proto/tests/corpus`), which calls ran with which `get_rpc_sender_id()`, and
@@ -93,12 +95,16 @@ struct Godot {
 
 impl Godot {
     fn spawn(args: &[String]) -> Godot {
+        Godot::spawn_script("rpc_peer.gd", args)
+    }
+
+    fn spawn_script(script: &str, args: &[String]) -> Godot {
         let mut child = Command::new("godot3-server")
             .env("LANG", "en_US.UTF-8")
             .arg("--path")
             .arg(repo().join("fixtures/godot"))
             .arg("-s")
-            .arg("rpc_peer.gd")
+            .arg(script)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -392,7 +398,71 @@ fn godot_client_calls_our_server_and_we_answer() {
         .create()
         .unwrap();
     let port = peer.local_addr().unwrap().port();
+    godot_client_scenario(RpcPeer::new(peer, room_api()), port);
+}
+
+/// Debian's Godot ignores `use_dtls`, so Godot's DTLS-enabled ENet is rebuilt from Godot's own
+/// parts: the Godot client (`rpc_peer.gd`) talks plain ENet to `dtls_tunnel.gd`, which carries
+/// each datagram as one record of a Godot (mbedTLS) `PacketPeerDTLS` session verifying our
+/// certificate, as Godot's `ENetDTLSClient` does. Our server has `use_dtls`; the whole RPC
+/// exchange runs over it.
+#[test]
+fn godot_client_calls_our_dtls_server_through_godots_dtls() {
+    use enet_dtls::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
+    if !have_godot() {
+        return;
+    }
+    let key = PrivateKey::generate(KeyType::Rsa(2048)).unwrap();
+    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("cert.pem");
+    cert.save(&ca).unwrap();
+    let peer = MultiplayerPeer::server(0)
+        .bind_address("127.0.0.1".parse().unwrap())
+        .use_dtls(true)
+        .dtls_key(key)
+        .dtls_certificate(cert)
+        .create()
+        .unwrap();
     let mut server = RpcPeer::new(peer, room_api());
+    let listen_port = free_udp_port();
+    let mut tunnel = Godot::spawn_script(
+        "dtls_tunnel.gd",
+        &[
+            format!("listen_port={listen_port}"),
+            format!("port={}", server.peer().local_addr().unwrap().port()),
+            "verify=1".into(),
+            format!("ca={}", ca.display()),
+            "hostname=localhost".into(),
+            "timeout=35".into(),
+        ],
+    );
+    let give_up = Instant::now() + DEADLINE;
+    while tunnel.has_line("TUNNEL_DTLS_CONNECTED").is_none() {
+        assert!(
+            Instant::now() < give_up && tunnel.exited().is_none(),
+            "the tunnel did not connect: {:?}",
+            tunnel.stdout
+        );
+        while server.service(Duration::from_millis(5)).unwrap().is_some() {}
+    }
+    let server = godot_client_scenario(server, listen_port);
+    // Every packet of the exchange crossed DTLS: the server's socket counted the records.
+    let dtls = server.peer().enet().socket().dtls().expect("a DTLS socket");
+    let stats = dtls.stats();
+    assert!(
+        stats.records_received > 100 && stats.records_sent > 100,
+        "{stats:?}"
+    );
+    let (_, out, _) = tunnel.finish(Duration::from_millis(100));
+    assert!(
+        out.iter().any(|l| l.starts_with("TUNNEL_DTLS_CONNECTED")),
+        "{out:?}"
+    );
+}
+
+/// A Godot client (the caller) joins `server` at `port`; our server answers. Checks both sides.
+fn godot_client_scenario(mut server: RpcPeer<Room>, port: u16) -> RpcPeer<Room> {
     let mut godot = Godot::spawn(&[
         "role=client".into(),
         format!("port={port}"),
@@ -485,6 +555,7 @@ fn godot_client_calls_our_server_and_we_answer() {
         );
     }
     assert!(!stderr.contains("Invalid packet"), "{transcript}");
+    server
 }
 
 #[test]
