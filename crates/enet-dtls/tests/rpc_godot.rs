@@ -30,7 +30,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use enet_dtls::godot_proto::{
-    ApiEvent, MultiplayerApi, RefusalReason, RpcKind, RpcMode, Variant, Vector2,
+    ApiEvent, MultiplayerApi, RefusalReason, RpcKind, RpcMode, TransferMode, Variant, Vector2,
 };
 use enet_dtls::multiplayer::MultiplayerPeer;
 use enet_dtls::rpc::RpcPeer;
@@ -277,6 +277,10 @@ fn room_api() -> MultiplayerApi<Room> {
             .unwrap();
         ctx.rpc_id(partner, "Room", "m_mastersync", ("forced",))
             .unwrap();
+        ctx.rpc_unreliable_id(partner, "Room", "m_remote", ("unreliable",))
+            .unwrap();
+        ctx.send_bytes(&[4, 5, 6], partner, TransferMode::Reliable)
+            .unwrap();
         ctx.rset("Room", "rv", 21).unwrap();
         ctx.rset("Room", "pv", Vector2::new(3.0, 4.0)).unwrap();
         ctx.rset("Room", "mv", "answer").unwrap();
@@ -314,6 +318,10 @@ fn run_caller(peer: &mut RpcPeer<Room>, partner: i32) {
         )
         .unwrap();
     }
+    peer.rpc_unreliable_id(partner, "Room", "m_remote", ("unreliable",))
+        .unwrap();
+    peer.send_bytes(&[1, 2, 3], partner, TransferMode::Reliable)
+        .unwrap();
     peer.rset_id(partner, "Room", "rv", 11).unwrap();
     peer.rset_id(partner, "Room", "pv", Vector2::new(1.0, 2.0))
         .unwrap();
@@ -451,7 +459,8 @@ fn godot_client_calls_our_dtls_server_through_godots_dtls() {
     let dtls = server.peer().enet().socket().dtls().expect("a DTLS socket");
     let stats = dtls.stats();
     assert!(
-        stats.records_received > 100 && stats.records_sent > 100,
+        // At least the 61 values each way, one record per RPC (every put_packet flushes).
+        stats.records_received > 61 && stats.records_sent > 61,
         "{stats:?}"
     );
     let (_, out, _) = tunnel.finish(Duration::from_millis(100));
@@ -497,8 +506,21 @@ fn godot_client_scenario(mut server: RpcPeer<Room>, port: u16) -> RpcPeer<Room> 
     }
     assert_eq!(
         calls_by(room, gid),
-        ["m_remote", "m_master", "m_remotesync", "m_mastersync"]
+        [
+            "m_remote",
+            "m_master",
+            "m_remotesync",
+            "m_mastersync",
+            "m_remote"
+        ]
     );
+    assert!(room
+        .calls
+        .contains(&("m_remote".into(), gid, "unreliable".into())));
+    assert!(events.contains(&ApiEvent::PeerPacket {
+        from: gid,
+        data: vec![1, 2, 3]
+    }));
     // Our own rpc() ran these locally (sender = ourselves), as Godot does.
     assert_eq!(
         calls_by(room, 1),
@@ -530,11 +552,25 @@ fn godot_client_scenario(mut server: RpcPeer<Room>, port: u16) -> RpcPeer<Room> 
     );
     assert_eq!(count_values_ok(&stdout, 1), n, "{transcript}");
     let gcalls: Vec<(String, i32)> = godot_calls(&stdout);
-    let expected: Vec<(String, i32)> = ["m_remote", "m_puppet", "m_remotesync", "m_puppetsync"]
-        .iter()
-        .map(|m| (m.to_string(), 1))
-        .collect();
+    let expected: Vec<(String, i32)> = [
+        "m_remote",
+        "m_puppet",
+        "m_remotesync",
+        "m_puppetsync",
+        "m_remote",
+    ]
+    .iter()
+    .map(|m| (m.to_string(), 1))
+    .collect();
     assert_eq!(gcalls, expected, "{transcript}");
+    assert!(
+        stdout.contains(&format!("CALL m_remote sender=1 me={gid} arg=unreliable")),
+        "{transcript}"
+    );
+    assert!(
+        stdout.contains(&"RAW sender=1 bytes=[4, 5, 6]".to_owned()),
+        "{transcript}"
+    );
     assert!(
         stdout.contains(&"RSET rv=21 sender=1".to_owned()),
         "{transcript}"
@@ -617,7 +653,21 @@ fn our_client_calls_a_godot_server_which_answers() {
     from_us.sort_unstable();
     assert_eq!(
         from_us,
-        ["m_master", "m_mastersync", "m_remote", "m_remotesync"],
+        [
+            "m_master",
+            "m_mastersync",
+            "m_remote",
+            "m_remote",
+            "m_remotesync"
+        ],
+        "{transcript}"
+    );
+    assert!(
+        stdout.contains(&format!("CALL m_remote sender={me} me=1 arg=unreliable")),
+        "{transcript}"
+    );
+    assert!(
+        stdout.contains(&format!("RAW sender={me} bytes=[1, 2, 3]")),
         "{transcript}"
     );
     assert!(
@@ -654,8 +704,21 @@ fn our_client_calls_a_godot_server_which_answers() {
     }
     assert_eq!(
         calls_by(room, 1),
-        ["m_remote", "m_puppet", "m_remotesync", "m_puppetsync"]
+        [
+            "m_remote",
+            "m_puppet",
+            "m_remotesync",
+            "m_puppetsync",
+            "m_remote"
+        ]
     );
+    assert!(room
+        .calls
+        .contains(&("m_remote".into(), 1, "unreliable".into())));
+    assert!(events.contains(&ApiEvent::PeerPacket {
+        from: 1,
+        data: vec![4, 5, 6]
+    }));
     assert_eq!(room.finished_from, Some(1));
     assert_eq!(
         refusals(&events),

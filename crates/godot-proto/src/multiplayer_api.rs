@@ -1700,6 +1700,17 @@ impl<S> RpcContext<'_, S> {
         self.call(0, true, true, path, property, &(value,))
     }
 
+    /// See [`MultiplayerApi::rset_unreliable_id`].
+    pub fn rset_unreliable_id(
+        &mut self,
+        peer: i32,
+        path: &str,
+        property: &str,
+        value: impl ToVariant,
+    ) -> Result<(), RpcError> {
+        self.call(peer, true, true, path, property, &(value,))
+    }
+
     /// See [`MultiplayerApi::send_bytes`].
     pub fn send_bytes(
         &mut self,
