@@ -793,8 +793,23 @@ fn two_godot_clients_call_each_other_through_our_server() {
         out_b.contains(&format!("PEER_CONNECTED id={id_a}")),
         "{transcript}"
     );
-    // The server relayed without running the calls itself.
+    // The server relayed the greetings without running them itself ...
     assert!(server.api().state().greetings.is_empty());
+    // ... and ran each client's rpc() to everyone, which also reached the other client.
+    let room = server.api().state();
+    for (id, out_other) in [(id_a, &out_b), (id_b, &out_a)] {
+        let arg = format!("all from {id}");
+        assert!(
+            room.calls.contains(&("m_remote".into(), id, arg.clone())),
+            "{:?}",
+            room.calls
+        );
+        let other = if id == id_a { id_b } else { id_a };
+        assert!(
+            out_other.contains(&format!("CALL m_remote sender={id} me={other} arg={arg}")),
+            "{transcript}"
+        );
+    }
     assert!(events.contains(&ApiEvent::PeerConnected(id_a)));
     assert!(events.contains(&ApiEvent::PeerConnected(id_b)));
     // SIMPLIFY_PATH + the call, each way, went through the relay.
