@@ -26,7 +26,7 @@ pub mod variant;
 
 pub use multiplayer_api::{
     ApiEvent, ApiLimits, ApiStats, MultiplayerApi, Outgoing, RefusalReason, RpcContext, RpcError,
-    RpcKind, RpcMode, TransferMode,
+    RpcKind, RpcMode, TransferMode, MAX_LOCAL_CALLS_PER_INPUT,
 };
 pub use variant::{
     decode_counting, Aabb, ArgError, ArgErrorKind, Args, Basis, Color, DecodeError, DecodeLimits,
