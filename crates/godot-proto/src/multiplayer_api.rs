@@ -782,6 +782,16 @@ impl<S> MultiplayerApi<S> {
         Some(o)
     }
 
+    /// `true` if [`poll_event`](Self::poll_event) has an event.
+    pub fn has_events(&self) -> bool {
+        !self.core.events.is_empty()
+    }
+
+    /// `true` if [`poll_outgoing`](Self::poll_outgoing) has a packet.
+    pub fn has_outgoing(&self) -> bool {
+        !self.core.out.is_empty()
+    }
+
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<ApiEvent> {
         let e = self.core.events.pop_front()?;
