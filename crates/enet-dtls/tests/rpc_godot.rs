@@ -599,6 +599,11 @@ fn check_godot_client_exchange(
     // mv was set by Godot, then by our own rset (master: local only).
     assert_eq!(api.property("Room", "mv"), Some(&Variant::from("answer")));
     assert_eq!(api.property("Room", "dv"), Some(&Variant::Int(0)));
+    // The path cache, both ways: Godot announced /root/Room once and we confirmed it; Godot
+    // confirmed ours (the peer's entries are dropped when it leaves, so check the counters).
+    assert_eq!(api.stats().paths_received, 1);
+    assert_eq!(api.stats().paths_sent, 1);
+    assert_eq!(api.stats().confirms_received, 1);
     assert!(events.contains(&ApiEvent::PeerConnected(gid)));
     assert!(events.contains(&ApiEvent::PeerDisconnected(gid)));
 
@@ -792,8 +797,11 @@ fn our_client_calls_a_godot_server_which_answers() {
         Some(&Variant::Vector2(Vector2::new(3.0, 4.0)))
     );
     assert_eq!(api.property("Room", "dv"), Some(&Variant::Int(0)));
-    // The path cache: Godot confirmed our path.
+    // The path cache, both ways: Godot confirmed our path, and announced its own (one path,
+    // /root/Room) which we confirmed.
     assert!(api.path_confirmed_by("Room", 1));
+    assert_eq!(api.cached_paths(1), 1);
+    assert_eq!(api.stats().paths_received, 1);
 }
 
 #[test]
