@@ -504,3 +504,283 @@ fn disconnect_peer_now_and_later_and_close() {
     }
     assert_eq!(c.connection_status(), ConnectionStatus::Disconnected);
 }
+
+/// Per-peer statistics count what went through; a per-peer timeout drops a client that
+/// stops answering.
+#[test]
+fn peer_statistics_and_timeouts() {
+    let mut s = server(CompressionMode::None);
+    let mut a = client(&s, CompressionMode::None);
+    let ida = a.unique_id();
+    let mut log = Vec::new();
+    run(
+        &mut [&mut s, &mut a],
+        |l| {
+            has(&l[0], &MultiplayerEvent::PeerConnected(ida))
+                && has(&l[1], &MultiplayerEvent::ConnectionSucceeded)
+        },
+        &mut log,
+    );
+    for i in 0..20u8 {
+        a.send(
+            Target::Peer(SERVER_ID),
+            TransferMode::Reliable,
+            None,
+            &[i; 100],
+        )
+        .unwrap();
+    }
+    run(
+        &mut [&mut s, &mut a],
+        |l| packets(&l[0]).len() == 20,
+        &mut log,
+    );
+    let on_server = s.peer_stats(ida).unwrap();
+    let on_client = a.peer_stats(SERVER_ID).unwrap();
+    assert!(on_server.bytes_received >= 20 * 108, "{on_server:?}");
+    assert!(on_client.bytes_sent >= 20 * 108, "{on_client:?}");
+    assert!(on_client.packets_sent >= 20, "{on_client:?}");
+    assert_eq!(on_client.packets_lost, 0);
+    assert!(on_client.rtt < Duration::from_secs(1), "{on_client:?}");
+    assert!(matches!(
+        s.peer_stats(12345),
+        Err(MultiplayerError::UnknownPeer(12345))
+    ));
+
+    // The client stops servicing; with a 1 s limit the server drops it soon.
+    s.set_peer_timeout(ida, 4, Duration::from_millis(200), Duration::from_secs(1))
+        .unwrap();
+    assert!(matches!(
+        s.set_peer_timeout(ida, 4, Duration::from_secs(2), Duration::from_secs(1)),
+        Err(MultiplayerError::InvalidArgument(_))
+    ));
+    s.send(
+        Target::Peer(ida),
+        TransferMode::Reliable,
+        None,
+        b"are you there",
+    )
+    .unwrap();
+    let give_up = Instant::now() + STEP;
+    loop {
+        assert!(
+            Instant::now() < give_up,
+            "the silent client was never dropped"
+        );
+        if s.service(Duration::from_millis(20)).unwrap()
+            == Some(MultiplayerEvent::PeerDisconnected(ida))
+        {
+            break;
+        }
+    }
+    assert!(s.peer_ids().is_empty());
+}
+
+/// The async driver without DTLS: a tokio server task relays between two tokio clients;
+/// a client closing is announced to the other.
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_server_and_clients() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut server = MultiplayerPeer::server(0)
+            .bind_address("127.0.0.1".parse().unwrap())
+            .compression(CompressionMode::Zstd)
+            .create_tokio()
+            .await
+            .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let server_task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let e = server.next_event().await.unwrap();
+                let last = matches!(e, MultiplayerEvent::PeerDisconnected(_))
+                    && server.peer_ids().is_empty();
+                seen.push(e);
+                if last {
+                    return seen;
+                }
+            }
+        });
+        let client = || {
+            MultiplayerPeer::client("127.0.0.1", port)
+                .compression(CompressionMode::Zstd)
+                .create_tokio()
+        };
+        let mut a = client().await.unwrap();
+        let mut b = client().await.unwrap();
+        let (ida, idb) = (a.unique_id(), b.unique_id());
+        let deadline = Instant::now() + STEP;
+        while !(a.peer_ids().contains(&idb) && b.peer_ids().contains(&ida)) {
+            assert!(Instant::now() < deadline, "the clients never met");
+            a.service(Duration::from_millis(5)).await.unwrap();
+            b.service(Duration::from_millis(5)).await.unwrap();
+        }
+        for mode in TransferMode::ALL {
+            a.send(
+                Target::Peer(idb),
+                mode,
+                None,
+                format!("{mode:?}").as_bytes(),
+            )
+            .unwrap();
+        }
+        a.send(Target::Broadcast, TransferMode::Reliable, None, b"all")
+            .unwrap();
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            assert!(Instant::now() < deadline, "b got {got:?}");
+            if let Some(MultiplayerEvent::Packet(p)) =
+                b.service(Duration::from_millis(5)).await.unwrap()
+            {
+                got.push(p);
+            }
+            a.service(Duration::ZERO).await.unwrap();
+        }
+        assert!(got.iter().all(|p| p.from == ida));
+        for mode in TransferMode::ALL {
+            assert!(got
+                .iter()
+                .any(|p| p.mode == mode && p.data == format!("{mode:?}").as_bytes()));
+        }
+        a.close().unwrap();
+        loop {
+            assert!(Instant::now() < deadline, "b never saw a leave");
+            if b.service(Duration::from_millis(20)).await.unwrap()
+                == Some(MultiplayerEvent::PeerDisconnected(ida))
+            {
+                break;
+            }
+        }
+        b.close().unwrap();
+        let seen = tokio::time::timeout(STEP, server_task)
+            .await
+            .expect("server hung")
+            .unwrap();
+        assert!(seen.contains(&MultiplayerEvent::PeerConnected(ida)));
+        assert!(seen.iter().any(
+            |e| matches!(e, MultiplayerEvent::Packet(p) if p.from == ida && p.data == b"all")
+        ));
+    });
+}
+
+/// A server bound to `::` takes IPv6 and IPv4 clients (dual stack); each one's address is
+/// reported in its own family.
+#[test]
+fn ipv6_and_ipv4_clients_on_a_dual_stack_server() {
+    let mut s = MultiplayerPeer::server(0)
+        .bind_address("::".parse().unwrap())
+        .create()
+        .unwrap();
+    let port = s.local_addr().unwrap().port();
+    let mut v6 = MultiplayerPeer::client("::1", port).create().unwrap();
+    let mut v4 = MultiplayerPeer::client("127.0.0.1", port).create().unwrap();
+    let (id6, id4) = (v6.unique_id(), v4.unique_id());
+    let mut log = Vec::new();
+    run(
+        &mut [&mut s, &mut v6, &mut v4],
+        |l| {
+            has(&l[0], &MultiplayerEvent::PeerConnected(id6))
+                && has(&l[0], &MultiplayerEvent::PeerConnected(id4))
+                && has(&l[1], &MultiplayerEvent::PeerConnected(id4))
+        },
+        &mut log,
+    );
+    assert_eq!(
+        s.peer_address(id6).unwrap().ip(),
+        "::1".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(
+        s.peer_address(id4).unwrap().ip(),
+        "127.0.0.1".parse::<std::net::IpAddr>().unwrap()
+    );
+    v6.send(
+        Target::Peer(id4),
+        TransferMode::Reliable,
+        None,
+        b"across families",
+    )
+    .unwrap();
+    run(
+        &mut [&mut s, &mut v6, &mut v4],
+        |l| {
+            packets(&l[2])
+                .iter()
+                .any(|p| p.data == b"across families" && p.from == id6)
+        },
+        &mut log,
+    );
+}
+
+/// With server relay off, clients learn of no other client and only reach the server; with
+/// 5 channels, a transfer channel of 4 carries packets both ways.
+#[test]
+fn relay_off_and_custom_channels() {
+    let mut s = MultiplayerPeer::server(0)
+        .bind_address("127.0.0.1".parse().unwrap())
+        .server_relay(false)
+        .channel_count(5)
+        .create()
+        .unwrap();
+    let port = s.local_addr().unwrap().port();
+    let new_client = || {
+        MultiplayerPeer::client("127.0.0.1", port)
+            .channel_count(5)
+            .transfer_channel(Some(4))
+            .create()
+            .unwrap()
+    };
+    let (mut a, mut b) = (new_client(), new_client());
+    let (ida, idb) = (a.unique_id(), b.unique_id());
+    let mut log = Vec::new();
+    run(
+        &mut [&mut s, &mut a, &mut b],
+        |l| {
+            has(&l[0], &MultiplayerEvent::PeerConnected(ida))
+                && has(&l[0], &MultiplayerEvent::PeerConnected(idb))
+                && has(&l[1], &MultiplayerEvent::ConnectionSucceeded)
+                && has(&l[2], &MultiplayerEvent::ConnectionSucceeded)
+        },
+        &mut log,
+    );
+    a.set_target_peer(Target::Peer(idb));
+    a.put_packet(b"to b").unwrap();
+    a.set_target_peer(Target::Broadcast);
+    a.put_packet(b"to all").unwrap();
+    a.set_target_peer(Target::Peer(SERVER_ID));
+    a.put_packet(b"to server").unwrap();
+    s.send(Target::Peer(ida), TransferMode::Reliable, Some(4), b"on 4")
+        .unwrap();
+    run(
+        &mut [&mut s, &mut a, &mut b],
+        |l| packets(&l[0]).iter().any(|p| p.data == b"to server") && !packets(&l[1]).is_empty(),
+        &mut log,
+    );
+    let at_server: Vec<(&[u8], u8)> = packets(&log[0])
+        .iter()
+        .map(|p| (&p.data[..], p.channel))
+        .collect();
+    assert_eq!(at_server, vec![(&b"to server"[..], 4)]);
+    assert_eq!(s.framing_stats().dropped_bad_target, 2);
+    assert_eq!(s.framing_stats().relayed, 0);
+    assert_eq!(packets(&log[1])[0].channel, 4);
+    // Nobody told the clients about each other.
+    assert_eq!(a.peer_ids(), vec![SERVER_ID]);
+    assert!(packets(&log[2]).is_empty());
+    assert!(!has(&log[2], &MultiplayerEvent::PeerConnected(ida)));
+    // Channel 5 does not exist, channel 0 is Godot's.
+    for bad in [0u8, 5] {
+        assert!(matches!(
+            a.send(
+                Target::Peer(SERVER_ID),
+                TransferMode::Reliable,
+                Some(bad),
+                b"x"
+            ),
+            Err(MultiplayerError::InvalidChannel { .. })
+        ));
+    }
+}

@@ -483,3 +483,119 @@ fn tokio_server_and_clients_over_dtls() {
         assert!(got.iter().all(|p| p.data != b"to b"), "{got:?}");
     });
 }
+
+/// A DTLS server refusing new connections: the DTLS handshake may complete, but the ENet
+/// CONNECT inside is dropped, so the client fails (here quickly, with short timeouts) and the
+/// server sees nobody. Turned off, the next client gets in.
+#[test]
+fn a_refusing_dtls_server_lets_nobody_in() {
+    let (key, cert) = identity("localhost");
+    let mut s = MultiplayerPeer::server(0)
+        .bind_address("127.0.0.1".parse().unwrap())
+        .use_dtls(true)
+        .dtls_key(key)
+        .dtls_certificate(cert.clone())
+        .refuse_new_connections(true)
+        .create()
+        .unwrap();
+    let port = s.local_addr().unwrap().port();
+    let client = || {
+        MultiplayerPeer::client("127.0.0.1", port)
+            .use_dtls(true)
+            .dtls_certificate(cert.clone())
+            .dtls_hostname("localhost")
+            .peer_timeout(4, Duration::from_millis(300), Duration::from_millis(2000))
+            .create()
+            .unwrap()
+    };
+    let mut c = client();
+    let mut log = Vec::new();
+    run(&mut [&mut s, &mut c], &mut log, |l| {
+        l[1].iter()
+            .any(|e| matches!(e, MultiplayerEvent::ConnectionFailed(_)))
+    });
+    assert!(log[0].is_empty(), "{:?}", log[0]);
+    assert!(s.enet().host().stats().connects_refused > 0);
+    s.set_refuse_new_connections(false);
+    let mut d = client();
+    let mut log = Vec::new();
+    run(&mut [&mut s, &mut d], &mut log, |l| {
+        l[1].contains(&MultiplayerEvent::ConnectionSucceeded)
+    });
+}
+
+/// The async driver reports DTLS failures with their cause too: an untrusted certificate
+/// and a hostname mismatch; verify off gets in.
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_clients_report_dtls_failures() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (key, cert) = identity("localhost");
+        let (_, stranger) = identity("localhost");
+        let mut server = MultiplayerPeer::server(0)
+            .bind_address("127.0.0.1".parse().unwrap())
+            .use_dtls(true)
+            .dtls_key(key)
+            .dtls_certificate(cert.clone())
+            .create_tokio()
+            .await
+            .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let server_task = tokio::spawn(async move {
+            let mut joined = Vec::new();
+            while joined.is_empty() {
+                if let MultiplayerEvent::PeerConnected(id) = server.next_event().await.unwrap() {
+                    joined.push(id);
+                }
+            }
+            joined
+        });
+        let outcome = |builder: enet_dtls::multiplayer::ClientBuilder| async move {
+            let mut c = builder.create_tokio().await.unwrap();
+            let id = c.unique_id();
+            loop {
+                match tokio::time::timeout(DEADLINE, c.next_event())
+                    .await
+                    .expect("no outcome")
+                    .unwrap()
+                {
+                    MultiplayerEvent::ConnectionSucceeded => return (id, None),
+                    MultiplayerEvent::ConnectionFailed(f) => return (id, Some(f)),
+                    _ => {}
+                }
+            }
+        };
+        let base = || MultiplayerPeer::client("127.0.0.1", port).use_dtls(true);
+        let (_, untrusted) =
+            outcome(base().dtls_certificate(stranger).dtls_hostname("localhost")).await;
+        assert!(
+            matches!(
+                untrusted,
+                Some(ConnectionFailure::Dtls(
+                    DtlsError::UntrustedCertificate { .. }
+                ))
+            ),
+            "{untrusted:?}"
+        );
+        let (_, mismatch) =
+            outcome(base().dtls_certificate(cert).dtls_hostname("other.example")).await;
+        assert!(
+            matches!(
+                mismatch,
+                Some(ConnectionFailure::Dtls(DtlsError::HostnameMismatch { .. }))
+            ),
+            "{mismatch:?}"
+        );
+        let (id, ok) = outcome(base().dtls_verify(false)).await;
+        assert_eq!(ok, None);
+        let joined = tokio::time::timeout(DEADLINE, server_task)
+            .await
+            .expect("server hung")
+            .unwrap();
+        assert_eq!(joined, vec![id]);
+    });
+}

@@ -31,6 +31,14 @@ use enet_proto::Compressor;
 /// The compressed bytes need not equal Godot's bit for bit (a different deflate or FastLZ
 /// encoder may choose other matches); every encoding is a valid stream that Godot's decoder
 /// reads, and ours reads Godot's: the interop tests run every mode against Godot 3.2.3.
+///
+/// ```
+/// use enet_dtls::multiplayer::{CompressionMode, MultiplayerPeer};
+/// let mode = CompressionMode::from_godot(4).unwrap(); // COMPRESS_ZSTD
+/// assert_eq!(mode, CompressionMode::Zstd);
+/// let server = MultiplayerPeer::server(0).compression(mode);
+/// # drop(server);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CompressionMode {
     /// No compression (`COMPRESS_NONE`, the default).

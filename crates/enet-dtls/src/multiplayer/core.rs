@@ -104,6 +104,46 @@ pub struct FramingStats {
 /// The drivers ([`MultiplayerPeer`](super::MultiplayerPeer) and, with the `tokio` feature,
 /// `TokioMultiplayerPeer`) wrap it with a socket and the clock; use it directly to run the
 /// protocol in a simulator or in a loop of your own.
+///
+/// # Example: a server and a client in memory, in virtual time
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use std::time::{Duration, Instant};
+/// use enet_dtls::enet_proto::{Host, HostConfig};
+/// use enet_dtls::multiplayer::{
+///     FramingConfig, MultiplayerCore, MultiplayerEvent, Target, TransferMode,
+/// };
+///
+/// let mut now = Instant::now();
+/// let (sa, ca): (SocketAddr, SocketAddr) = ("10.0.0.1:7777".parse().unwrap(), "10.0.0.2:5000".parse().unwrap());
+/// let mut server_host = Host::new(HostConfig::server(), now).unwrap();
+/// let mut client_host = Host::new(HostConfig::default(), now).unwrap();
+/// let mut server = MultiplayerCore::server(FramingConfig::default()).unwrap();
+/// let mut client = MultiplayerCore::client(FramingConfig::default(), 4242).unwrap();
+/// client.connect(&mut client_host, now, sa).unwrap();
+///
+/// let mut got = None;
+/// for _ in 0..50 {
+///     // Move the datagrams (a real driver uses a socket), then hand the events over.
+///     while let Some(t) = client_host.poll_transmit(now) { server_host.handle_datagram(now, ca, &t.data); }
+///     while let Some(t) = server_host.poll_transmit(now) { client_host.handle_datagram(now, sa, &t.data); }
+///     while let Some(e) = server_host.poll_event() { server.handle_event(&mut server_host, e); }
+///     while let Some(e) = client_host.poll_event() { client.handle_event(&mut client_host, e); }
+///     while let Some(e) = client.poll_event() {
+///         if e == MultiplayerEvent::ConnectionSucceeded {
+///             client.send(&mut client_host, Target::Peer(1), TransferMode::Reliable, None, b"hi").unwrap();
+///         }
+///     }
+///     if let Some(MultiplayerEvent::Packet(p)) = server.poll_event() { got = Some(p); }
+///     now += Duration::from_millis(10);
+///     server_host.handle_timeout(now);
+///     client_host.handle_timeout(now);
+/// }
+/// let p = got.expect("the packet arrived");
+/// assert_eq!((p.from, &p.data[..]), (4242, &b"hi"[..]));
+/// assert_eq!(server.peer_ids().collect::<Vec<_>>(), vec![4242]);
+/// ```
 #[derive(Debug)]
 pub struct MultiplayerCore {
     server: bool,
@@ -436,8 +476,8 @@ impl MultiplayerCore {
     /// 2; otherwise 1..channel_count). A client always sends to the server, which relays.
     ///
     /// # Errors
-    /// Not connected, a target that is not a known peer, a reserved or out-of-range
-    /// channel, or the host's refusal (packet too large, queue full).
+    /// Not connected, a server's single target that is not one of its clients, a reserved or
+    /// out-of-range channel, or the host's refusal (packet too large, queue full).
     pub fn send(
         &mut self,
         host: &mut Host,
@@ -459,13 +499,13 @@ impl MultiplayerCore {
             }
             ch = c;
         }
-        match target {
-            Target::Peer(id) | Target::AllExcept(id) => {
-                if !self.peers.contains_key(&id) {
-                    return Err(MultiplayerError::UnknownPeer(id));
-                }
+        // Like Godot: the server refuses an unknown single target; an excluded id need not
+        // exist; a client sends anything to the server, which decides (it may know a peer
+        // whose ADD_PEER has not arrived yet).
+        if let Target::Peer(id) = target {
+            if self.server && !self.peers.contains_key(&id) {
+                return Err(MultiplayerError::UnknownPeer(id));
             }
-            Target::Broadcast => {}
         }
         let wire_target = target.to_wire().ok_or_else(|| {
             MultiplayerError::InvalidArgument(format!("target {target:?} is out of the i32 range"))

@@ -30,11 +30,46 @@
 //! | `create_server(port, max_clients, in_bw, out_bw)`, `set_bind_ip` | [`MultiplayerPeer::server`] → [`ServerBuilder`] |
 //! | `create_client(address, port, in_bw, out_bw, local_port)` | [`MultiplayerPeer::client`] → [`ClientBuilder`] |
 //! | `compression_mode`, `channel_count`, `server_relay` | builder methods |
+//! | `use_dtls`, `set_dtls_key`, `set_dtls_certificate` (server) | [`ServerBuilder::use_dtls`], [`ServerBuilder::dtls_key`], [`ServerBuilder::dtls_certificate`] |
+//! | `use_dtls`, `dtls_verify`, `dtls_hostname`, `set_dtls_certificate` (client) | [`ClientBuilder::use_dtls`], [`ClientBuilder::dtls_verify`], [`ClientBuilder::dtls_hostname`], [`ClientBuilder::dtls_certificate`] |
+//! | `get_peer_address`/`port`, statistics | [`MultiplayerPeer::peer_address`], [`MultiplayerPeer::peer_stats`] (RTT, loss, bytes) |
 //! | `transfer_mode`, `transfer_channel`, `always_ordered`, `refuse_new_connections` | builder methods and setters |
 //! | `set_target_peer(id)` + `put_packet(bytes)` | [`MultiplayerPeer::set_target_peer`] + [`put_packet`](MultiplayerPeer::put_packet), or [`send`](MultiplayerPeer::send) |
 //! | `poll()`, signals, `get_packet()` / `get_packet_peer()` | [`poll`](MultiplayerPeer::poll), [`next_event`](MultiplayerPeer::next_event) → [`MultiplayerEvent`] |
 //! | `get_unique_id()`, `get_peer_address/port(id)`, `set_peer_timeout(id, ...)` | [`unique_id`](MultiplayerPeer::unique_id), [`peer_address`](MultiplayerPeer::peer_address), [`set_peer_timeout`](MultiplayerPeer::set_peer_timeout) |
 //! | `disconnect_peer(id, now)`, `close_connection()` | [`disconnect_peer`](MultiplayerPeer::disconnect_peer), [`close`](MultiplayerPeer::close) (and `Drop`) |
+//!
+//! # DTLS
+//!
+//! With `use_dtls`, ENet runs inside DTLS 1.2 ([`DtlsEnetSocket`](crate::enet::DtlsEnetSocket):
+//! one ENet datagram per DTLS record, as in Godot's bundled ENet). A server needs a key and a
+//! certificate; a client verifies the server by default, against the certificate given
+//! (pinned or CA) or the system trust store, for `dtls_hostname` or else the host it was
+//! given. A failed verification ends the attempt with
+//! [`MultiplayerEvent::ConnectionFailed`] carrying the [`DtlsError`](crate::DtlsError).
+//!
+//! ```
+//! use enet_dtls::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
+//! use enet_dtls::multiplayer::MultiplayerPeer;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = PrivateKey::generate(KeyType::EcP256)?;
+//! let cert = Certificate::self_signed(&key, &CertificateParams::new("game.example"))?;
+//! let server = MultiplayerPeer::server(0)
+//!     .use_dtls(true)
+//!     .dtls_key(key)
+//!     .dtls_certificate(cert.clone())
+//!     .create()?;
+//! let port = server.local_addr()?.port();
+//! let client = MultiplayerPeer::client("127.0.0.1", port)
+//!     .use_dtls(true)
+//!     .dtls_certificate(cert) // pinned
+//!     .dtls_hostname("game.example")
+//!     .create()?;
+//! # drop(client);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Example: a server and a client
 //!
@@ -99,6 +134,12 @@ pub use self::tokio::TokioMultiplayerPeer;
 /// | `Reliable` | reliable | 1 |
 ///
 /// A `transfer_channel` (3..channel_count, or 1/2) replaces the channel.
+///
+/// ```
+/// use enet_dtls::multiplayer::TransferMode;
+/// assert_eq!(TransferMode::from_godot(1), Some(TransferMode::UnreliableOrdered));
+/// assert_eq!(TransferMode::default(), TransferMode::Reliable);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TransferMode {
     /// May be lost or arrive out of order (`TRANSFER_MODE_UNRELIABLE`).
@@ -125,6 +166,13 @@ impl TransferMode {
 }
 
 /// Where a packet goes (Godot's `target_peer`: 0, `id` or `-id`).
+///
+/// ```
+/// use enet_dtls::multiplayer::Target;
+/// assert_eq!(Target::AllExcept(5).to_wire(), Some(-5));
+/// assert_eq!(Target::from_wire(0), Target::Broadcast);
+/// assert_eq!(Target::from_wire(7), Target::Peer(7));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Target {
     /// Every peer (Godot's 0). From a client, the server relays it to every other client.

@@ -243,6 +243,20 @@ impl<S: EnetSocket> TokioMultiplayerPeer<S> {
             .set_refuse_new_connections(self.host.host_mut(), refuse);
     }
 
+    /// Whether new connections are refused.
+    pub fn is_refusing_new_connections(&self) -> bool {
+        self.core.is_refusing_new_connections()
+    }
+
+    /// Waits until [`poll`](Self::poll) has something to do (a datagram or a due timer), for
+    /// at most `timeout` (`None`: no limit). Returns whether something is ready.
+    pub async fn wait(&mut self, timeout: Option<Duration>) -> Result<bool, MultiplayerError> {
+        if self.core.pending_events() > 0 {
+            return Ok(true);
+        }
+        Ok(self.host.wait(timeout).await?)
+    }
+
     /// The framing settings.
     pub fn config(&self) -> &FramingConfig {
         self.core.config()
