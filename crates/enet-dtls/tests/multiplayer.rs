@@ -784,3 +784,45 @@ fn relay_off_and_custom_channels() {
         ));
     }
 }
+
+/// A closed server tells its clients, lets nobody in any more and sends nothing.
+#[test]
+fn a_closed_server_accepts_nobody() {
+    let mut s = server(CompressionMode::None);
+    let mut a = client(&s, CompressionMode::None);
+    let ida = a.unique_id();
+    let mut log = Vec::new();
+    run(
+        &mut [&mut s, &mut a],
+        |l| has(&l[0], &MultiplayerEvent::PeerConnected(ida)),
+        &mut log,
+    );
+    s.close().unwrap();
+    assert_eq!(s.connection_status(), ConnectionStatus::Disconnected);
+    assert!(s.peer_ids().is_empty());
+    assert!(matches!(
+        s.send(Target::Broadcast, TransferMode::Reliable, None, b"x"),
+        Err(MultiplayerError::NotConnected)
+    ));
+    let mut late = MultiplayerPeer::client("127.0.0.1", s.local_addr().unwrap().port())
+        .peer_timeout(4, Duration::from_millis(300), Duration::from_millis(1500))
+        .create()
+        .unwrap();
+    run(
+        &mut [&mut s, &mut a, &mut late],
+        |l| {
+            has(&l[1], &MultiplayerEvent::ServerDisconnected)
+                && l[2]
+                    .iter()
+                    .any(|e| matches!(e, MultiplayerEvent::ConnectionFailed(_)))
+        },
+        &mut log,
+    );
+    assert!(
+        !log[0]
+            .iter()
+            .any(|e| matches!(e, MultiplayerEvent::PeerConnected(id) if *id != ida)),
+        "{:?}",
+        log[0]
+    );
+}

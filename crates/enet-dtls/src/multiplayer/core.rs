@@ -90,7 +90,7 @@ pub struct FramingStats {
 ///
 /// It owns no host: every call that needs one takes the [`Host`] it works on, and the
 /// caller feeds it every event the host produces ([`handle_event`](Self::handle_event)).
-/// Godot's rules (wire facts in `PROTOCOLS.md` §1b):
+/// Godot's rules (`modules/enet/networked_multiplayer_enet.cpp` in Godot 3.2):
 ///
 /// * the server is id 1; a client sends its random 31-bit id as the CONNECT data, and the
 ///   server resets a connection whose id is below 2, negative as an `i32`, or taken;
@@ -241,6 +241,14 @@ impl MultiplayerCore {
 
     /// Feeds one event of `host` (every event it produces must come here, in order).
     pub fn handle_event(&mut self, host: &mut Host, event: Event) {
+        if self.server && self.status == ConnectionStatus::Disconnected {
+            // Closed: nobody gets in any more (the host refuses CONNECTs too).
+            if let Event::Connect { peer, .. } = event {
+                self.stats.refused_connections += 1;
+                self.reset(host, peer);
+            }
+            return;
+        }
         match event {
             Event::Connect { peer, data, .. } => self.on_connect(host, peer, data),
             Event::Disconnect { peer, reason, .. } => self.on_disconnect(host, peer, reason),
@@ -410,6 +418,11 @@ impl MultiplayerCore {
         let id = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
         match msg {
             SYSMSG_ADD_PEER => {
+                if !valid_client_id(id) {
+                    // No client can have it (the server would have refused it).
+                    self.stats.dropped_malformed += 1;
+                    return;
+                }
                 if id == self.unique_id || self.peers.contains_key(&id) {
                     return;
                 }
@@ -596,7 +609,9 @@ impl MultiplayerCore {
     }
 
     /// Closes every connection like Godot's `close_connection`: one DISCONNECT (data = our
-    /// id) to each ENet peer now (connected or still connecting), then nothing is left. The caller flushes the host.
+    /// id) to each ENet peer now (connected or still connecting), then nothing is left and
+    /// nothing new is accepted (a closed server refuses CONNECTs; sending fails with
+    /// [`MultiplayerError::NotConnected`]). The caller flushes the host.
     pub fn close(&mut self, host: &mut Host, now: Instant) {
         // Every live ENet peer, also those whose connection is still being set up (a client
         // connecting, a CONNECT whose acknowledgement has not come yet), so that nobody
@@ -609,6 +624,8 @@ impl MultiplayerCore {
         for peer in peers {
             self.disconnect_now(host, now, peer, self.unique_id);
         }
+        // Like Godot's closed peer: no new connection is accepted.
+        host.set_refuse_new_connections(true);
         self.clear();
     }
 
@@ -862,5 +879,80 @@ pub fn generate_unique_id() -> u32 {
         if valid_client_id(id) {
             return id;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_ids() {
+        let mut h = 0x661b_e770u32.to_le_bytes().to_vec();
+        h.extend_from_slice(&(-5i32).to_le_bytes());
+        h.push(9);
+        assert_eq!(parse_header(&h), Some((0x661b_e770, -5)));
+        assert_eq!(parse_header(&h[..7]), None);
+        assert!(!valid_client_id(0) && !valid_client_id(1) && !valid_client_id(0x8000_0000));
+        assert!(valid_client_id(2) && valid_client_id(0x7fff_ffff));
+        for _ in 0..100 {
+            assert!(valid_client_id(generate_unique_id()));
+        }
+    }
+
+    #[test]
+    fn system_messages_are_godots_bytes() {
+        // ADD_PEER 0x661be770 as in a capture of Godot 3.2.3: 00000000 70e71b66.
+        let p = system_message(SYSMSG_ADD_PEER, 0x661b_e770);
+        assert_eq!(p.data, [0, 0, 0, 0, 0x70, 0xe7, 0x1b, 0x66]);
+        assert!(p.flags.contains(PacketFlags::RELIABLE));
+    }
+
+    #[test]
+    fn transfer_modes_map_to_godots_flags_and_channels() {
+        let core = MultiplayerCore::server(FramingConfig::default()).unwrap();
+        assert_eq!(
+            core.mode_flags(TransferMode::Unreliable),
+            (PacketFlags::UNSEQUENCED, SYSCH_UNRELIABLE)
+        );
+        assert_eq!(
+            core.mode_flags(TransferMode::UnreliableOrdered),
+            (PacketFlags::NONE, SYSCH_UNRELIABLE)
+        );
+        assert_eq!(
+            core.mode_flags(TransferMode::Reliable),
+            (PacketFlags::RELIABLE, SYSCH_RELIABLE)
+        );
+        let ordered = MultiplayerCore::server(FramingConfig {
+            always_ordered: true,
+            ..FramingConfig::default()
+        })
+        .unwrap();
+        assert_eq!(
+            ordered.mode_flags(TransferMode::Unreliable),
+            (PacketFlags::NONE, SYSCH_UNRELIABLE)
+        );
+        for mode in TransferMode::ALL {
+            assert_eq!(mode_of(core.mode_flags(mode).0), mode);
+        }
+    }
+
+    #[test]
+    fn settings_fixed_once_created_are_refused() {
+        let mut core = MultiplayerCore::server(FramingConfig::default()).unwrap();
+        let mut c = core.config().clone();
+        c.server_relay = false;
+        assert!(core.set_config(c).is_err());
+        let mut c = core.config().clone();
+        c.transfer_channel = Some(3);
+        assert!(matches!(
+            core.set_config(c),
+            Err(MultiplayerError::InvalidChannel { channel: 3, .. })
+        ));
+        let mut c = core.config().clone();
+        c.target = Target::AllExcept(7);
+        c.transfer_mode = TransferMode::Unreliable;
+        core.set_config(c.clone()).unwrap();
+        assert_eq!(core.config(), &c);
     }
 }
