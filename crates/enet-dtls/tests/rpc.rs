@@ -352,3 +352,83 @@ fn chat_room_tokio(dtls: bool) {
         }
     });
 }
+
+/// A client that sends garbage instead of MultiplayerAPI packets: every packet is refused
+/// (visible as events), nothing runs, and a good client in the room is served as before.
+#[test]
+fn garbage_from_a_peer_is_refused_and_the_room_goes_on() {
+    use enet_dtls::multiplayer::{MultiplayerEvent, Target, TransferMode as Mode};
+
+    let mut server = RpcPeer::new(server_builder(None).create().unwrap(), server_api());
+    let port = server.peer().local_addr().unwrap().port();
+    let mut good = RpcPeer::new(client_builder(port, None).create().unwrap(), client_api());
+    let mut bad = MultiplayerPeer::client("127.0.0.1", port).create().unwrap();
+    let give_up = Instant::now() + DEADLINE;
+    let mut bad_connected = false;
+    let mut server_events = Vec::new();
+    while !(bad_connected && good.api().is_connected()) {
+        assert!(Instant::now() < give_up, "no connection");
+        bad.poll().unwrap();
+        while let Some(e) = bad.next_event() {
+            bad_connected |= e == MultiplayerEvent::ConnectionSucceeded;
+        }
+        good.poll().unwrap();
+        while good.next_event().is_some() {}
+        server.poll().unwrap();
+        while let Some(e) = server.next_event() {
+            server_events.push(e);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Deterministic garbage: short packets, unknown commands, calls to unknown path ids,
+    // inline paths past the end, arguments with hostile lengths.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut sent = 0;
+    for i in 0..300 {
+        let len = (next() % 48) as usize + 1;
+        let mut p: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        p[0] = (i % 6) as u8; // every command, and one unknown
+        bad.send(Target::Peer(1), Mode::Reliable, None, &p).unwrap();
+        sent += 1;
+    }
+    good.rpc_id(1, "Chat", "say", ("still here",)).unwrap();
+    let line = format!("{}: still here", good.unique_id());
+    while !good.api().state().lines.contains(&line) {
+        assert!(Instant::now() < give_up, "the good client was not served");
+        bad.poll().unwrap();
+        while bad.next_event().is_some() {}
+        good.poll().unwrap();
+        while good.next_event().is_some() {}
+        server.poll().unwrap();
+        while let Some(e) = server.next_event() {
+            server_events.push(e);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stats = server.api().stats();
+    // Only the good client's call ran; garbage never did (a RAW packet is delivered as an
+    // event, which is what Godot does with it too).
+    assert_eq!(stats.calls_executed, 1, "{stats:?}");
+    let raw = server_events
+        .iter()
+        .filter(|e| matches!(e, ApiEvent::PeerPacket { .. }))
+        .count() as u64;
+    let refused = server_events
+        .iter()
+        .filter(|e| matches!(e, ApiEvent::Refused { .. }))
+        .count() as u64;
+    // SIMPLIFY_PATH garbage is stored and answered (as Godot does); everything else that is
+    // not RAW is refused.
+    assert!(
+        refused + raw + stats.paths_received >= sent - 5,
+        "{stats:?} raw={raw}"
+    );
+    assert_eq!(stats.refused, refused);
+    assert!(refused > 150, "{stats:?}");
+}

@@ -1,5 +1,5 @@
 //! Godot 3.2's MultiplayerAPI against real Godot 3.2.3 (`godot3-server`), through
-//! [`RpcPeer`] over the multiplayer peer (plaintext ENet: Debian's Godot ignores `use_dtls`).
+//! [`RpcPeer`] over the multiplayer peer.
 //!
 //! The Godot side is `fixtures/godot/rpc_peer.gd` with the `/root/Room` node of
 //! `rpc_room.gd`; the Rust side registers the same node ([`room_api`]). One side is the
@@ -9,7 +9,9 @@
 //!
 //! * a Godot client calls our server, and our server answers;
 //! * our client calls a Godot server, and Godot answers;
-//! * two Godot clients greet each other through our server's relay.
+//! * two Godot clients greet each other through our server's relay;
+//! * the first exchange again with our server in `use_dtls` mode, the Godot client's ENet
+//!   carried by Godot's own `PacketPeerDTLS` (`dtls_tunnel.gd`).
 //!
 //! Both sides check every value (ours against the committed Godot corpus,
 //! `crates/godot-proto/tests/corpus`), which calls ran with which `get_rpc_sender_id()`, and
@@ -28,7 +30,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use enet_dtls::godot_proto::{
-    ApiEvent, MultiplayerApi, RefusalReason, RpcKind, RpcMode, Variant, Vector2,
+    ApiEvent, MultiplayerApi, RefusalReason, RpcKind, RpcMode, TransferMode, Variant, Vector2,
 };
 use enet_dtls::multiplayer::MultiplayerPeer;
 use enet_dtls::rpc::RpcPeer;
@@ -93,12 +95,16 @@ struct Godot {
 
 impl Godot {
     fn spawn(args: &[String]) -> Godot {
+        Godot::spawn_script("rpc_peer.gd", args)
+    }
+
+    fn spawn_script(script: &str, args: &[String]) -> Godot {
         let mut child = Command::new("godot3-server")
             .env("LANG", "en_US.UTF-8")
             .arg("--path")
             .arg(repo().join("fixtures/godot"))
             .arg("-s")
-            .arg("rpc_peer.gd")
+            .arg(script)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -271,6 +277,10 @@ fn room_api() -> MultiplayerApi<Room> {
             .unwrap();
         ctx.rpc_id(partner, "Room", "m_mastersync", ("forced",))
             .unwrap();
+        ctx.rpc_unreliable_id(partner, "Room", "m_remote", ("unreliable",))
+            .unwrap();
+        ctx.send_bytes(&[4, 5, 6], partner, TransferMode::Reliable)
+            .unwrap();
         ctx.rset("Room", "rv", 21).unwrap();
         ctx.rset("Room", "pv", Vector2::new(3.0, 4.0)).unwrap();
         ctx.rset("Room", "mv", "answer").unwrap();
@@ -308,6 +318,10 @@ fn run_caller(peer: &mut RpcPeer<Room>, partner: i32) {
         )
         .unwrap();
     }
+    peer.rpc_unreliable_id(partner, "Room", "m_remote", ("unreliable",))
+        .unwrap();
+    peer.send_bytes(&[1, 2, 3], partner, TransferMode::Reliable)
+        .unwrap();
     peer.rset_id(partner, "Room", "rv", 11).unwrap();
     peer.rset_id(partner, "Room", "pv", Vector2::new(1.0, 2.0))
         .unwrap();
@@ -392,7 +406,72 @@ fn godot_client_calls_our_server_and_we_answer() {
         .create()
         .unwrap();
     let port = peer.local_addr().unwrap().port();
+    godot_client_scenario(RpcPeer::new(peer, room_api()), port);
+}
+
+/// Debian's Godot ignores `use_dtls`, so Godot's DTLS-enabled ENet is rebuilt from Godot's own
+/// parts: the Godot client (`rpc_peer.gd`) talks plain ENet to `dtls_tunnel.gd`, which carries
+/// each datagram as one record of a Godot (mbedTLS) `PacketPeerDTLS` session verifying our
+/// certificate, as Godot's `ENetDTLSClient` does. Our server has `use_dtls`; the whole RPC
+/// exchange runs over it.
+#[test]
+fn godot_client_calls_our_dtls_server_through_godots_dtls() {
+    use enet_dtls::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
+    if !have_godot() {
+        return;
+    }
+    let key = PrivateKey::generate(KeyType::Rsa(2048)).unwrap();
+    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("cert.pem");
+    cert.save(&ca).unwrap();
+    let peer = MultiplayerPeer::server(0)
+        .bind_address("127.0.0.1".parse().unwrap())
+        .use_dtls(true)
+        .dtls_key(key)
+        .dtls_certificate(cert)
+        .create()
+        .unwrap();
     let mut server = RpcPeer::new(peer, room_api());
+    let listen_port = free_udp_port();
+    let mut tunnel = Godot::spawn_script(
+        "dtls_tunnel.gd",
+        &[
+            format!("listen_port={listen_port}"),
+            format!("port={}", server.peer().local_addr().unwrap().port()),
+            "verify=1".into(),
+            format!("ca={}", ca.display()),
+            "hostname=localhost".into(),
+            "timeout=35".into(),
+        ],
+    );
+    let give_up = Instant::now() + DEADLINE;
+    while tunnel.has_line("TUNNEL_DTLS_CONNECTED").is_none() {
+        assert!(
+            Instant::now() < give_up && tunnel.exited().is_none(),
+            "the tunnel did not connect: {:?}",
+            tunnel.stdout
+        );
+        while server.service(Duration::from_millis(5)).unwrap().is_some() {}
+    }
+    let server = godot_client_scenario(server, listen_port);
+    // Every packet of the exchange crossed DTLS: the server's socket counted the records.
+    let dtls = server.peer().enet().socket().dtls().expect("a DTLS socket");
+    let stats = dtls.stats();
+    assert!(
+        // At least the 61 values each way, one record per RPC (every put_packet flushes).
+        stats.records_received > 61 && stats.records_sent > 61,
+        "{stats:?}"
+    );
+    let (_, out, _) = tunnel.finish(Duration::from_millis(100));
+    assert!(
+        out.iter().any(|l| l.starts_with("TUNNEL_DTLS_CONNECTED")),
+        "{out:?}"
+    );
+}
+
+/// A Godot client (the caller) joins `server` at `port`; our server answers. Checks both sides.
+fn godot_client_scenario(mut server: RpcPeer<Room>, port: u16) -> RpcPeer<Room> {
     let mut godot = Godot::spawn(&[
         "role=client".into(),
         format!("port={port}"),
@@ -427,8 +506,21 @@ fn godot_client_calls_our_server_and_we_answer() {
     }
     assert_eq!(
         calls_by(room, gid),
-        ["m_remote", "m_master", "m_remotesync", "m_mastersync"]
+        [
+            "m_remote",
+            "m_master",
+            "m_remotesync",
+            "m_mastersync",
+            "m_remote"
+        ]
     );
+    assert!(room
+        .calls
+        .contains(&("m_remote".into(), gid, "unreliable".into())));
+    assert!(events.contains(&ApiEvent::PeerPacket {
+        from: gid,
+        data: vec![1, 2, 3]
+    }));
     // Our own rpc() ran these locally (sender = ourselves), as Godot does.
     assert_eq!(
         calls_by(room, 1),
@@ -460,11 +552,25 @@ fn godot_client_calls_our_server_and_we_answer() {
     );
     assert_eq!(count_values_ok(&stdout, 1), n, "{transcript}");
     let gcalls: Vec<(String, i32)> = godot_calls(&stdout);
-    let expected: Vec<(String, i32)> = ["m_remote", "m_puppet", "m_remotesync", "m_puppetsync"]
-        .iter()
-        .map(|m| (m.to_string(), 1))
-        .collect();
+    let expected: Vec<(String, i32)> = [
+        "m_remote",
+        "m_puppet",
+        "m_remotesync",
+        "m_puppetsync",
+        "m_remote",
+    ]
+    .iter()
+    .map(|m| (m.to_string(), 1))
+    .collect();
     assert_eq!(gcalls, expected, "{transcript}");
+    assert!(
+        stdout.contains(&format!("CALL m_remote sender=1 me={gid} arg=unreliable")),
+        "{transcript}"
+    );
+    assert!(
+        stdout.contains(&"RAW sender=1 bytes=[4, 5, 6]".to_owned()),
+        "{transcript}"
+    );
     assert!(
         stdout.contains(&"RSET rv=21 sender=1".to_owned()),
         "{transcript}"
@@ -485,6 +591,7 @@ fn godot_client_calls_our_server_and_we_answer() {
         );
     }
     assert!(!stderr.contains("Invalid packet"), "{transcript}");
+    server
 }
 
 #[test]
@@ -546,7 +653,21 @@ fn our_client_calls_a_godot_server_which_answers() {
     from_us.sort_unstable();
     assert_eq!(
         from_us,
-        ["m_master", "m_mastersync", "m_remote", "m_remotesync"],
+        [
+            "m_master",
+            "m_mastersync",
+            "m_remote",
+            "m_remote",
+            "m_remotesync"
+        ],
+        "{transcript}"
+    );
+    assert!(
+        stdout.contains(&format!("CALL m_remote sender={me} me=1 arg=unreliable")),
+        "{transcript}"
+    );
+    assert!(
+        stdout.contains(&format!("RAW sender={me} bytes=[1, 2, 3]")),
         "{transcript}"
     );
     assert!(
@@ -583,8 +704,21 @@ fn our_client_calls_a_godot_server_which_answers() {
     }
     assert_eq!(
         calls_by(room, 1),
-        ["m_remote", "m_puppet", "m_remotesync", "m_puppetsync"]
+        [
+            "m_remote",
+            "m_puppet",
+            "m_remotesync",
+            "m_puppetsync",
+            "m_remote"
+        ]
     );
+    assert!(room
+        .calls
+        .contains(&("m_remote".into(), 1, "unreliable".into())));
+    assert!(events.contains(&ApiEvent::PeerPacket {
+        from: 1,
+        data: vec![4, 5, 6]
+    }));
     assert_eq!(room.finished_from, Some(1));
     assert_eq!(
         refusals(&events),
@@ -659,8 +793,23 @@ fn two_godot_clients_call_each_other_through_our_server() {
         out_b.contains(&format!("PEER_CONNECTED id={id_a}")),
         "{transcript}"
     );
-    // The server relayed without running the calls itself.
+    // The server relayed the greetings without running them itself ...
     assert!(server.api().state().greetings.is_empty());
+    // ... and ran each client's rpc() to everyone, which also reached the other client.
+    let room = server.api().state();
+    for (id, out_other) in [(id_a, &out_b), (id_b, &out_a)] {
+        let arg = format!("all from {id}");
+        assert!(
+            room.calls.contains(&("m_remote".into(), id, arg.clone())),
+            "{:?}",
+            room.calls
+        );
+        let other = if id == id_a { id_b } else { id_a };
+        assert!(
+            out_other.contains(&format!("CALL m_remote sender={id} me={other} arg={arg}")),
+            "{transcript}"
+        );
+    }
     assert!(events.contains(&ApiEvent::PeerConnected(id_a)));
     assert!(events.contains(&ApiEvent::PeerConnected(id_b)));
     // SIMPLIFY_PATH + the call, each way, went through the relay.

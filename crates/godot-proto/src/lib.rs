@@ -6,7 +6,7 @@
 //! * [`multiplayer_api`]: Godot 3.2's `MultiplayerAPI` (remote calls, remote sets, the node path
 //!   cache, raw packets, rpc modes) as a state machine that takes `(sender id, bytes)` and hands
 //!   back `(target id, transfer mode, bytes)` and events. It knows nothing about sockets or ENet:
-//!   `enet-dtls` drives it over its `MultiplayerPeer`.
+//!   `enet-dtls` drives it over its `MultiplayerPeer` (`enet_dtls::rpc::RpcPeer`, `TokioRpcPeer`).
 //!
 //! The crate has no I/O, no clock and no `unsafe`.
 //!
@@ -26,7 +26,7 @@ pub mod variant;
 
 pub use multiplayer_api::{
     ApiEvent, ApiLimits, ApiStats, MultiplayerApi, Outgoing, RefusalReason, RpcContext, RpcError,
-    RpcKind, RpcMode, TransferMode,
+    RpcKind, RpcMode, TransferMode, MAX_LOCAL_CALLS_PER_INPUT,
 };
 pub use variant::{
     decode_counting, Aabb, ArgError, ArgErrorKind, Args, Basis, Color, DecodeError, DecodeLimits,

@@ -72,6 +72,9 @@ pub const CMD_RAW: u8 = 4;
 const PATH_INLINE: u32 = 0x8000_0000;
 /// The server's peer id.
 pub const SERVER_ID: i32 = 1;
+/// The most local calls of `*sync` modes that handlers may chain for one input (a packet or
+/// an `rpc` call); see [`RefusalReason::LocalCallLimit`].
+pub const MAX_LOCAL_CALLS_PER_INPUT: usize = 4096;
 
 /// Godot 3.2's RPC / rset modes (`MultiplayerAPI.RPCMode`; the numbers are Godot's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -157,6 +160,9 @@ pub enum RefusalReason {
     UnknownCommand(u8),
     /// A handler is already running for this method further up the stack.
     Reentrant,
+    /// Handlers made more than [`MAX_LOCAL_CALLS_PER_INPUT`] local `*sync` calls for one
+    /// input (a handler calling itself through a `*sync` mode); the rest were dropped.
+    LocalCallLimit,
 }
 
 impl fmt::Display for RefusalReason {
@@ -174,6 +180,7 @@ impl fmt::Display for RefusalReason {
             RefusalReason::PathCacheLimit => f.write_str("path cache limit reached"),
             RefusalReason::UnknownCommand(c) => write!(f, "unknown command {c}"),
             RefusalReason::Reentrant => f.write_str("handler already running"),
+            RefusalReason::LocalCallLimit => f.write_str("too many local calls for one input"),
         }
     }
 }
@@ -1079,10 +1086,30 @@ impl<S> MultiplayerApi<S> {
     }
 
     fn run_deferred(&mut self) {
-        // Bounded: each deferred call is one `rpc` made by a handler; a handler that calls
-        // itself through a *sync mode forever would loop, as it would in Godot.
+        // Each deferred call is one `rpc` of a `*sync` mode made by a handler. A handler that
+        // calls itself that way forever would recurse without end in Godot; here the chain is
+        // cut after MAX_LOCAL_CALLS_PER_INPUT calls and reported, so no input can hang us.
+        let mut ran = 0;
         while let Some(call) = self.core.deferred.pop_front() {
             let me = self.core.my_id;
+            ran += 1;
+            if ran > MAX_LOCAL_CALLS_PER_INPUT {
+                let path = self.path_of(call.node);
+                let kind = Some(if call.set {
+                    RpcKind::Set
+                } else {
+                    RpcKind::Call
+                });
+                self.core.deferred.clear();
+                self.core.refuse(
+                    me,
+                    kind,
+                    path,
+                    Some(call.name),
+                    RefusalReason::LocalCallLimit,
+                );
+                return;
+            }
             if call.set {
                 let mut args = call.args;
                 let value = args.pop().unwrap_or_default();
@@ -1698,6 +1725,17 @@ impl<S> RpcContext<'_, S> {
         value: impl ToVariant,
     ) -> Result<(), RpcError> {
         self.call(0, true, true, path, property, &(value,))
+    }
+
+    /// See [`MultiplayerApi::rset_unreliable_id`].
+    pub fn rset_unreliable_id(
+        &mut self,
+        peer: i32,
+        path: &str,
+        property: &str,
+        value: impl ToVariant,
+    ) -> Result<(), RpcError> {
+        self.call(peer, true, true, path, property, &(value,))
     }
 
     /// See [`MultiplayerApi::send_bytes`].

@@ -733,3 +733,26 @@ fn the_api_can_move_between_threads() {
     });
     assert_eq!(handle.join().unwrap(), ["moved"]);
 }
+
+#[test]
+fn a_handler_calling_itself_through_a_sync_mode_is_cut_off() {
+    let mut api = MultiplayerApi::with_state(0u64);
+    // Godot would recurse until its stack overflows; we stop after a bound and say so.
+    api.register("Game", "echo", RpcMode::RemoteSync, |ctx, (): ()| {
+        *ctx.state_mut() += 1;
+        ctx.rpc("Game", "echo", ()).unwrap();
+    });
+    api.start_server();
+    api.rpc("Game", "echo", ()).unwrap();
+    let ran = *api.state();
+    assert_eq!(ran, godot_proto::MAX_LOCAL_CALLS_PER_INPUT as u64);
+    let events: Vec<ApiEvent> = std::iter::from_fn(|| api.poll_event()).collect();
+    assert!(matches!(
+        events.as_slice(),
+        [ApiEvent::Refused {
+            reason: RefusalReason::LocalCallLimit,
+            from: 1,
+            ..
+        }]
+    ));
+}

@@ -1,6 +1,6 @@
 //! Conversions between `Variant` and Rust types, both ways, and their errors.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use godot_proto::{
     Color, Dictionary, FromVariant, FromVariantError, NodePath, ObjectId, ToVariant, Transform,
@@ -40,6 +40,10 @@ fn rust_values_survive_variant_and_wire() {
     m.insert(String::from("a"), vec![1.5f64]);
     m.insert(String::from("b"), vec![]);
     round_trip(m);
+    let mut b = BTreeMap::new();
+    b.insert(1i64, Some(Vector2::new(1.0, 2.0)));
+    b.insert(-1i64, None);
+    round_trip(b);
 }
 
 #[test]

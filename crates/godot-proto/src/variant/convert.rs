@@ -1,6 +1,6 @@
 //! Conversions between [`Variant`] and Rust types, and typed argument lists for RPC handlers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use super::codec::{put_int, put_real, put_string_body, put_u32};
@@ -429,6 +429,41 @@ impl<K: ToVariant, V: ToVariant, S> ToVariant for HashMap<K, V, S> {
 }
 
 impl<K: FromVariant + Eq + Hash, V: FromVariant> FromVariant for HashMap<K, V> {
+    /// From a `Dictionary`; a repeated key keeps the last value.
+    fn from_variant(v: Variant) -> Result<Self, FromVariantError> {
+        match v {
+            Variant::Dictionary(d) => {
+                d.0.into_iter()
+                    .enumerate()
+                    .map(|(index, (k, v))| {
+                        let elem = |source| FromVariantError::Element {
+                            index,
+                            source: Box::new(source),
+                        };
+                        Ok((
+                            K::from_variant(k).map_err(elem)?,
+                            V::from_variant(v).map_err(elem)?,
+                        ))
+                    })
+                    .collect()
+            }
+            other => Err(wrong("Dictionary", &other)),
+        }
+    }
+}
+
+impl<K: ToVariant, V: ToVariant> ToVariant for BTreeMap<K, V> {
+    /// A `Dictionary`, in key order.
+    fn to_variant(&self) -> Variant {
+        Variant::Dictionary(Dictionary(
+            self.iter()
+                .map(|(k, v)| (k.to_variant(), v.to_variant()))
+                .collect(),
+        ))
+    }
+}
+
+impl<K: FromVariant + Ord, V: FromVariant> FromVariant for BTreeMap<K, V> {
     /// From a `Dictionary`; a repeated key keeps the last value.
     fn from_variant(v: Variant) -> Result<Self, FromVariantError> {
         match v {
