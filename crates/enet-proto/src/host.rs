@@ -1,6 +1,7 @@
 //! The host: all peers of one socket, driven sans-IO.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,8 +10,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, trace};
 
 use crate::peer::{
-    Channel, OutBody, OutgoingCommand, Peer, PACKET_THROTTLE_SCALE, TIMEOUT_LIMIT, TIMEOUT_MAXIMUM,
-    TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
+    push_small, Channel, OutBody, OutgoingCommand, Payload, Peer, PACKET_THROTTLE_SCALE,
+    TIMEOUT_LIMIT, TIMEOUT_MAXIMUM, TIMEOUT_MINIMUM, WINDOW_SIZE_SCALE,
 };
 use crate::time::{self, WireClock, WireTime};
 use crate::wire::{self, Command};
@@ -212,12 +213,16 @@ pub struct HostStats {
     pub packets_received: u64,
     /// Datagrams dropped as malformed, unauthenticated or unexpected.
     pub datagrams_dropped: u64,
-    /// Passes over the whole peer table (timers, the search for a datagram to
-    /// send, timeouts), a measure of the host's work: it grows with the number of
-    /// batches and timer ticks, not with the number of datagrams. (A
-    /// [`Host::poll_timeout`] called before `poll_transmit` was drained computes
-    /// the deadline in one more pass, not counted here.)
+    /// Passes over the whole peer table. Sending, timers and timeouts never walk
+    /// the table (see [`HostStats::peer_visits`]); only rare events do: a
+    /// CONNECT (free slot, duplicate check) and the once-a-second bandwidth
+    /// throttle while peers are connected.
     pub peer_table_scans: u64,
+    /// Peers looked at by the send and timer paths: one per peer that had
+    /// something due (a datagram received for it, an API call on it, a timer of
+    /// its own that expired), never one per peer slot. The host's work per
+    /// message depends on this, not on the peer capacity.
+    pub peer_visits: u64,
     /// CONNECTs refused: no free peer slot, too many peers from the source
     /// address ([`HostConfig::duplicate_peers`]), a bad channel count, or (counted per
     /// datagram) refusing new connections ([`Host::set_refuse_new_connections`]).
@@ -263,7 +268,6 @@ pub(crate) struct Core {
     pub(crate) bandwidth_limited_peers: usize,
     pub(crate) events: VecDeque<Event>,
     pending: VecDeque<Transmit>,
-    send_cursor: usize,
     pub(crate) stats: HostStats,
     /// The earliest timer, valid while `deadline_dirty` is false.
     next_deadline: Option<Instant>,
@@ -273,6 +277,91 @@ pub(crate) struct Core {
     pub(crate) scratch: Vec<u8>,
     /// Reused buffer for the commands of the datagram being built (see `build_datagram`).
     pub(crate) body_buf: Vec<u8>,
+    /// Datagram buffers handed back with [`Host::recycle`], reused by `poll_transmit`.
+    pub(crate) spare: Vec<Vec<u8>>,
+    /// Milliseconds from the wire clock's epoch to `last_now` (never wraps).
+    abs_ms: u64,
+    /// Which peers have something due (see [`Sched`]).
+    pub(crate) sched: Sched,
+}
+
+/// How many sent datagram buffers [`Host::recycle`] keeps for reuse.
+pub const SPARE_BUFFERS: usize = 256;
+
+/// Buffers larger than this (bytes of capacity) are not kept by [`Host::recycle`].
+const SPARE_BUFFER_CAPACITY: usize = 64 * 1024;
+
+/// Granularity of idle ping timers, in milliseconds (see `Host::peer_deadline`): a ping
+/// goes out at most this much later than `ping_interval` after the last datagram from the
+/// peer, far below the timeouts (seconds) it serves, and the host wakes at most
+/// `1000 / PING_SLACK_MS` times a second for the pings of any number of idle peers.
+const PING_SLACK_MS: u64 = 20;
+
+/// Not queued in `Sched::active`.
+const IDLE: u8 = 0;
+/// Queued in `Sched::active`, not yet visited by `poll_transmit`.
+const QUEUED: u8 = 1;
+/// Visited by `poll_transmit` (nothing more to send); its timer is refreshed at the end of the batch.
+const DRAINED: u8 = 2;
+/// No timer armed.
+const NO_TIMER: u64 = u64::MAX;
+
+/// The host's schedule: the only structure the send and timer paths walk, so
+/// their cost follows the peers with something due, not the peer capacity.
+///
+/// * `active`: peers touched since the last completed batch (a datagram was
+///   received for them, an API call queued something, their timer expired).
+///   `poll_transmit` builds datagrams for them in order; once it has drained
+///   the list, each one's timer is re-armed and the list is emptied.
+/// * `timers`: a min-heap of (deadline in ms since the clock epoch, slot), at
+///   most one valid entry per peer (`timer_at[slot]` is its key; entries with
+///   another key are stale and dropped when they surface). An entry is never
+///   later than the peer's real deadline (retransmission when reliable
+///   commands are in flight, otherwise the idle ping); a deadline that moved
+///   later (every received datagram moves the ping) is not re-pushed: the early
+///   entry is re-armed when it reaches the top, so a busy peer costs no heap
+///   operation per batch.
+pub(crate) struct Sched {
+    mark: Vec<u8>,
+    active: Vec<u16>,
+    cursor: usize,
+    timers: BinaryHeap<Reverse<(u64, u16)>>,
+    timer_at: Vec<u64>,
+}
+
+impl Sched {
+    fn new(slots: usize) -> Sched {
+        Sched {
+            mark: vec![IDLE; slots],
+            active: Vec::new(),
+            cursor: 0,
+            timers: BinaryHeap::new(),
+            timer_at: vec![NO_TIMER; slots],
+        }
+    }
+
+    /// Queues slot `idx` for the send path and a timer refresh.
+    pub(crate) fn touch(&mut self, idx: usize) {
+        if self.mark[idx] != QUEUED {
+            self.mark[idx] = QUEUED;
+            self.active.push(idx as u16);
+        }
+    }
+
+    /// Arms the timer of `idx` at `key` unless an entry at or before it is armed.
+    fn arm(&mut self, idx: usize, key: u64) {
+        if key < self.timer_at[idx] {
+            self.timer_at[idx] = key;
+            self.timers.push(Reverse((key, idx as u16)));
+        }
+    }
+
+    /// Whether a valid entry (not stale) is at the top, and its key.
+    fn top(&self) -> Option<(u64, usize)> {
+        self.timers
+            .peek()
+            .map(|Reverse((k, i))| (*k, usize::from(*i)))
+    }
 }
 
 impl Core {
@@ -395,12 +484,14 @@ impl Host {
                 bandwidth_limited_peers: 0,
                 events: VecDeque::new(),
                 pending: VecDeque::new(),
-                send_cursor: 0,
                 stats: HostStats::default(),
                 next_deadline: None,
                 deadline_dirty: false,
                 scratch: Vec::new(),
                 body_buf: Vec::new(),
+                spare: Vec::new(),
+                abs_ms: 0,
+                sched: Sched::new(config.peer_limit),
             },
         })
     }
@@ -419,6 +510,114 @@ impl Host {
             self.core.last_now = now;
         }
         self.core.service_time = self.core.clock.at(self.core.last_now);
+        self.core.abs_ms = self.core.clock.elapsed_ms(self.core.last_now);
+    }
+
+    /// Queues peer `idx` for the send path and a timer refresh (see [`Sched`]).
+    pub(crate) fn touch(&mut self, idx: usize) {
+        self.core.sched.touch(idx);
+    }
+
+    /// The heap key (ms since the clock epoch) of wire time `t`.
+    fn key_of(&self, t: WireTime) -> u64 {
+        let now = self.core.service_time;
+        if time::less_equal(t, now) {
+            self.core
+                .abs_ms
+                .saturating_sub(u64::from(time::difference(now, t)))
+        } else {
+            self.core.abs_ms + u64::from(time::difference(t, now))
+        }
+    }
+
+    /// The real deadline of peer `idx` as a heap key: its retransmission timer
+    /// while reliable commands are in flight, else its idle ping when connected.
+    fn peer_deadline(&self, idx: usize) -> Option<u64> {
+        let p = &self.peers[idx];
+        if matches!(p.state, PeerState::Disconnected | PeerState::Zombie) {
+            None
+        } else if !p.sent_reliable_commands.is_empty() {
+            Some(self.key_of(p.next_timeout))
+        } else if p.state == PeerState::Connected {
+            // Idle pings are not urgent: rounded up to the next multiple of PING_SLACK_MS,
+            // so that thousands of idle peers share a few wake-ups instead of one each.
+            let key = self.key_of(p.last_receive_time.wrapping_add(p.ping_interval));
+            Some(key.div_ceil(PING_SLACK_MS) * PING_SLACK_MS)
+        } else {
+            None
+        }
+    }
+
+    /// Drops stale entries at the top of the timer heap and re-arms early ones at
+    /// their peer's real deadline, so that the top is the earliest real timer.
+    /// With `due`, entries whose real deadline has come are popped and their
+    /// peers touched (and their retransmission timeouts run).
+    fn settle_timers(&mut self, due: bool) {
+        while let Some((key, idx)) = self.core.sched.top() {
+            if self.core.sched.timer_at[idx] != key {
+                self.core.sched.timers.pop(); // stale
+                continue;
+            }
+            match self.peer_deadline(idx) {
+                Some(real) if real <= key => {
+                    if !(due && real <= self.core.abs_ms) {
+                        break; // the earliest real timer, not yet due
+                    }
+                    self.core.sched.timers.pop();
+                    self.core.sched.timer_at[idx] = NO_TIMER;
+                    self.core.stats.peer_visits += 1;
+                    let p = &self.peers[idx];
+                    if !p.sent_reliable_commands.is_empty()
+                        && time::greater_equal(self.core.service_time, p.next_timeout)
+                    {
+                        check_timeouts(&mut self.core, &mut self.peers[idx]);
+                    }
+                    // A due ping (or the retransmissions just queued) goes out in `poll_transmit`.
+                    self.core.sched.touch(idx);
+                }
+                real => {
+                    // The deadline moved later (or went away): re-arm at the real one.
+                    self.core.sched.timers.pop();
+                    self.core.sched.timer_at[idx] = NO_TIMER;
+                    if let Some(r) = real {
+                        self.core.sched.arm(idx, r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-arms the timers of every peer touched in this batch and empties the
+    /// active list (the end of a batch: `poll_transmit` found nothing to send).
+    fn end_batch(&mut self) {
+        let active = std::mem::take(&mut self.core.sched.active);
+        for &i in &active {
+            let idx = usize::from(i);
+            if self.core.sched.mark[idx] == IDLE {
+                continue; // a duplicate entry, already refreshed
+            }
+            self.core.sched.mark[idx] = IDLE;
+            if let Some(r) = self.peer_deadline(idx) {
+                self.core.sched.arm(idx, r);
+            }
+        }
+        let mut active = active;
+        active.clear();
+        self.core.sched.active = active;
+        self.core.sched.cursor = 0;
+        // A heap of stale entries (many peers gone) is rebuilt from the valid ones.
+        if self.core.sched.timers.len() > 2 * self.peers.len() + 64 {
+            let sched = &mut self.core.sched;
+            let valid: Vec<_> = sched
+                .timer_at
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| **k != NO_TIMER)
+                .map(|(i, k)| Reverse((*k, i as u16)))
+                .collect();
+            sched.timers = BinaryHeap::from(valid);
+        }
+        self.settle_timers(false);
     }
 
     /// The slot `id` names, if its connection is still the one `id` was handed out for.
@@ -429,8 +628,12 @@ impl Host {
             .map(|_| id.index())
     }
 
+    /// The peer `id` names, queued for the send path and a timer refresh (every
+    /// caller may change what it sends or when).
     fn peer_mut(&mut self, id: PeerId) -> Result<&mut Peer, Error> {
         let idx = self.slot(id).ok_or(Error::UnknownPeer(id))?;
+        self.core.sched.touch(idx);
+        self.core.deadline_dirty = true;
         Ok(&mut self.peers[idx])
     }
 
@@ -490,6 +693,7 @@ impl Host {
             0,
         );
         debug!(peer = idx, %address, "connecting");
+        self.touch(idx);
         self.core.deadline_dirty = true;
         Ok(self.peers[idx].id())
     }
@@ -501,18 +705,29 @@ impl Host {
     /// otherwise reliably (like C ENet).
     pub fn send(&mut self, peer: PeerId, channel: u8, packet: Packet) -> Result<(), Error> {
         let idx = self.slot(peer).ok_or(Error::UnknownPeer(peer))?;
-        let core = &self.core;
+        let core = &mut self.core;
         let p = &mut self.peers[idx];
-        send_to_peer(core, p, channel, packet.data.into(), packet.flags)
+        send_to_peer(core, p, channel, Payload::Owned(packet.data), packet.flags)?;
+        core.sched.touch(idx);
+        Ok(())
     }
 
     /// Queues `packet` to every connected peer (errors for single peers are ignored).
     pub fn broadcast(&mut self, channel: u8, packet: Packet) {
         let data: Arc<[u8]> = packet.data.into();
-        let core = &self.core;
-        for p in self.peers.iter_mut() {
-            if p.state == PeerState::Connected {
-                let _ = send_to_peer(core, p, channel, data.clone(), packet.flags);
+        let core = &mut self.core;
+        for (idx, p) in self.peers.iter_mut().enumerate() {
+            if p.state == PeerState::Connected
+                && send_to_peer(
+                    core,
+                    p,
+                    channel,
+                    Payload::Shared(data.clone()),
+                    packet.flags,
+                )
+                .is_ok()
+            {
+                core.sched.touch(idx);
             }
         }
     }
@@ -524,6 +739,7 @@ impl Host {
     pub fn disconnect(&mut self, peer: PeerId, data: u32) {
         if let Some(idx) = self.slot(peer) {
             self.disconnect_idx(idx, data);
+            self.touch(idx);
             self.core.deadline_dirty = true;
         }
     }
@@ -579,6 +795,7 @@ impl Host {
         } else {
             self.disconnect_idx(idx, data);
         }
+        self.touch(idx);
         self.core.deadline_dirty = true;
     }
 
@@ -608,6 +825,7 @@ impl Host {
             self.flush_peer(idx);
         }
         reset_peer(&mut self.core, &mut self.peers[idx]);
+        self.touch(idx);
         self.core.deadline_dirty = true;
     }
 
@@ -615,6 +833,7 @@ impl Host {
     pub fn reset_peer(&mut self, peer: PeerId) {
         if let Some(idx) = self.slot(peer) {
             reset_peer(&mut self.core, &mut self.peers[idx]);
+            self.touch(idx);
             self.core.deadline_dirty = true;
         }
     }
@@ -714,17 +933,20 @@ impl Host {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.update_time(now);
         self.bandwidth_throttle_if_due();
-        self.core.stats.peer_table_scans += 1;
-        for idx in 0..self.peers.len() {
-            let p = &self.peers[idx];
-            if !p.sent_reliable_commands.is_empty()
-                && time::greater_equal(self.core.service_time, p.next_timeout)
-                && !matches!(p.state, PeerState::Disconnected | PeerState::Zombie)
-            {
-                check_timeouts(&mut self.core, &mut self.peers[idx]);
-            }
+        // Only the peers whose own timer expired: they run their retransmission
+        // timeouts here and are queued for `poll_transmit` (a due ping).
+        self.settle_timers(true);
+        self.core.deadline_dirty = true;
+    }
+
+    /// Hands back the buffer of a [`Transmit`] once it was sent, so that a later
+    /// [`poll_transmit`](Host::poll_transmit) reuses it instead of allocating: with it, the
+    /// steady state allocates nothing per datagram. Optional; at most [`SPARE_BUFFERS`]
+    /// buffers are kept (larger ones than a datagram are dropped).
+    pub fn recycle(&mut self, data: Vec<u8>) {
+        if self.core.spare.len() < SPARE_BUFFERS && data.capacity() <= SPARE_BUFFER_CAPACITY {
+            self.core.spare.push(data);
         }
-        self.refresh_deadline();
     }
 
     /// The next datagram to send, or `None` when nothing is due.
@@ -738,30 +960,29 @@ impl Host {
         if let Some(t) = self.core.pending.pop_front() {
             return Some(t);
         }
-        let n = self.peers.len();
-        let service_time = self.core.service_time;
-        for step in 0..n {
-            let idx = (self.core.send_cursor + step) % n;
-            // Most peers have nothing due: a few field tests skip them (the same tests
-            // `build_datagram` makes, without its setup), so a pass over thousands of
-            // idle peers stays cheap.
-            if !may_have_work(&self.peers[idx], service_time) {
-                continue;
-            }
-            if let Some(t) = self.build_datagram(idx) {
-                self.core.send_cursor = if self.peers[idx].continue_sending {
-                    idx
-                } else {
-                    (idx + 1) % n
-                };
-                // Sending moves timers (retransmission, ping); the deadline is
-                // recomputed once the batch is drained, not per datagram.
-                self.core.deadline_dirty = true;
-                return Some(t);
-            }
+        if !self.core.deadline_dirty && self.core.sched.active.is_empty() {
+            return None; // nothing happened since the last batch ended
         }
-        // A whole pass found nothing to send.
-        self.core.stats.peer_table_scans += 1;
+        let service_time = self.core.service_time;
+        // Only the peers touched since the last batch (see `Sched`), each until it
+        // has nothing more to send; never the whole peer table.
+        while let Some(&i) = self.core.sched.active.get(self.core.sched.cursor) {
+            let idx = usize::from(i);
+            if self.core.sched.mark[idx] == QUEUED {
+                self.core.stats.peer_visits += 1;
+                if may_have_work(&self.peers[idx], service_time) {
+                    if let Some(t) = self.build_datagram(idx) {
+                        // Sending moves timers (retransmission, ping); they are
+                        // re-armed once the batch is drained, not per datagram.
+                        self.core.deadline_dirty = true;
+                        return Some(t);
+                    }
+                }
+                self.core.sched.mark[idx] = DRAINED;
+            }
+            self.core.sched.cursor += 1;
+        }
+        // Every touched peer is drained: the batch ends.
         self.refresh_deadline();
         None
     }
@@ -776,7 +997,7 @@ impl Host {
     /// Cheap after the drain contract was followed ([`Host::poll_transmit`]
     /// returned `None`); otherwise computed here, in one pass over the peers.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.core.deadline_dirty {
+        if self.core.deadline_dirty || !self.core.sched.active.is_empty() {
             self.compute_deadline()
         } else {
             self.core.next_deadline
@@ -851,42 +1072,45 @@ impl Host {
         self.core.service_time
     }
 
-    /// Recomputes the host's next deadline.
+    /// Ends the batch: re-arms the timers of the peers it touched and takes the
+    /// earliest one as the host's next deadline.
     fn refresh_deadline(&mut self) {
-        self.core.stats.peer_table_scans += 1;
+        self.end_batch();
         self.core.next_deadline = self.compute_deadline();
         self.core.deadline_dirty = false;
     }
 
-    /// The earliest timer of any peer (retransmission or ping) and of the
-    /// bandwidth throttle.
+    /// The earliest timer: the top of the timer heap (never later than the
+    /// earliest real peer timer), now if touched peers still wait for
+    /// `poll_transmit`, and the bandwidth throttle.
     fn compute_deadline(&self) -> Option<Instant> {
-        let now = self.core.service_time;
-        let mut earliest: Option<WireTime> = None;
-        let mut consider = |t: WireTime| {
-            earliest = Some(match earliest {
-                Some(e) if time::less_equal(e, t) => e,
-                _ => t,
-            });
+        let mut earliest: Option<u64> = self.core.sched.top().map(|(k, _)| k);
+        let mut consider = |k: u64| {
+            earliest = Some(earliest.map_or(k, |e| e.min(k)));
         };
-        for p in &self.peers {
-            if matches!(p.state, PeerState::Disconnected | PeerState::Zombie) {
-                continue;
-            }
-            if !p.sent_reliable_commands.is_empty() {
-                consider(p.next_timeout);
-            } else if p.state == PeerState::Connected {
-                consider(p.last_receive_time.wrapping_add(p.ping_interval));
+        let sched = &self.core.sched;
+        for &i in &sched.active {
+            let idx = usize::from(i);
+            if sched.mark[idx] == QUEUED && may_have_work(&self.peers[idx], self.core.service_time)
+            {
+                consider(self.core.abs_ms);
+            } else if sched.mark[idx] != IDLE {
+                if let Some(k) = self.peer_deadline(idx) {
+                    consider(k);
+                }
             }
         }
         if self.core.connected_peers > 0 {
             consider(
-                self.core
-                    .bandwidth_throttle_epoch
-                    .wrapping_add(BANDWIDTH_THROTTLE_INTERVAL),
+                self.key_of(
+                    self.core
+                        .bandwidth_throttle_epoch
+                        .wrapping_add(BANDWIDTH_THROTTLE_INTERVAL),
+                ),
             );
         }
-        earliest.map(|t| WireClock::instant_of(self.core.last_now, now, t))
+        earliest
+            .map(|k| self.core.last_now + Duration::from_millis(k.saturating_sub(self.core.abs_ms)))
     }
 
     fn bandwidth_throttle_if_due(&mut self) {
@@ -995,7 +1219,8 @@ impl Host {
                 }
             }
             let outgoing = core.outgoing_bandwidth;
-            for p in self.peers.iter_mut().filter(|p| live(p)) {
+            for (idx, p) in self.peers.iter_mut().enumerate().filter(|(_, p)| live(p)) {
+                core.sched.touch(idx);
                 let incoming = if p.incoming_bandwidth_throttle_epoch == time_current {
                     p.outgoing_bandwidth
                 } else {
@@ -1170,7 +1395,7 @@ pub(crate) fn queue_outgoing(
     command: u8,
     channel_id: u8,
     body: OutBody,
-    packet: Option<Arc<[u8]>>,
+    packet: Option<Payload>,
     fragment_offset: u32,
     fragment_length: u16,
 ) {
@@ -1222,9 +1447,9 @@ pub(crate) fn queue_outgoing(
         return;
     }
     if out.wants_ack() && out.packet.is_some() {
-        peer.outgoing_send_reliable.push_back(out);
+        push_small(&mut peer.outgoing_send_reliable, out);
     } else {
-        peer.outgoing_commands.push_back(out);
+        push_small(&mut peer.outgoing_commands, out);
     }
 }
 
@@ -1233,7 +1458,7 @@ fn send_to_peer(
     core: &Core,
     peer: &mut Peer,
     channel: u8,
-    data: Arc<[u8]>,
+    data: Payload,
     flags: PacketFlags,
 ) -> Result<(), Error> {
     let id = peer.id();
@@ -1246,7 +1471,7 @@ fn send_to_peer(
             channel_count: peer.channels.len(),
         });
     }
-    let len = data.len();
+    let len = data.as_slice().len();
     if len > core.maximum_packet_size {
         return Err(Error::PacketTooLarge {
             size: len,
@@ -1272,6 +1497,11 @@ fn send_to_peer(
             & (PacketFlags::RELIABLE.bits() | PacketFlags::UNRELIABLE_FRAGMENT.bits())
             == PacketFlags::UNRELIABLE_FRAGMENT.bits()
             && ch.outgoing_unreliable_sequence_number < 0xFFFF;
+        // The fragments share one buffer.
+        let data: Arc<[u8]> = match data {
+            Payload::Shared(a) => a,
+            Payload::Owned(v) => v.into(),
+        };
         let (command, start) = if unreliable {
             (
                 Command::SEND_UNRELIABLE_FRAGMENT,
@@ -1314,7 +1544,7 @@ fn send_to_peer(
                 command,
                 channel,
                 body,
-                Some(data.clone()),
+                Some(Payload::Shared(data.clone())),
                 offset32,
                 flen as u16,
             );

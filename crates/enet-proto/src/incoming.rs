@@ -104,6 +104,9 @@ impl Host {
                 return self.core.dropped(from, "session id mismatch");
             }
             peer_idx = Some(usize::from(header.peer_id));
+            // Whatever this datagram does to the peer (acknowledgements to send,
+            // timers moved), the send path and the timer refresh look at it.
+            self.touch(usize::from(header.peer_id));
         }
 
         let mut owned;
@@ -169,6 +172,7 @@ impl Host {
                         match self.handle_connect(from, &c) {
                             Some(i) => {
                                 peer_idx = Some(i);
+                                self.touch(i);
                                 Ok(())
                             }
                             None => Err(CommandError("CONNECT refused")),
@@ -471,12 +475,15 @@ fn queue_acknowledgement(peer: &mut Peer, header: &CommandHeader, sent_time: u16
     peer.outgoing_data_total = peer
         .outgoing_data_total
         .wrapping_add(wire::command_size(Command::ACKNOWLEDGE) as u32);
-    peer.acknowledgements.push_back(Acknowledgement {
-        command: header.command,
-        channel_id: header.channel_id,
-        reliable_sequence_number: header.reliable_sequence_number,
-        sent_time,
-    });
+    crate::peer::push_small(
+        &mut peer.acknowledgements,
+        Acknowledgement {
+            command: header.command,
+            channel_id: header.channel_id,
+            reliable_sequence_number: header.reliable_sequence_number,
+            sent_time,
+        },
+    );
 }
 
 /// C's `enet_peer_throttle`.

@@ -76,6 +76,7 @@ pub use compress::Compressor;
 pub use error::Error;
 pub use host::{
     DisconnectReason, Event, Host, HostConfig, HostStats, Transmit, SERVER_DUPLICATE_PEERS,
+    SPARE_BUFFERS,
 };
 pub use packet::{Packet, PacketFlags};
 pub use peer::{Peer, PeerId, PeerState, PeerStats};

@@ -185,8 +185,38 @@ impl OutBody {
     }
 }
 
+/// The payload of an outgoing command: the application's own buffer when the packet is
+/// sent whole to one peer (no copy, no allocation), or shared by the fragments of a large
+/// packet and by the peers of a broadcast.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// Owned by this one command.
+    Owned(Vec<u8>),
+    /// Shared by several commands (fragments, broadcast).
+    Shared(Arc<[u8]>),
+}
+
+impl Payload {
+    /// The bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Owned(v) => v,
+            Payload::Shared(a) => a,
+        }
+    }
+
+    /// Whether `self` and `other` are the same shared buffer (fragments of one packet). An
+    /// owned payload belongs to one command only.
+    pub(crate) fn same(&self, other: &Payload) -> bool {
+        match (self, other) {
+            (Payload::Shared(a), Payload::Shared(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 /// A command waiting to be sent, or sent and waiting for its acknowledgement.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct OutgoingCommand {
     /// Command byte including flags.
     pub(crate) command: u8,
@@ -199,7 +229,7 @@ pub(crate) struct OutgoingCommand {
     pub(crate) sent_time: WireTime,
     pub(crate) round_trip_timeout: u32,
     pub(crate) send_attempts: u32,
-    pub(crate) packet: Option<Arc<[u8]>>,
+    pub(crate) packet: Option<Payload>,
     pub(crate) fragment_offset: u32,
     pub(crate) fragment_length: u16,
     /// Queueing order across the two outgoing queues.
@@ -219,6 +249,7 @@ impl OutgoingCommand {
     pub(crate) fn payload(&self) -> &[u8] {
         match &self.packet {
             Some(p) => {
+                let p = p.as_slice();
                 let start = (self.fragment_offset as usize).min(p.len());
                 let end = (start + usize::from(self.fragment_length)).min(p.len());
                 &p[start..end]
@@ -606,4 +637,15 @@ impl Peer {
             outgoing_queued: self.outgoing_waiting_data,
         }
     }
+}
+
+/// Appends `item` to a per-peer queue, starting an empty queue at room for one element
+/// (the standard growth would start at four): an idle connection only ever holds one ping
+/// in flight, so this keeps its memory small, while a busy one grows its queues to their
+/// working size once and reuses them.
+pub(crate) fn push_small<T>(queue: &mut VecDeque<T>, item: T) {
+    if queue.capacity() == 0 {
+        queue.reserve_exact(1);
+    }
+    queue.push_back(item);
 }

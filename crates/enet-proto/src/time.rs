@@ -74,6 +74,11 @@ impl WireClock {
         self.base.wrapping_add(ms as u32)
     }
 
+    /// Milliseconds from the epoch to `now` (0 before it); unlike the wire time, it never wraps.
+    pub fn elapsed_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
     /// The instant at which the wire clock reaches `deadline`, given that it reads
     /// `current` at `reference`. Deadlines in the past map to `reference`.
     pub fn instant_of(reference: Instant, current: WireTime, deadline: WireTime) -> Instant {

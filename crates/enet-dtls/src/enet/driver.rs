@@ -261,7 +261,10 @@ impl Core {
         send: &mut dyn FnMut(&[Transmit]) -> io::Result<usize>,
     ) -> io::Result<()> {
         loop {
-            self.outbox.clear();
+            // The buffers of the last batch go back to the host for its next datagrams.
+            for t in self.outbox.drain(..) {
+                self.host.recycle(t.data);
+            }
             while self.outbox.len() < SEND_BATCH {
                 match self.host.poll_transmit(now) {
                     Some(t) => self.outbox.push(t),
