@@ -11,7 +11,8 @@
 //! `rpc("show", sender, n)` to every client. A round ends when every client has seen the
 //! echoes of all its own calls. Printed: `say` RPCs per second handled by the server and
 //! `show` RPCs per second delivered (`clients` times as many), the median of the rounds, and
-//! the ratio ours / Godot's. Both servers run on the same machine as the clients (loopback),
+//! the ratio ours / Godot's. A third row runs our server and clients with `use_dtls` (Godot's
+//! Debian build has no DTLS-enabled ENet to compare with). Both servers run on the same machine as the clients (loopback),
 //! so compare the ratio, not the absolute numbers. `scripts/bench` runs it.
 
 use std::net::UdpSocket;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use enet_dtls::godot_proto::{ApiEvent, MultiplayerApi, RpcMode};
+use enet_dtls::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
 use enet_dtls::multiplayer::MultiplayerPeer;
 use enet_dtls::rpc::RpcPeer;
 
@@ -59,18 +61,28 @@ fn parse() -> Result<Options, String> {
     Ok(o)
 }
 
-/// Our chat server, serving until `stop`.
-fn our_server(stop: Arc<AtomicBool>) -> (u16, std::thread::JoinHandle<()>) {
+/// A key and certificate for the DTLS rows.
+type Identity = (PrivateKey, Certificate);
+
+/// Our chat server (with DTLS when `dtls` is given), serving until `stop`.
+fn our_server(
+    stop: Arc<AtomicBool>,
+    dtls: Option<&Identity>,
+) -> (u16, std::thread::JoinHandle<()>) {
     let mut api = MultiplayerApi::new();
     api.register("Room", "say", RpcMode::Remote, |ctx, (n,): (i64,)| {
         let sender = ctx.sender();
         let _ = ctx.rpc("Room", "show", (sender, n));
     });
     api.register_event("Room", "show", RpcMode::Puppet);
-    let peer = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
-        .create()
-        .expect("server");
+    let mut builder = MultiplayerPeer::server(0).bind_address("127.0.0.1".parse().unwrap());
+    if let Some((key, cert)) = dtls {
+        builder = builder
+            .use_dtls(true)
+            .dtls_key(key.clone())
+            .dtls_certificate(cert.clone());
+    }
+    let peer = builder.create().expect("server");
     let port = peer.local_addr().unwrap().port();
     let mut server = RpcPeer::new(peer, api);
     let handle = std::thread::spawn(move || {
@@ -107,15 +119,20 @@ fn godot_server(port: u16) -> Option<Child> {
 }
 
 /// One round of the load against the server on `port`; returns the seconds it took.
-fn round(port: u16, o: &Options) -> Result<f64, String> {
+fn round(port: u16, o: &Options, dtls: Option<&Identity>) -> Result<f64, String> {
     // Connect every client first, then start the clock.
     let mut clients = Vec::new();
     for _ in 0..o.clients {
         let mut api = MultiplayerApi::new();
         api.register_event("Room", "show", RpcMode::Puppet);
-        let peer = MultiplayerPeer::client("127.0.0.1", port)
-            .create()
-            .map_err(|e| e.to_string())?;
+        let mut builder = MultiplayerPeer::client("127.0.0.1", port);
+        if let Some((_, cert)) = dtls {
+            builder = builder
+                .use_dtls(true)
+                .dtls_certificate(cert.clone())
+                .dtls_hostname("localhost");
+        }
+        let peer = builder.create().map_err(|e| e.to_string())?;
         clients.push(RpcPeer::new(peer, api));
     }
     let give_up = Instant::now() + Duration::from_secs(60);
@@ -145,15 +162,19 @@ fn round(port: u16, o: &Options) -> Result<f64, String> {
                     if Instant::now() > give_up {
                         return Err(format!("stuck at {echoed}/{messages}"));
                     }
-                    while let Some(e) = c
-                        .service(Duration::from_millis(5))
-                        .map_err(|e| e.to_string())?
-                    {
+                    c.poll().map_err(|e| e.to_string())?;
+                    let mut progressed = false;
+                    while let Some(e) = c.next_event() {
                         if let ApiEvent::Call { args, .. } = e {
                             if args.first().and_then(|a| a.as_int()) == Some(me) {
                                 echoed += 1;
+                                progressed = true;
                             }
                         }
+                    }
+                    if !progressed {
+                        c.wait(Some(Duration::from_millis(5)))
+                            .map_err(|e| e.to_string())?;
                     }
                 }
                 Ok(())
@@ -171,10 +192,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn measure(name: &str, port: u16, o: &Options) -> Option<f64> {
+fn measure(name: &str, port: u16, o: &Options, dtls: Option<&Identity>) -> Option<f64> {
     let mut secs = Vec::new();
     for _ in 0..o.rounds {
-        match round(port, o) {
+        match round(port, o, dtls) {
             Ok(s) => secs.push(s),
             Err(e) => {
                 eprintln!("{name}: {e}");
@@ -201,8 +222,8 @@ fn main() {
     );
     println!("{:<14} {:>12} {:>16}", "SERVER", "SAYS/S", "SHOWS/S");
     let stop = Arc::new(AtomicBool::new(false));
-    let (port, handle) = our_server(stop.clone());
-    let ours = measure("enet-dtls", port, &o);
+    let (port, handle) = our_server(stop.clone(), None);
+    let ours = measure("enet-dtls", port, &o, None);
     stop.store(true, Ordering::Relaxed);
     let _ = handle.join();
 
@@ -214,14 +235,25 @@ fn main() {
             .unwrap_or(0);
         match godot_server(port) {
             Some(mut child) => {
-                godot = measure("godot-3.2.3", port, &o);
+                godot = measure("godot-3.2.3", port, &o, None);
                 let _ = child.kill();
                 let _ = child.wait();
             }
             None => println!("godot-3.2.3    (skipped: godot3-server is missing or did not start)"),
         }
     }
+    let key = PrivateKey::generate(KeyType::EcP256).expect("key");
+    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).expect("cert");
+    let identity = (key, cert);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (port, handle) = our_server(stop.clone(), Some(&identity));
+    let dtls = measure("enet-dtls+dtls", port, &o, Some(&identity));
+    stop.store(true, Ordering::Relaxed);
+    let _ = handle.join();
     if let (Some(a), Some(b)) = (ours, godot) {
         println!("RATIO enet-dtls / godot-3.2.3 (says/s): {:.2}", a / b);
+    }
+    if let (Some(a), Some(b)) = (dtls, ours) {
+        println!("RATIO enet-dtls+dtls / enet-dtls (says/s): {:.2}", a / b);
     }
 }

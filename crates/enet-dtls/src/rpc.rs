@@ -391,6 +391,16 @@ impl<St, S: EnetSocket> RpcPeer<St, S> {
         self.glue.api.poll_event()
     }
 
+    /// Waits until [`poll`](Self::poll) has something to do (a datagram or a due timer) or an
+    /// API event is queued, for at most `timeout` (`None`: no limit). Returns whether something
+    /// is ready.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool, MultiplayerError> {
+        if self.glue.api.has_events() {
+            return Ok(true);
+        }
+        self.peer.wait(timeout)
+    }
+
     /// Waits up to `timeout` for an API event, servicing the peer meanwhile (`Ok(None)`: none
     /// came).
     pub fn service(&mut self, timeout: Duration) -> Result<Option<ApiEvent>, MultiplayerError> {

@@ -10,7 +10,8 @@
 //! * a Godot client calls our server, and our server answers;
 //! * our client calls a Godot server, and Godot answers;
 //! * two Godot clients greet each other through our server's relay;
-//! * the first exchange again with our server in `use_dtls` mode, the Godot client's ENet
+//! * the first exchange again with our server on tokio (`TokioRpcPeer`), and with our server
+//!   (polled) in `use_dtls` mode, the Godot client's ENet
 //!   carried by Godot's own `PacketPeerDTLS` (`dtls_tunnel.gd`).
 //!
 //! Both sides check every value (ours against the committed Godot corpus,
@@ -409,6 +410,50 @@ fn godot_client_calls_our_server_and_we_answer() {
     godot_client_scenario(RpcPeer::new(peer, room_api()), port);
 }
 
+/// The same exchange with our server on tokio (`TokioRpcPeer`).
+#[cfg(feature = "tokio")]
+#[test]
+fn godot_client_calls_our_tokio_server_and_we_answer() {
+    use enet_dtls::rpc::TokioRpcPeer;
+    if !have_godot() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let peer = MultiplayerPeer::server(0)
+            .bind_address("127.0.0.1".parse().unwrap())
+            .create_tokio()
+            .await
+            .unwrap();
+        let port = peer.local_addr().unwrap().port();
+        let mut server = TokioRpcPeer::new(peer, room_api());
+        let mut godot = Godot::spawn(&[
+            "role=client".into(),
+            format!("port={port}"),
+            "timeout=30".into(),
+        ]);
+        let mut events = Vec::new();
+        let give_up = Instant::now() + DEADLINE;
+        while godot.exited().is_none() && Instant::now() < give_up {
+            if let Some(e) = server.service(Duration::from_millis(5)).await.unwrap() {
+                events.push(e);
+            }
+        }
+        // Let the disconnect arrive.
+        let until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < until {
+            if let Some(e) = server.service(Duration::from_millis(5)).await.unwrap() {
+                events.push(e);
+            }
+        }
+        let (code, stdout, stderr) = godot.finish(Duration::from_secs(5));
+        check_godot_client_exchange(server.api(), &events, code, &stdout, &stderr);
+    });
+}
+
 /// Debian's Godot ignores `use_dtls`, so Godot's DTLS-enabled ENet is rebuilt from Godot's own
 /// parts: the Godot client (`rpc_peer.gd`) talks plain ENet to `dtls_tunnel.gd`, which carries
 /// each datagram as one record of a Godot (mbedTLS) `PacketPeerDTLS` session verifying our
@@ -492,10 +537,23 @@ fn godot_client_scenario(mut server: RpcPeer<Room>, port: u16) -> RpcPeer<Room> 
         }
     }
     let (code, stdout, stderr) = godot.finish(Duration::from_secs(5));
+    check_godot_client_exchange(server.api(), &events, code, &stdout, &stderr);
+    server
+}
+
+/// Checks both sides of a Godot client's exchange with our server (`api`, with the server's
+/// `events`; Godot's exit `code`, `stdout` and `stderr`).
+fn check_godot_client_exchange(
+    api: &MultiplayerApi<Room>,
+    events: &[ApiEvent],
+    code: Option<i32>,
+    stdout: &[String],
+    stderr: &str,
+) {
     let transcript = format!("stdout:\n{}\nstderr:\n{stderr}", stdout.join("\n"));
     assert_eq!(code, Some(0), "{transcript}");
-    let gid = godot_id(&stdout);
-    let room = server.api().state();
+    let gid = godot_id(stdout);
+    let room = api.state();
 
     // Godot's values, calls, sets, as our server saw them.
     let n = room.expected.len();
@@ -528,7 +586,7 @@ fn godot_client_scenario(mut server: RpcPeer<Room>, port: u16) -> RpcPeer<Room> 
     );
     assert_eq!(room.done_from, Some(gid));
     assert_eq!(
-        refusals(&events),
+        refusals(events),
         [
             (RpcKind::Call, "m_disabled".into(), gid),
             (RpcKind::Call, "m_puppet".into(), gid),
@@ -537,11 +595,15 @@ fn godot_client_scenario(mut server: RpcPeer<Room>, port: u16) -> RpcPeer<Room> 
             (RpcKind::Set, "dv".into(), gid),
         ]
     );
-    let api = server.api();
     assert_eq!(api.property("Room", "rv"), Some(&Variant::Int(11)));
     // mv was set by Godot, then by our own rset (master: local only).
     assert_eq!(api.property("Room", "mv"), Some(&Variant::from("answer")));
     assert_eq!(api.property("Room", "dv"), Some(&Variant::Int(0)));
+    // The path cache, both ways: Godot announced /root/Room once and we confirmed it; Godot
+    // confirmed ours (the peer's entries are dropped when it leaves, so check the counters).
+    assert_eq!(api.stats().paths_received, 1);
+    assert_eq!(api.stats().paths_sent, 1);
+    assert_eq!(api.stats().confirms_received, 1);
     assert!(events.contains(&ApiEvent::PeerConnected(gid)));
     assert!(events.contains(&ApiEvent::PeerDisconnected(gid)));
 
@@ -550,8 +612,8 @@ fn godot_client_scenario(mut server: RpcPeer<Room>, port: u16) -> RpcPeer<Room> 
         stdout.contains(&format!("FINISH sender=1 values_ok={n} values_bad=0")),
         "{transcript}"
     );
-    assert_eq!(count_values_ok(&stdout, 1), n, "{transcript}");
-    let gcalls: Vec<(String, i32)> = godot_calls(&stdout);
+    assert_eq!(count_values_ok(stdout, 1), n, "{transcript}");
+    let gcalls: Vec<(String, i32)> = godot_calls(stdout);
     let expected: Vec<(String, i32)> = [
         "m_remote",
         "m_puppet",
@@ -591,7 +653,6 @@ fn godot_client_scenario(mut server: RpcPeer<Room>, port: u16) -> RpcPeer<Room> 
         );
     }
     assert!(!stderr.contains("Invalid packet"), "{transcript}");
-    server
 }
 
 #[test]
@@ -736,8 +797,11 @@ fn our_client_calls_a_godot_server_which_answers() {
         Some(&Variant::Vector2(Vector2::new(3.0, 4.0)))
     );
     assert_eq!(api.property("Room", "dv"), Some(&Variant::Int(0)));
-    // The path cache: Godot confirmed our path.
+    // The path cache, both ways: Godot confirmed our path, and announced its own (one path,
+    // /root/Room) which we confirmed.
     assert!(api.path_confirmed_by("Room", 1));
+    assert_eq!(api.cached_paths(1), 1);
+    assert_eq!(api.stats().paths_received, 1);
 }
 
 #[test]

@@ -49,6 +49,25 @@
 //! }
 //! assert_eq!(server.state(), &["1234: hello".to_owned()]);
 //! ```
+//!
+//! # Where it differs from Godot
+//!
+//! The wire bytes and the decisions (which call runs where, with which sender id, which one
+//! is refused) are Godot 3.2's; the interop tests of `enet-dtls` check them against Godot
+//! 3.2.3. What differs is the shape of an API without a scene tree, and the bounds:
+//!
+//! * nodes are registered by path ([`MultiplayerApi::register`], `register_event`,
+//!   `register_property`) instead of being found in a scene tree; a property set by `rset`
+//!   is stored here ([`MultiplayerApi::property`]) and reported as
+//!   [`ApiEvent::PropertySet`];
+//! * a local call of a `*sync` mode made inside a handler runs when that handler returns
+//!   (Godot runs it at once); the packets leave in the same order as Godot's;
+//! * refusals, which Godot prints, are [`ApiEvent::Refused`] events with the reason;
+//! * full objects are never decoded (Godot's `allow_object_decoding` is off by default and
+//!   not supported here): instance ids only;
+//! * what peers can make us store or do is bounded ([`ApiLimits`]: paths per peer, path
+//!   length, decoding limits, queued refusals; [`MAX_LOCAL_CALLS_PER_INPUT`]), where Godot
+//!   has no limit.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -780,6 +799,16 @@ impl<S> MultiplayerApi<S> {
         let o = self.core.out.pop_front()?;
         self.core.stats.packets_out += 1;
         Some(o)
+    }
+
+    /// `true` if [`poll_event`](Self::poll_event) has an event.
+    pub fn has_events(&self) -> bool {
+        !self.core.events.is_empty()
+    }
+
+    /// `true` if [`poll_outgoing`](Self::poll_outgoing) has a packet.
+    pub fn has_outgoing(&self) -> bool {
+        !self.core.out.is_empty()
     }
 
     /// The next event, if any.
