@@ -63,10 +63,13 @@ fn tracked<R>(f: impl FnOnce() -> R) -> (R, usize) {
 #[test]
 fn allocation_tracking_is_per_thread() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let other = {
-        let stop = stop.clone();
+        let (stop, started) = (stop.clone(), started.clone());
         std::thread::spawn(move || {
             let (_, largest) = tracked(|| {
+                std::hint::black_box(vec![0u8; 8 << 20]);
+                started.store(true, std::sync::atomic::Ordering::SeqCst);
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     std::hint::black_box(vec![0u8; 8 << 20]);
                     std::thread::yield_now();
@@ -75,6 +78,10 @@ fn allocation_tracking_is_per_thread() {
             largest
         })
     };
+    // The other thread's big allocations have begun (on a loaded machine it may start late).
+    while !started.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
     let (_, mine) = tracked(|| {
         for _ in 0..1000 {
             std::hint::black_box(vec![0u8; 100]);
