@@ -90,6 +90,9 @@ impl EnetSocket for MultiplayerSocket {
     fn peer_gone(&mut self, now: Instant, addr: SocketAddr) -> Option<SocketFailure> {
         each_socket!(self, s => s.peer_gone(now, addr))
     }
+    fn set_accepting_new_peers(&mut self, accept: bool) {
+        each_socket!(self, s => s.set_accepting_new_peers(accept))
+    }
 }
 
 /// DTLS settings (Godot's `use_dtls`, `dtls_verify`, `dtls_hostname`, `set_dtls_key`,
