@@ -423,7 +423,10 @@ impl Endpoint {
     /// affected. Off by default.
     pub fn set_refuse_new_sessions(&mut self, refuse: bool) {
         if refuse != self.refuse_new {
-            tracing::debug!(refuse, "dtls endpoint: new sessions refused (or accepted again)");
+            tracing::debug!(
+                refuse,
+                "dtls endpoint: new sessions refused (or accepted again)"
+            );
         }
         self.refuse_new = refuse;
     }

@@ -635,7 +635,10 @@ fn a_server_refusing_new_sessions_answers_nothing_and_keeps_its_sessions() {
     }
     let got = std::iter::from_fn(|| c1.poll_event())
         .any(|e| matches!(e, Event::Data { data, .. } if data == b"and answered"));
-    assert!(got, "the established session still carries data to the client");
+    assert!(
+        got,
+        "the established session still carries data to the client"
+    );
     // Accepting again: a new client gets in.
     server.set_refuse_new_sessions(false);
     let (_c2, _) = connect_direct(&mut server, now, a("10.0.0.3:5000"));

@@ -546,7 +546,10 @@ fn a_refusing_dtls_server_lets_nobody_in() {
             .any(|e| matches!(e, MultiplayerEvent::ConnectionFailed(_)))
     });
     assert!(log[0].is_empty(), "{:?}", log[0]);
-    assert!(!hello_is_answered(&mut s), "a refusing server answers nothing");
+    assert!(
+        !hello_is_answered(&mut s),
+        "a refusing server answers nothing"
+    );
     let st = dtls_stats(&s);
     assert_eq!(
         (
@@ -558,9 +561,16 @@ fn a_refusing_dtls_server_lets_nobody_in() {
         "{st:?}"
     );
     assert!(st.ignored_refusing >= 2, "{st:?}");
-    assert_eq!(s.enet().host().stats().connects_refused, 0, "ENet saw nothing");
+    assert_eq!(
+        s.enet().host().stats().connects_refused,
+        0,
+        "ENet saw nothing"
+    );
     s.set_refuse_new_connections(false);
-    assert!(hello_is_answered(&mut s), "the probe works: a cookie comes back");
+    assert!(
+        hello_is_answered(&mut s),
+        "the probe works: a cookie comes back"
+    );
     let mut d = client();
     let mut log = Vec::new();
     run(&mut [&mut s, &mut d], &mut log, |l| {
@@ -609,16 +619,27 @@ fn a_full_dtls_server_refuses_new_sessions_before_the_handshake() {
     assert!(!hello_is_answered(&mut s), "a full server answers nothing");
     let st = dtls_stats(&s);
     assert_eq!(
-        (st.sessions, st.sessions_created, st.server_handshakes_started),
+        (
+            st.sessions,
+            st.sessions_created,
+            st.server_handshakes_started
+        ),
         (1, 1, 1),
         "only a's session: {st:?}"
     );
     assert!(st.ignored_refusing >= 2, "{st:?}");
     // a's established session is unaffected.
-    a.send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, b"still in")
-        .unwrap();
+    a.send(
+        Target::Peer(SERVER_ID),
+        TransferMode::Reliable,
+        None,
+        b"still in",
+    )
+    .unwrap();
     run(&mut [&mut s, &mut a], &mut log, |l| {
-        packets(&l[0]).iter().any(|p| p.from == ida && p.data == b"still in")
+        packets(&l[0])
+            .iter()
+            .any(|p| p.from == ida && p.data == b"still in")
     });
     // a leaves: there is room again.
     a.close().unwrap();
