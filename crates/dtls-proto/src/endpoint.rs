@@ -228,6 +228,11 @@ pub struct EndpointStats {
     pub refused_table_full: u64,
     /// Valid-cookie ClientHellos refused because their source had its share.
     pub refused_address_share: u64,
+    /// Datagrams that would have gone to the cookie listener (from an address without a session,
+    /// or a reconnecting ClientHello) while new sessions were refused
+    /// ([`Endpoint::set_refuse_new_sessions`]): dropped unanswered, before any parsing, cookie or
+    /// OpenSSL work. Not part of [`refused`](Self::refused).
+    pub ignored_refusing: u64,
     /// Half-open sessions expired by the handshake timeout.
     pub expired_handshake: u64,
     /// Established sessions expired by the idle timeout.
@@ -355,6 +360,8 @@ pub struct Endpoint {
     stats: EndpointStats,
     last_refusal_log: Option<Instant>,
     refusals_since_log: u64,
+    /// [`Endpoint::set_refuse_new_sessions`].
+    refuse_new: bool,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -402,7 +409,31 @@ impl Endpoint {
             stats: EndpointStats::default(),
             last_refusal_log: None,
             refusals_since_log: 0,
+            refuse_new: false,
         }
+    }
+
+    /// Refuses (or accepts again) new sessions from the network, for a server whose application
+    /// takes nobody in at the moment (Godot's `refuse_new_connections`, a full ENet host): every
+    /// datagram that would go to the cookie listener (from an address without a session, or an
+    /// epoch-0 ClientHello reconnecting over an existing session) is dropped unanswered before
+    /// it is even parsed, so the client gets no HelloVerifyRequest and the server does no
+    /// handshake work at all; counted in [`EndpointStats::ignored_refusing`]. Sessions that exist
+    /// (established or still handshaking) and our own [`connect`](Self::connect)s are not
+    /// affected. Off by default.
+    pub fn set_refuse_new_sessions(&mut self, refuse: bool) {
+        if refuse != self.refuse_new {
+            tracing::debug!(
+                refuse,
+                "dtls endpoint: new sessions refused (or accepted again)"
+            );
+        }
+        self.refuse_new = refuse;
+    }
+
+    /// Whether new sessions are refused ([`set_refuse_new_sessions`](Self::set_refuse_new_sessions)).
+    pub fn refuses_new_sessions(&self) -> bool {
+        self.refuse_new
     }
 
     /// The limits in effect.
@@ -599,6 +630,13 @@ impl Endpoint {
                     return;
                 }
             }
+        }
+        if self.refuse_new && self.listener.is_some() {
+            // Nobody new is taken in: no reply, no cookie check, no state (a reconnection would
+            // start a handshake too).
+            self.stats.ignored_refusing += 1;
+            tracing::trace!(%from, len = data.len(), "dtls endpoint refuses new sessions; datagram ignored");
+            return;
         }
         let room = match existing {
             // A reconnection replaces its own session: no new room needed.

@@ -109,6 +109,10 @@ pub struct DtlsSocketStats {
 ///   (default 30 s; ENet pings every second) is closed.
 /// * A session ends when the driver reports its ENet peer gone (disconnected, timed out,
 ///   reset: [`EnetSocket::peer_gone`]); the remote gets close_notify.
+/// * While the ENet host takes nobody new (it refuses new connections, or every slot holds a
+///   connected peer) the drivers tell the socket ([`EnetSocket::set_accepting_new_peers`]),
+///   and new addresses get no answer at all: no cookie, no handshake (Godot's server refuses
+///   before the handshake too). Established sessions are not affected.
 /// * Plaintext (or any non-DTLS) datagrams from addresses without a session are dropped
 ///   without any reply or state (counted in [`EndpointStats::dropped`]); ENet never sees them.
 ///
@@ -642,5 +646,12 @@ impl<T: EnetSocket> EnetSocket for DtlsEnetSocket<T> {
             debug!(%addr, error = %e, "dtls-enet: close_notify not sent");
         }
         failure
+    }
+
+    /// While the host takes nobody new (refusing, or full), the endpoint refuses new DTLS
+    /// sessions: datagrams from new addresses get no answer, not even a cookie
+    /// ([`Endpoint::set_refuse_new_sessions`], counted in `EndpointStats::ignored_refusing`).
+    fn set_accepting_new_peers(&mut self, accept: bool) {
+        self.endpoint.set_refuse_new_sessions(!accept);
     }
 }
