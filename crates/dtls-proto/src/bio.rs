@@ -15,7 +15,13 @@ pub(crate) struct Channel {
     pub(crate) incoming: VecDeque<Vec<u8>>,
     /// Datagrams OpenSSL wrote, waiting for `poll_transmit`.
     pub(crate) outgoing: VecDeque<Vec<u8>>,
+    /// Buffers of incoming datagrams OpenSSL has read, reused by `push_incoming` (at most
+    /// [`SPARE`]), so a steady stream of records allocates nothing here.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Incoming datagram buffers kept for reuse.
+const SPARE: usize = 4;
 
 impl Channel {
     /// Queues one received datagram for OpenSSL.
@@ -24,7 +30,10 @@ impl Channel {
             self.incoming.pop_front();
             tracing::trace!("dtls inbox full, dropped the oldest datagram");
         }
-        self.incoming.push_back(data.to_vec());
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(data);
+        self.incoming.push_back(buf);
     }
 
     /// Bytes currently held in both queues.
@@ -40,6 +49,9 @@ impl io::Read for Channel {
                 // A datagram larger than the reader's buffer is truncated, as recv() would.
                 let n = datagram.len().min(buf.len());
                 buf[..n].copy_from_slice(&datagram[..n]);
+                if self.spare.len() < SPARE {
+                    self.spare.push(datagram);
+                }
                 Ok(n)
             }
             None => Err(io::ErrorKind::WouldBlock.into()),

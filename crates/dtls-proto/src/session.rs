@@ -259,8 +259,11 @@ impl DtlsSession {
     /// [`Status::Error`] / [`Status::ErrorHostnameMismatch`]. Ignored unless handshaking or connected.
     pub fn handle_datagram(&mut self, now: Instant, data: &[u8]) {
         self.last_now = now;
-        if let Some(c) = &self.cookies {
-            c.rotate_if_due(now);
+        // Cookies only matter while handshaking; a connected session's datagrams skip the lock.
+        if self.status == Status::Handshaking {
+            if let Some(c) = &self.cookies {
+                c.rotate_if_due(now);
+            }
         }
         if self.status == Status::Handshaking && now >= self.handshake_deadline {
             self.fail_timeout();
