@@ -354,6 +354,9 @@ pub struct Endpoint {
     slots: Vec<Slot>,
     free: Vec<u32>,
     by_addr: HashMap<SocketAddr, u32>,
+    /// The last address found in `by_addr` and its slot (most datagrams come from the peer of
+    /// the one before): saves hashing it again. Cleared whenever `by_addr` changes.
+    last_lookup: Option<(SocketAddr, u32)>,
     per_source: HashMap<Source, usize>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -403,6 +406,7 @@ impl Endpoint {
             slots: Vec::new(),
             free: Vec::new(),
             by_addr: HashMap::new(),
+            last_lookup: None,
             per_source: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -488,7 +492,11 @@ impl Endpoint {
 
     /// The session with the peer `addr` (normalised), if any.
     pub fn handle_of(&self, addr: SocketAddr) -> Option<SessionHandle> {
-        let index = *self.by_addr.get(&normalize_addr(addr))?;
+        let addr = normalize_addr(addr);
+        let index = match self.last_lookup {
+            Some((a, i)) if a == addr => i,
+            _ => *self.by_addr.get(&addr)?,
+        };
         let slot = self.slots.get(index as usize)?;
         Some(handle(index as usize, slot.generation))
     }
@@ -613,7 +621,16 @@ impl Endpoint {
             self.stats.dropped += 1;
             return;
         }
-        let existing = self.by_addr.get(&from).copied();
+        let existing = match self.last_lookup {
+            Some((a, i)) if a == from => Some(i),
+            _ => {
+                let found = self.by_addr.get(&from).copied();
+                if let Some(i) = found {
+                    self.last_lookup = Some((from, i));
+                }
+                found
+            }
+        };
         if let Some(index) = existing {
             if let Some(entry) = self.slots[index as usize].entry.as_mut() {
                 // RFC 6347 section 4.2.8: a peer that lost its state reconnects from the same address
@@ -729,6 +746,15 @@ impl Endpoint {
         self.events.pop_front()
     }
 
+    /// Gives back a buffer once done with it: the `contents` of a sent [`Transmit`] or the
+    /// `data` of an [`Event::Data`]. The next datagram encrypted or decrypted on this thread
+    /// reuses its allocation instead of allocating, so a steady stream of records allocates
+    /// nothing per datagram. Optional; a small per-thread pool (bounded in count and buffer
+    /// size) keeps them.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        crate::bio::recycle(buf);
+    }
+
     fn room_for(&self, from: SocketAddr) -> Result<(), Refusal> {
         if self.by_addr.len() >= self.config.max_sessions {
             return Err(Refusal::TableFull);
@@ -791,6 +817,7 @@ impl Endpoint {
         };
         let slot = &mut self.slots[index];
         slot.entry = Some(entry);
+        self.last_lookup = None;
         self.by_addr.insert(addr, index as u32);
         handle(index, slot.generation)
     }
@@ -823,6 +850,7 @@ impl Endpoint {
         let entry = slot.entry.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index as u32);
+        self.last_lookup = None;
         self.by_addr.remove(&entry.addr);
         if entry.accepted {
             let key = source_of(entry.addr);
@@ -856,39 +884,35 @@ impl Endpoint {
             return;
         };
         let addr = entry.addr;
-        let mut out = Vec::new();
-        while let Some(d) = entry.session.poll_transmit() {
-            out.push(d);
+        // Datagrams and data go straight into the endpoint's queues (no per-call vectors).
+        while let Some(contents) = entry.session.poll_transmit() {
+            if self.transmits.len() >= MAX_QUEUED {
+                tracing::trace!(
+                    "dtls endpoint transmit queue full (not drained?); datagram dropped"
+                );
+                continue;
+            }
+            self.transmits.push_back(Transmit {
+                destination: addr,
+                contents,
+            });
         }
         let mut terminal = None;
-        let mut connected_now = false;
         while let Some(ev) = entry.session.poll_event() {
             match ev {
                 SessionEvent::Connected => {
                     entry.connected = true;
                     entry.last_activity = now;
-                    connected_now = true;
+                    self.stats.handshakes_completed += 1;
+                    tracing::debug!(%addr, "dtls session connected");
+                    self.events.push_back(Event::Connected { handle: h, addr });
                 }
                 SessionEvent::Closed => terminal = Some(Ok(())),
                 SessionEvent::Failed(e) => terminal = Some(Err(e)),
             }
         }
-        let mut data = Vec::new();
-        while let Some(d) = entry.session.recv() {
+        while let Some(data) = entry.session.recv() {
             entry.last_activity = now;
-            data.push(d);
-        }
-        let was_connected = entry.connected;
-        entry.timer = entry.session.poll_timeout();
-        for d in out {
-            self.push_transmit(addr, d);
-        }
-        if connected_now {
-            self.stats.handshakes_completed += 1;
-            tracing::debug!(%addr, "dtls session connected");
-            self.events.push_back(Event::Connected { handle: h, addr });
-        }
-        for d in data {
             if self.events.len() >= MAX_QUEUED {
                 tracing::trace!("dtls endpoint event queue full (not drained?); datagram dropped");
                 continue;
@@ -896,9 +920,11 @@ impl Endpoint {
             self.events.push_back(Event::Data {
                 handle: h,
                 addr,
-                data: d,
+                data,
             });
         }
+        let was_connected = entry.connected;
+        entry.timer = entry.session.poll_timeout();
         match terminal {
             None => {}
             Some(Ok(())) => {

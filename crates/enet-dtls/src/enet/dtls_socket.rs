@@ -415,6 +415,8 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
                             trace!(from = %addr, len = data.len(), "dtls-enet recv");
                             sink(addr, &data);
                             delivered += 1;
+                            // The next decrypted datagram reuses this buffer.
+                            self.endpoint.recycle(data);
                         }
                         None if self.stash.len() < MAX_STASH => self.stash.push_back((addr, data)),
                         None => debug!(from = %addr, "dtls-enet stash full; datagram dropped"),
@@ -451,7 +453,10 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
     /// Hands every datagram the endpoint queued to the transport, in batches.
     fn flush(&mut self, now: Instant) -> io::Result<()> {
         loop {
-            self.outbox.clear();
+            // The records of the last batch were sent: their buffers carry the next ones.
+            for t in self.outbox.drain(..) {
+                self.endpoint.recycle(t.data);
+            }
             while self.outbox.len() < SEND_BATCH {
                 match self.endpoint.poll_transmit() {
                     Some(t) => self.outbox.push(Transmit {
