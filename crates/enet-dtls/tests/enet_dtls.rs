@@ -3,6 +3,8 @@
 //! failures with their cause, many clients, a stalled handshake, plaintext to a DTLS host, and
 //! the session limits played by an attacker.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,14 +18,10 @@ use enet_dtls::enet::{
 use enet_dtls::enet_proto::{DisconnectReason, Event, HostConfig, Packet, PeerId};
 use enet_dtls::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
 
+use common::{expired_certificate, identity};
+
 /// Stops a hung test; never an expectation on speed.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn identity(name: &str) -> (PrivateKey, Certificate) {
-    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
-    let cert = Certificate::self_signed(&key, &CertificateParams::new(name)).unwrap();
-    (key, cert)
-}
 
 fn server_config(key: PrivateKey, cert: Certificate) -> ServerConfig {
     ServerConfig::builder(key, cert).build().unwrap()
@@ -287,36 +285,6 @@ fn expired_certificate_is_reported_as_expired() {
         "{cause:?}"
     );
     server.finish();
-}
-
-/// A self-signed certificate whose validity ended yesterday.
-fn expired_certificate(key: &PrivateKey, name: &str) -> Certificate {
-    use openssl::asn1::Asn1Time;
-    use openssl::hash::MessageDigest;
-    use openssl::x509::{X509NameBuilder, X509};
-    let mut subject = X509NameBuilder::new().unwrap();
-    subject.append_entry_by_text("CN", name).unwrap();
-    let subject = subject.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&subject).unwrap();
-    b.set_issuer_name(&subject).unwrap();
-    b.set_pubkey(key.pkey()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    b.set_not_before(&Asn1Time::from_unix(now - 10 * 86_400).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(now - 86_400).unwrap())
-        .unwrap();
-    let serial = openssl::bn::BigNum::from_u32(7)
-        .unwrap()
-        .to_asn1_integer()
-        .unwrap();
-    b.set_serial_number(&serial).unwrap();
-    b.sign(key.pkey(), MessageDigest::sha256()).unwrap();
-    Certificate::from_x509(b.build())
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The multiplayer peer (Godot's `NetworkedMultiplayerENet`) end to end on loopback: our
 //! server and our clients over real UDP sockets, with the polled API.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use enet_dtls::enet::EnetHost;
@@ -10,34 +12,17 @@ use enet_dtls::multiplayer::{
 };
 use enet_dtls::{Event, HostConfig, Packet};
 
+use common::packets;
+
 const STEP: Duration = Duration::from_secs(10);
 
 /// Polls every peer until `done` says so; panics after [`STEP`] (only to stop a hung test).
 fn run(
     peers: &mut [&mut MultiplayerPeer],
-    mut done: impl FnMut(&[Vec<MultiplayerEvent>]) -> bool,
+    done: impl FnMut(&[Vec<MultiplayerEvent>]) -> bool,
     log: &mut Vec<Vec<MultiplayerEvent>>,
 ) {
-    if log.len() < peers.len() {
-        log.resize(peers.len(), Vec::new());
-    }
-    let give_up = Instant::now() + STEP;
-    loop {
-        for (i, p) in peers.iter_mut().enumerate() {
-            p.poll().expect("poll");
-            while let Some(e) = p.next_event() {
-                log[i].push(e);
-            }
-        }
-        if done(log) {
-            return;
-        }
-        assert!(
-            Instant::now() < give_up,
-            "timed out; events so far: {log:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    common::run_until(peers, log, STEP, done);
 }
 
 fn server(mode: CompressionMode) -> MultiplayerPeer {
@@ -55,16 +40,6 @@ fn client(server: &MultiplayerPeer, mode: CompressionMode) -> MultiplayerPeer {
         .compression(mode)
         .create()
         .expect("client")
-}
-
-fn packets(events: &[MultiplayerEvent]) -> Vec<&ReceivedPacket> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            MultiplayerEvent::Packet(p) => Some(p),
-            _ => None,
-        })
-        .collect()
 }
 
 fn has(events: &[MultiplayerEvent], e: &MultiplayerEvent) -> bool {

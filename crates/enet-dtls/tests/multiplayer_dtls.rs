@@ -5,23 +5,21 @@
 //!
 //! [`DtlsEnetSocket`]: enet_dtls::enet::DtlsEnetSocket
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use enet_dtls::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
+use enet_dtls::keys::{Certificate, KeyType, PrivateKey};
 use enet_dtls::multiplayer::{
     ConnectionFailure, ConnectionStatus, MultiplayerError, MultiplayerEvent, MultiplayerPeer,
-    ReceivedPacket, Target, TransferMode, SERVER_ID,
+    Target, TransferMode, SERVER_ID,
 };
 use enet_dtls::DtlsError;
 
+use common::{expired_certificate, identity, packets};
+
 /// Stops a hung test; never an expectation on speed.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn identity(name: &str) -> (PrivateKey, Certificate) {
-    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
-    let cert = Certificate::self_signed(&key, &CertificateParams::new(name)).unwrap();
-    (key, cert)
-}
 
 fn dtls_server(key: &PrivateKey, cert: &Certificate) -> MultiplayerPeer {
     MultiplayerPeer::server(0)
@@ -49,35 +47,9 @@ fn pinned_client(server: &MultiplayerPeer, cert: &Certificate, hostname: &str) -
 fn run(
     peers: &mut [&mut MultiplayerPeer],
     log: &mut Vec<Vec<MultiplayerEvent>>,
-    mut done: impl FnMut(&[Vec<MultiplayerEvent>]) -> bool,
+    done: impl FnMut(&[Vec<MultiplayerEvent>]) -> bool,
 ) {
-    if log.len() < peers.len() {
-        log.resize(peers.len(), Vec::new());
-    }
-    let give_up = Instant::now() + DEADLINE;
-    loop {
-        for (i, p) in peers.iter_mut().enumerate() {
-            p.poll().expect("poll");
-            while let Some(e) = p.next_event() {
-                log[i].push(e);
-            }
-        }
-        if done(log) {
-            return;
-        }
-        assert!(Instant::now() < give_up, "timed out; events: {log:#?}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn packets(events: &[MultiplayerEvent]) -> Vec<&ReceivedPacket> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            MultiplayerEvent::Packet(p) => Some(p),
-            _ => None,
-        })
-        .collect()
+    common::run_until(peers, log, DEADLINE, done);
 }
 
 /// Verification on, with the server's certificate pinned and its name checked: two clients
@@ -271,36 +243,6 @@ fn the_default_hostname_is_the_address_the_client_was_given() {
         "{:?}",
         log[1]
     );
-}
-
-/// A self-signed certificate whose validity ended yesterday.
-fn expired_certificate(key: &PrivateKey, name: &str) -> Certificate {
-    use openssl::asn1::Asn1Time;
-    use openssl::hash::MessageDigest;
-    use openssl::x509::{X509NameBuilder, X509};
-    let mut subject = X509NameBuilder::new().unwrap();
-    subject.append_entry_by_text("CN", name).unwrap();
-    let subject = subject.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&subject).unwrap();
-    b.set_issuer_name(&subject).unwrap();
-    b.set_pubkey(key.pkey()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    b.set_not_before(&Asn1Time::from_unix(now - 10 * 86_400).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(now - 86_400).unwrap())
-        .unwrap();
-    let serial = openssl::bn::BigNum::from_u32(9)
-        .unwrap()
-        .to_asn1_integer()
-        .unwrap();
-    b.set_serial_number(&serial).unwrap();
-    b.sign(key.pkey(), MessageDigest::sha256()).unwrap();
-    Certificate::from_x509(b.build())
 }
 
 /// Many DTLS clients at once: every one joins, and every one learns of every other.
