@@ -346,10 +346,7 @@ fn capture_connect(to: SocketAddr) -> Vec<u8> {
 fn tokio_server_and_client() {
     use enet_dtls::enet::TokioEnetHost;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let (key, cert) = identity("localhost");
         let socket = DtlsEnetSocket::server(
@@ -742,10 +739,7 @@ fn tokio_client_reports_a_hostname_mismatch() {
 
     let (key, cert) = identity("localhost");
     let server = EchoServer::spawn(&server_config(key, cert.clone()), EndpointConfig::default());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let socket =
             DtlsEnetSocket::client("127.0.0.1:0", &pinned(&cert, "other.example")).unwrap();

@@ -29,7 +29,7 @@ use enet_dtls::enet::TokioEnetHost;
 use enet_dtls::enet_proto::range_coder::RangeCoder;
 use enet_dtls::enet_proto::{DisconnectReason, Event, HostConfig, Packet, PacketFlags, PeerId};
 
-use common::{have_program, require, Proc};
+use common::{have_program, require, runtime, Proc};
 
 /// Must match `enet_peer.c`.
 const C_CONNECT_DATA: u32 = 0x1234_ABCD;
@@ -135,13 +135,6 @@ impl Options {
             ..base
         }
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
 }
 
 fn kind_packet(kind: usize, data: Vec<u8>) -> Packet {

@@ -556,10 +556,7 @@ fn peer_statistics_and_timeouts() {
 #[cfg(feature = "tokio")]
 #[test]
 fn tokio_server_and_clients() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let mut server = MultiplayerPeer::server(0)
             .bind_address("127.0.0.1".parse().unwrap())

@@ -339,10 +339,7 @@ fn a_dtls_server_needs_key_and_certificate() {
 #[cfg(feature = "tokio")]
 #[test]
 fn tokio_server_and_clients_over_dtls() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let (key, cert) = identity("localhost");
         let mut server = MultiplayerPeer::server(0)
@@ -601,10 +598,7 @@ fn a_full_dtls_server_refuses_new_sessions_before_the_handshake() {
 #[cfg(feature = "tokio")]
 #[test]
 fn tokio_clients_report_dtls_failures() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let (key, cert) = identity("localhost");
         let (_, stranger) = identity("localhost");

@@ -855,6 +855,7 @@ macro_rules! shared_peer_methods {
         }
     };
 }
+#[cfg(feature = "tokio")]
 pub(crate) use shared_peer_methods;
 
 shared_peer_methods!(MultiplayerPeer, EnetHost);

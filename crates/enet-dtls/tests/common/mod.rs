@@ -234,6 +234,15 @@ impl Drop for Proc {
     }
 }
 
+/// A current-thread tokio runtime with I/O and timers.
+#[cfg(feature = "tokio")]
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 // ---------------------------------------------------------------------------------------------
 // DTLS identities
 // ---------------------------------------------------------------------------------------------
