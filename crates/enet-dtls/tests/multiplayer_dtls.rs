@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use enet_dtls::keys::{Certificate, KeyType, PrivateKey};
 use enet_dtls::multiplayer::{
-    ConnectionFailure, ConnectionStatus, MultiplayerError, MultiplayerEvent, MultiplayerPeer,
-    Target, TransferMode, SERVER_ID,
+    ClientBuilder, ConnectionFailure, ConnectionStatus, MultiplayerError, MultiplayerEvent,
+    MultiplayerPeer, ServerBuilder, Target, TransferMode, SERVER_ID,
 };
 use enet_dtls::DtlsError;
 
@@ -21,13 +21,27 @@ use common::{expired_certificate, identity, packets};
 /// Stops a hung test; never an expectation on speed.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn dtls_server(key: &PrivateKey, cert: &Certificate) -> MultiplayerPeer {
+/// A `use_dtls` server on loopback presenting `cert` (with `key`), to configure further.
+fn dtls_server_builder(key: &PrivateKey, cert: &Certificate) -> ServerBuilder {
     MultiplayerPeer::server(0)
         .bind_address("127.0.0.1".parse().unwrap())
-        .max_clients(32)
         .use_dtls(true)
         .dtls_key(key.clone())
         .dtls_certificate(cert.clone())
+}
+
+/// A `use_dtls` client of `127.0.0.1:port` that pins `cert` and expects the name `hostname`,
+/// to configure further.
+fn pinned_client_builder(port: u16, cert: &Certificate, hostname: &str) -> ClientBuilder {
+    MultiplayerPeer::client("127.0.0.1", port)
+        .use_dtls(true)
+        .dtls_certificate(cert.clone())
+        .dtls_hostname(hostname)
+}
+
+fn dtls_server(key: &PrivateKey, cert: &Certificate) -> MultiplayerPeer {
+    dtls_server_builder(key, cert)
+        .max_clients(32)
         .create()
         .expect("DTLS server")
 }
@@ -35,10 +49,7 @@ fn dtls_server(key: &PrivateKey, cert: &Certificate) -> MultiplayerPeer {
 /// A client that pins `cert` and expects the name `hostname`.
 fn pinned_client(server: &MultiplayerPeer, cert: &Certificate, hostname: &str) -> MultiplayerPeer {
     let port = server.local_addr().unwrap().port();
-    MultiplayerPeer::client("127.0.0.1", port)
-        .use_dtls(true)
-        .dtls_certificate(cert.clone())
-        .dtls_hostname(hostname)
+    pinned_client_builder(port, cert, hostname)
         .create()
         .expect("DTLS client")
 }
@@ -342,11 +353,7 @@ fn tokio_server_and_clients_over_dtls() {
     let rt = common::runtime();
     rt.block_on(async {
         let (key, cert) = identity("localhost");
-        let mut server = MultiplayerPeer::server(0)
-            .bind_address("127.0.0.1".parse().unwrap())
-            .use_dtls(true)
-            .dtls_key(key)
-            .dtls_certificate(cert.clone())
+        let mut server = dtls_server_builder(&key, &cert)
             .create_tokio()
             .await
             .unwrap();
@@ -365,13 +372,7 @@ fn tokio_server_and_clients_over_dtls() {
                 }
             }
         });
-        let client = |port| {
-            MultiplayerPeer::client("127.0.0.1", port)
-                .use_dtls(true)
-                .dtls_certificate(cert.clone())
-                .dtls_hostname("localhost")
-                .create_tokio()
-        };
+        let client = |port| pinned_client_builder(port, &cert, "localhost").create_tokio();
         let mut a = client(port).await.unwrap();
         let mut b = client(port).await.unwrap();
         let idb = b.unique_id();
@@ -460,20 +461,13 @@ fn dtls_stats(peer: &MultiplayerPeer) -> enet_dtls::dtls_proto::EndpointStats {
 #[test]
 fn a_refusing_dtls_server_lets_nobody_in() {
     let (key, cert) = identity("localhost");
-    let mut s = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
-        .use_dtls(true)
-        .dtls_key(key)
-        .dtls_certificate(cert.clone())
+    let mut s = dtls_server_builder(&key, &cert)
         .refuse_new_connections(true)
         .create()
         .unwrap();
     let port = s.local_addr().unwrap().port();
     let client = || {
-        MultiplayerPeer::client("127.0.0.1", port)
-            .use_dtls(true)
-            .dtls_certificate(cert.clone())
-            .dtls_hostname("localhost")
+        pinned_client_builder(port, &cert, "localhost")
             .peer_timeout(4, Duration::from_millis(300), Duration::from_millis(2000))
             .create()
             .unwrap()
@@ -524,20 +518,13 @@ fn a_refusing_dtls_server_lets_nobody_in() {
 #[test]
 fn a_full_dtls_server_refuses_new_sessions_before_the_handshake() {
     let (key, cert) = identity("localhost");
-    let mut s = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
+    let mut s = dtls_server_builder(&key, &cert)
         .max_clients(1)
-        .use_dtls(true)
-        .dtls_key(key)
-        .dtls_certificate(cert.clone())
         .create()
         .unwrap();
     let port = s.local_addr().unwrap().port();
     let client = || {
-        MultiplayerPeer::client("127.0.0.1", port)
-            .use_dtls(true)
-            .dtls_certificate(cert.clone())
-            .dtls_hostname("localhost")
+        pinned_client_builder(port, &cert, "localhost")
             .peer_timeout(4, Duration::from_millis(300), Duration::from_millis(2000))
             .create()
             .unwrap()
@@ -602,11 +589,7 @@ fn tokio_clients_report_dtls_failures() {
     rt.block_on(async {
         let (key, cert) = identity("localhost");
         let (_, stranger) = identity("localhost");
-        let mut server = MultiplayerPeer::server(0)
-            .bind_address("127.0.0.1".parse().unwrap())
-            .use_dtls(true)
-            .dtls_key(key)
-            .dtls_certificate(cert.clone())
+        let mut server = dtls_server_builder(&key, &cert)
             .create_tokio()
             .await
             .unwrap();

@@ -160,6 +160,31 @@ fn cmd_send(
     .into_bytes()
 }
 
+/// Our client `a` (id `a_id`) on a Godot server sends, in every transfer mode, `to-godot
+/// <mode>` to the server, `a-to-b <mode>` to client `b_id` (Godot relays it), and a command
+/// asking Godot to send `gd <mode>` back to `a` in that mode.
+fn send_in_every_mode(a: &mut MultiplayerPeer, a_id: u32, b_id: u32) {
+    for mode in TransferMode::ALL {
+        a.send(
+            Target::Peer(SERVER_ID),
+            mode,
+            None,
+            format!("to-godot {mode:?}").as_bytes(),
+        )
+        .unwrap();
+        a.send(
+            Target::Peer(b_id),
+            mode,
+            None,
+            format!("a-to-b {mode:?}").as_bytes(),
+        )
+        .unwrap();
+        let cmd = cmd_send(i64::from(a_id), mode, -1, false, &format!("gd {mode:?}"));
+        a.send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &cmd)
+            .unwrap();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Godot clients, our server
 // ---------------------------------------------------------------------------------------------
@@ -557,28 +582,7 @@ fn our_clients_on_godot_servers_in_every_compression_mode() {
             peers[a].peer_address(SERVER_ID).unwrap().port(),
             *server_port
         );
-        for mode in TransferMode::ALL {
-            peers[a]
-                .send(
-                    Target::Peer(SERVER_ID),
-                    mode,
-                    None,
-                    format!("to-godot {mode:?}").as_bytes(),
-                )
-                .unwrap();
-            peers[a]
-                .send(
-                    Target::Peer(ids[b]),
-                    mode,
-                    None,
-                    format!("a-to-b {mode:?}").as_bytes(),
-                )
-                .unwrap();
-            let cmd = cmd_send(i64::from(ids[a]), mode, -1, false, &format!("gd {mode:?}"));
-            peers[a]
-                .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &cmd)
-                .unwrap();
-        }
+        send_in_every_mode(peers[a], ids[a], ids[b]);
         peers[a]
             .send(
                 Target::Broadcast,
@@ -888,28 +892,7 @@ fn our_dtls_clients_join_a_godot_server_through_godots_dtls_server() {
         let dtls = p.enet().socket().dtls().expect("a DTLS socket");
         assert_eq!(dtls.session_count(), 1);
     }
-    for mode in TransferMode::ALL {
-        peers[a]
-            .send(
-                Target::Peer(SERVER_ID),
-                mode,
-                None,
-                format!("to-godot {mode:?}").as_bytes(),
-            )
-            .unwrap();
-        peers[a]
-            .send(
-                Target::Peer(ids[b]),
-                mode,
-                None,
-                format!("a-to-b {mode:?}").as_bytes(),
-            )
-            .unwrap();
-        let cmd = cmd_send(i64::from(ids[a]), mode, -1, false, &format!("gd {mode:?}"));
-        peers[a]
-            .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &cmd)
-            .unwrap();
-    }
+    send_in_every_mode(peers[a], ids[a], ids[b]);
     let cmd = cmd_send(0, TransferMode::Reliable, -1, false, "gd broadcast");
     peers[a]
         .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &cmd)
