@@ -26,8 +26,7 @@ fn run(
 }
 
 fn server(mode: CompressionMode) -> MultiplayerPeer {
-    MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
+    common::loopback_server()
         .compression(mode)
         .max_clients(4)
         .create()
@@ -295,8 +294,7 @@ fn bad_ids_and_spoofed_sources_are_refused() {
 /// is turned off, a client gets in. max_clients holds the same way.
 #[test]
 fn refused_and_full_servers_take_no_peer() {
-    let mut s = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
+    let mut s = common::loopback_server()
         .refuse_new_connections(true)
         .max_clients(1)
         .create()
@@ -558,8 +556,7 @@ fn peer_statistics_and_timeouts() {
 fn tokio_server_and_clients() {
     let rt = common::runtime();
     rt.block_on(async {
-        let mut server = MultiplayerPeer::server(0)
-            .bind_address("127.0.0.1".parse().unwrap())
+        let mut server = common::loopback_server()
             .compression(CompressionMode::Zstd)
             .create_tokio()
             .await
@@ -691,8 +688,7 @@ fn ipv6_and_ipv4_clients_on_a_dual_stack_server() {
 /// 5 channels, a transfer channel of 4 carries packets both ways.
 #[test]
 fn relay_off_and_custom_channels() {
-    let mut s = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
+    let mut s = common::loopback_server()
         .server_relay(false)
         .channel_count(5)
         .create()

@@ -23,8 +23,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A `use_dtls` server on loopback presenting `cert` (with `key`), to configure further.
 fn dtls_server_builder(key: &PrivateKey, cert: &Certificate) -> ServerBuilder {
-    MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
+    common::loopback_server()
         .use_dtls(true)
         .dtls_key(key.clone())
         .dtls_certificate(cert.clone())
@@ -315,10 +314,7 @@ fn plaintext_and_dtls_do_not_mix() {
     assert!(socket.endpoint_stats().dropped > 0);
     assert_eq!(s.enet().host().stats().packets_received, 0);
 
-    let mut plain_server = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
-        .create()
-        .unwrap();
+    let mut plain_server = common::loopback_server().create().unwrap();
     let port = plain_server.local_addr().unwrap().port();
     let mut dtls = MultiplayerPeer::client("127.0.0.1", port)
         .use_dtls(true)

@@ -724,8 +724,7 @@ fn a_godot_client_joins_our_dtls_server_through_godots_dtls() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("cert.pem");
     cert.save(&ca).unwrap();
-    let mut server = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
+    let mut server = common::loopback_server()
         .use_dtls(true)
         .dtls_key(key)
         .dtls_certificate(cert)

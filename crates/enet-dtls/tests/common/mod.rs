@@ -6,7 +6,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
+use std::net::{Ipv4Addr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use enet_dtls::enet::EnetSocket;
 use enet_dtls::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
-use enet_dtls::multiplayer::{MultiplayerEvent, MultiplayerPeer, ReceivedPacket};
+use enet_dtls::multiplayer::{MultiplayerEvent, MultiplayerPeer, ReceivedPacket, ServerBuilder};
 
 // ---------------------------------------------------------------------------------------------
 // Real peers
@@ -287,6 +287,11 @@ pub fn expired_certificate(key: &PrivateKey, name: &str) -> Certificate {
 // ---------------------------------------------------------------------------------------------
 // Multiplayer peers
 // ---------------------------------------------------------------------------------------------
+
+/// A multiplayer server on a free port of 127.0.0.1, to configure further.
+pub fn loopback_server() -> ServerBuilder {
+    MultiplayerPeer::server(0).bind_address(Ipv4Addr::LOCALHOST.into())
+}
 
 /// Polls every peer once, appending what each reports to its entry in `log`.
 pub fn poll_all<S: EnetSocket>(
