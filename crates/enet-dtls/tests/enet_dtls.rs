@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use enet_dtls::dtls_proto::{ClientConfig, DtlsError, EndpointConfig, ServerConfig};
 use enet_dtls::enet::{
-    enet_mtu_for_dtls_mtu, DtlsEnetSocket, DtlsSocketStats, EnetHost, EnetSocket, FailureCause,
+    enet_mtu_for_dtls_mtu, ConnectionFailure, DtlsEnetSocket, DtlsSocketStats, EnetHost,
+    EnetSocket, FailureCause,
 };
 use enet_dtls::enet_proto::{DisconnectReason, Event, HostConfig, Packet, PeerId};
-use enet_dtls::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
+use enet_dtls::keys::{Certificate, KeyType, PrivateKey};
 
 use common::{expired_certificate, identity};
 
@@ -596,18 +597,37 @@ fn a_legitimate_client_from_another_address_gets_in_while_one_address_is_at_its_
     assert_eq!(report.endpoint.refused_address_share, 4, "{report:?}");
 }
 
-#[test]
-fn enet_giving_up_during_the_handshake_reports_a_handshake_timeout() {
-    // A UDP socket that never answers.
+/// An unverifying DTLS client (handshake timeout `handshake_timeout`) connecting to a UDP
+/// socket that never answers (returned first: keep it open).
+fn connect_to_silent(handshake_timeout: Duration) -> (UdpSocket, EnetHost<DtlsEnetSocket>, PeerId) {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let server = silent.local_addr().unwrap();
     let config = ClientConfig::builder()
         .verify(false)
-        .handshake_timeout(Duration::from_secs(60))
+        .handshake_timeout(handshake_timeout)
         .build()
         .unwrap();
     let mut client = dtls_client(&config);
     let peer = client.connect(server, 1, 0).unwrap();
+    (silent, client, peer)
+}
+
+/// Waits for the failed connection of `peer` and returns its failure.
+fn expect_failed(
+    client: &mut EnetHost<DtlsEnetSocket>,
+    peer: PeerId,
+    what: &str,
+) -> ConnectionFailure {
+    match next_event(client, what) {
+        Event::Disconnect { reason, .. } => assert_eq!(reason, DisconnectReason::Failed),
+        other => panic!("expected a failed connection, got {other:?}"),
+    }
+    client.take_failure(peer).expect("a cause")
+}
+
+#[test]
+fn enet_giving_up_during_the_handshake_reports_a_handshake_timeout() {
+    let (_silent, mut client, peer) = connect_to_silent(Duration::from_secs(60));
     client
         .host_mut()
         .set_peer_timeout(
@@ -617,11 +637,7 @@ fn enet_giving_up_during_the_handshake_reports_a_handshake_timeout() {
             Duration::from_millis(1000),
         )
         .unwrap();
-    match next_event(&mut client, "give up") {
-        Event::Disconnect { reason, .. } => assert_eq!(reason, DisconnectReason::Failed),
-        other => panic!("expected a failed connection, got {other:?}"),
-    }
-    let failure = client.take_failure(peer).expect("a cause");
+    let failure = expect_failed(&mut client, peer, "give up");
     assert!(
         matches!(
             failure.cause,
@@ -634,20 +650,8 @@ fn enet_giving_up_during_the_handshake_reports_a_handshake_timeout() {
 
 #[test]
 fn a_dtls_handshake_timeout_is_reported_before_enet_gives_up() {
-    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let server = silent.local_addr().unwrap();
-    let config = ClientConfig::builder()
-        .verify(false)
-        .handshake_timeout(Duration::from_millis(700))
-        .build()
-        .unwrap();
-    let mut client = dtls_client(&config);
-    let peer = client.connect(server, 1, 0).unwrap();
-    match next_event(&mut client, "failure") {
-        Event::Disconnect { reason, .. } => assert_eq!(reason, DisconnectReason::Failed),
-        other => panic!("expected a failed connection, got {other:?}"),
-    }
-    let failure = client.take_failure(peer).expect("a cause");
+    let (_silent, mut client, peer) = connect_to_silent(Duration::from_millis(700));
+    let failure = expect_failed(&mut client, peer, "failure");
     assert_eq!(
         failure.cause,
         FailureCause::Dtls(DtlsError::HandshakeTimeout {
@@ -661,8 +665,7 @@ fn a_dtls_handshake_timeout_is_reported_before_enet_gives_up() {
 
 #[test]
 fn a_fatal_alert_from_the_server_is_reported_with_its_code() {
-    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
-    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap();
+    let (key, cert) = identity("localhost");
     let config = ServerConfig::builder(key, cert)
         .cipher_list("ECDHE-ECDSA-AES256-GCM-SHA384")
         .build()
@@ -764,8 +767,7 @@ fn tokio_client_reports_a_hostname_mismatch() {
 #[test]
 fn the_enet_mtu_fits_one_record_under_every_cipher_suite() {
     use enet_dtls::dtls_proto::DtlsSession;
-    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
-    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap();
+    let (key, cert) = identity("localhost");
     let suites = [
         "ECDHE-ECDSA-AES256-GCM-SHA384",
         "ECDHE-ECDSA-AES128-GCM-SHA256",
