@@ -160,6 +160,17 @@ fn cmd_send(
     .into_bytes()
 }
 
+/// Sends `command` (a `cmd:` packet) reliably to the Godot server.
+fn command_server(peer: &mut MultiplayerPeer, command: &[u8]) {
+    peer.send(
+        Target::Peer(SERVER_ID),
+        TransferMode::Reliable,
+        None,
+        command,
+    )
+    .unwrap();
+}
+
 /// Our client `a` (id `a_id`) on a Godot server sends, in every transfer mode, `to-godot
 /// <mode>` to the server, `a-to-b <mode>` to client `b_id` (Godot relays it), and a command
 /// asking Godot to send `gd <mode>` back to `a` in that mode.
@@ -180,8 +191,7 @@ fn send_in_every_mode(a: &mut MultiplayerPeer, a_id: u32, b_id: u32) {
         )
         .unwrap();
         let cmd = cmd_send(i64::from(a_id), mode, -1, false, &format!("gd {mode:?}"));
-        a.send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &cmd)
-            .unwrap();
+        command_server(a, &cmd);
     }
 }
 
@@ -671,9 +681,7 @@ fn our_clients_on_godot_servers_in_every_compression_mode() {
     for m in 0..modes {
         let (a, b) = (2 * m, 2 * m + 1);
         let kick = format!("cmd:kick {} 1", ids[b]).into_bytes();
-        peers[a]
-            .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &kick)
-            .unwrap();
+        command_server(peers[a], &kick);
     }
     pump(&mut peers, &mut log, &mut godot, |l, _| {
         (0..modes).all(|m| {
@@ -684,14 +692,7 @@ fn our_clients_on_godot_servers_in_every_compression_mode() {
     });
     for m in 0..modes {
         let a = 2 * m;
-        peers[a]
-            .send(
-                Target::Peer(SERVER_ID),
-                TransferMode::Reliable,
-                None,
-                b"cmd:quit",
-            )
-            .unwrap();
+        command_server(peers[a], b"cmd:quit");
     }
     pump(&mut peers, &mut log, &mut godot, |l, _| {
         (0..modes).all(|m| l[2 * m].contains(&MultiplayerEvent::ServerDisconnected))
@@ -893,9 +894,7 @@ fn our_dtls_clients_join_a_godot_server_through_godots_dtls_server() {
     }
     send_in_every_mode(peers[a], ids[a], ids[b]);
     let cmd = cmd_send(0, TransferMode::Reliable, -1, false, "gd broadcast");
-    peers[a]
-        .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &cmd)
-        .unwrap();
+    command_server(peers[a], &cmd);
     pump(&mut peers, &mut log, &mut godot, |l, g| {
         has_packet(&l[a], SERVER_ID, "gd broadcast").is_some()
             && has_packet(&l[b], SERVER_ID, "gd broadcast").is_some()
@@ -919,21 +918,12 @@ fn our_dtls_clients_join_a_godot_server_through_godots_dtls_server() {
 
     // Godot kicks b at once (a is told), then a asks the server to close.
     let kick = format!("cmd:kick {} 1", ids[b]).into_bytes();
-    peers[a]
-        .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &kick)
-        .unwrap();
+    command_server(peers[a], &kick);
     pump(&mut peers, &mut log, &mut godot, |l, _| {
         l[b].contains(&MultiplayerEvent::ServerDisconnected)
             && l[a].contains(&MultiplayerEvent::PeerDisconnected(ids[b]))
     });
-    peers[a]
-        .send(
-            Target::Peer(SERVER_ID),
-            TransferMode::Reliable,
-            None,
-            b"cmd:quit",
-        )
-        .unwrap();
+    command_server(peers[a], b"cmd:quit");
     pump(&mut peers, &mut log, &mut godot, |l, _| {
         l[a].contains(&MultiplayerEvent::ServerDisconnected)
     });
