@@ -79,10 +79,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod dtls;
 pub mod enet;
 pub mod godot;
+pub mod multiplayer;
 mod net;
+pub mod rpc;
 pub mod udp;
 
 /// The sans-IO DTLS 1.2 core this crate drives (everything it exports, for advanced use).
@@ -91,6 +94,9 @@ pub use dtls_proto;
 /// The sans-IO ENet 1.3 core this crate drives (everything it exports, for advanced use).
 #[doc(inline)]
 pub use enet_proto;
+/// The sans-IO Godot 3.2 MultiplayerAPI and Variant codec that [`rpc`] drives.
+#[doc(inline)]
+pub use godot_proto;
 
 #[doc(inline)]
 pub use enet_proto::range_coder::RangeCoder;

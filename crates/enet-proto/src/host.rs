@@ -224,7 +224,8 @@ pub struct HostStats {
     /// message depends on this, not on the peer capacity.
     pub peer_visits: u64,
     /// CONNECTs refused: no free peer slot, too many peers from the source
-    /// address ([`HostConfig::duplicate_peers`]) or a bad channel count.
+    /// address ([`HostConfig::duplicate_peers`]), a bad channel count, or (counted per
+    /// datagram) refusing new connections ([`Host::set_refuse_new_connections`]).
     pub connects_refused: u64,
     /// Peers currently connected.
     pub connected_peers: usize,
@@ -255,6 +256,8 @@ pub(crate) struct Core {
     pub(crate) incomplete_bytes: usize,
     pub(crate) checksum: bool,
     pub(crate) compressor: Option<Box<dyn Compressor>>,
+    /// Drop every datagram addressed to no peer (CONNECT), see [`Host::set_refuse_new_connections`].
+    pub(crate) refuse_connections: bool,
     rng: u64,
     clock: WireClock,
     pub(crate) service_time: WireTime,
@@ -477,6 +480,7 @@ impl Host {
                 incomplete_bytes: 0,
                 checksum: config.checksum,
                 compressor: config.compressor,
+                refuse_connections: false,
                 rng: config.seed ^ 0x454E_6574_5275_7374,
                 clock,
                 service_time: config.time_base,
@@ -1037,6 +1041,21 @@ impl Host {
         }
         self.core.mtu = mtu;
         Ok(())
+    }
+
+    /// Refuses (or accepts again) new incoming connections, like the
+    /// `enet_host_refuse_new_connections` of Godot's bundled ENet: while on, every
+    /// datagram that addresses no peer yet (peer id 0xFFF, i.e. a CONNECT) is dropped
+    /// before any slot is allocated or any reply sent, so the remote's CONNECT times
+    /// out. Established peers and our own outgoing connections are not affected.
+    pub fn set_refuse_new_connections(&mut self, refuse: bool) {
+        self.core.refuse_connections = refuse;
+    }
+
+    /// Whether new incoming connections are refused (see
+    /// [`set_refuse_new_connections`](Self::set_refuse_new_connections)).
+    pub fn refuses_new_connections(&self) -> bool {
+        self.core.refuse_connections
     }
 
     /// Changes the channel limit for incoming connections (0 = 255).

@@ -84,6 +84,10 @@ impl Host {
             return self.core.dropped(from, "truncated header");
         }
         let mut peer_idx = None;
+        if header.peer_id == wire::MAXIMUM_PEER_ID && self.core.refuse_connections {
+            self.core.stats.connects_refused += 1;
+            return self.core.dropped(from, "refusing new connections");
+        }
         if header.peer_id != wire::MAXIMUM_PEER_ID {
             let Some(peer) = self.peers.get(usize::from(header.peer_id)) else {
                 return self.core.dropped(from, "peer id out of range");

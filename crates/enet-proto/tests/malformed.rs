@@ -62,24 +62,26 @@ fn tracked<R>(f: impl FnOnce() -> R) -> (R, usize) {
 /// allocates far more at the same time.
 #[test]
 fn allocation_tracking_is_per_thread() {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let started = std::sync::Arc::new(AtomicBool::new(false));
     let other = {
         let (stop, started) = (stop.clone(), started.clone());
         std::thread::spawn(move || {
-            let (_, largest) = tracked(|| {
+            let (_, largest) = tracked(|| loop {
                 std::hint::black_box(vec![0u8; 8 << 20]);
-                started.store(true, std::sync::atomic::Ordering::SeqCst);
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::hint::black_box(vec![0u8; 8 << 20]);
-                    std::thread::yield_now();
+                started.store(true, Ordering::Relaxed);
+                if stop.load(Ordering::Relaxed) {
+                    break;
                 }
+                std::thread::yield_now();
             });
             largest
         })
     };
-    // The other thread's big allocations have begun (on a loaded machine it may start late).
-    while !started.load(std::sync::atomic::Ordering::SeqCst) {
+    // Measure only once the other thread is allocating (on a loaded machine it may not have
+    // been scheduled yet, and then there would be nothing to tell apart).
+    while !started.load(Ordering::Relaxed) {
         std::thread::yield_now();
     }
     let (_, mine) = tracked(|| {
@@ -88,7 +90,7 @@ fn allocation_tracking_is_per_thread() {
             std::thread::yield_now();
         }
     });
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     let theirs = other.join().unwrap();
     assert!((100..1024).contains(&mine), "this thread's peak: {mine}");
     assert!(theirs >= 8 << 20, "the other thread's peak: {theirs}");

@@ -162,6 +162,15 @@ impl Proc {
     }
 
     /// Every line seen so far, plus whatever is waiting.
+    /// Like [`expect_line`](Self::expect_line), but a line already taken in by an earlier
+    /// [`drain`](Self::drain) or `expect_line` counts too (the first one containing `needle`).
+    pub fn seen_or_expect_line(&mut self, needle: &str, timeout: Duration) -> String {
+        match self.seen.iter().find(|l| l.contains(needle)) {
+            Some(line) => line.clone(),
+            None => self.expect_line(needle, timeout),
+        }
+    }
+
     pub fn drain(&mut self) -> &[String] {
         while let Ok(l) = self.lines.try_recv() {
             self.seen.push(l);

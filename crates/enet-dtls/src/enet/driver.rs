@@ -350,6 +350,16 @@ macro_rules! forward_host_methods {
             self.core.take_failure(peer)
         }
 
+        /// Tells the socket that `peer` at `address` is gone after the protocol host dropped it
+        /// through [`host_mut`](Self::host_mut) (`reset_peer`, `disconnect_now`), as
+        /// [`reset_peer`](Self::reset_peer) does: a DTLS session with the address ends (unless
+        /// another live peer shares it). Flush first so that a DISCONNECT goes out before.
+        #[allow(dead_code)]
+        pub(crate) fn release_peer_address(&mut self, peer: PeerId, address: SocketAddr) {
+            self.core
+                .release(&mut self.socket, Instant::now(), peer, address);
+        }
+
         /// Sends everything that is queued now, without receiving (`enet_host_flush`).
         pub fn flush(&mut self) -> io::Result<()> {
             let now = Instant::now();

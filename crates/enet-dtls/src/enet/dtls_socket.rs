@@ -492,6 +492,21 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
     }
 }
 
+/// Dropping the socket ends every session with close_notify (best effort, one attempt), as
+/// Godot's DTLS peers do when freed: a program that exits after closing its ENet host (an ENet
+/// DISCONNECT to every peer) thus also ends the DTLS sessions of peers that never answered.
+impl<T: EnetSocket> Drop for DtlsEnetSocket<T> {
+    fn drop(&mut self) {
+        if self.endpoint.session_count() == 0 {
+            return;
+        }
+        self.endpoint.close_all();
+        if let Err(e) = self.flush(Instant::now()) {
+            debug!(error = %e, "dtls-enet: close_notify not sent on drop");
+        }
+    }
+}
+
 impl<T: EnetSocket> EnetSocket for DtlsEnetSocket<T> {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.transport.local_addr()
