@@ -512,8 +512,9 @@ fn godot_client_calls_our_dtls_server_through_godots_dtls() {
     let dtls = server.peer().enet().socket().dtls().expect("a DTLS socket");
     let stats = dtls.stats();
     assert!(
-        // At least the 61 values each way, one record per RPC (every put_packet flushes).
-        stats.records_received > 61 && stats.records_sent > 61,
+        // At least the 61 values from Godot, one record per RPC (its put_packet flushes); our
+        // answers to the calls handled in one poll leave packed, one record per poll.
+        stats.records_received > 61 && stats.records_sent > 0,
         "{stats:?}"
     );
     let (_, out, _) = tunnel.finish(Duration::from_millis(100));
