@@ -558,19 +558,32 @@ impl<S> MultiplayerApi<S> {
             handler(ctx, a);
             Ok(())
         });
+        self.insert_method(path, method, mode, Some(boxed));
+    }
+
+    /// Registers `method` with `handler` (`None`: calls become events), keeping the argument
+    /// names of an earlier registration.
+    fn insert_method(
+        &mut self,
+        path: &str,
+        method: &str,
+        mode: RpcMode,
+        handler: Option<Handler<S>>,
+    ) {
         let node = self.registry.node_mut(path);
         let names = node
             .methods
             .remove(method)
             .map(|m| m.names)
             .unwrap_or_default();
+        let as_event = handler.is_none();
         node.methods.insert(
             method.to_owned(),
             Method {
                 mode,
                 names,
-                handler: Some(boxed),
-                as_event: false,
+                handler,
+                as_event,
             },
         );
     }
@@ -594,21 +607,7 @@ impl<S> MultiplayerApi<S> {
     /// }
     /// ```
     pub fn register_event(&mut self, path: &str, method: &str, mode: RpcMode) {
-        let node = self.registry.node_mut(path);
-        let names = node
-            .methods
-            .remove(method)
-            .map(|m| m.names)
-            .unwrap_or_default();
-        node.methods.insert(
-            method.to_owned(),
-            Method {
-                mode,
-                names,
-                handler: None,
-                as_event: true,
-            },
-        );
+        self.insert_method(path, method, mode, None);
     }
 
     /// Names the arguments of a registered method, for the errors of calls that do not fit.
@@ -824,13 +823,7 @@ impl<S> MultiplayerApi<S> {
     /// `_process_packet`). Handlers run inside this call.
     pub fn handle_packet(&mut self, from: i32, packet: &[u8]) {
         let Some(&cmd) = packet.first() else {
-            self.core.refuse(
-                from,
-                None,
-                None,
-                None,
-                RefusalReason::Malformed("empty packet"),
-            );
+            self.core.malformed(from, None, "empty packet");
             return;
         };
         match cmd {
@@ -839,13 +832,7 @@ impl<S> MultiplayerApi<S> {
             CMD_REMOTE_CALL | CMD_REMOTE_SET => self.process_remote(from, packet),
             CMD_RAW => {
                 if packet.len() < 2 {
-                    self.core.refuse(
-                        from,
-                        None,
-                        None,
-                        None,
-                        RefusalReason::Malformed("empty raw"),
-                    );
+                    self.core.malformed(from, None, "empty raw");
                 } else {
                     self.core.events.push_back(ApiEvent::PeerPacket {
                         from,
@@ -863,48 +850,23 @@ impl<S> MultiplayerApi<S> {
         let set = packet[0] == CMD_REMOTE_SET;
         let kind = Some(if set { RpcKind::Set } else { RpcKind::Call });
         if packet.len() < 6 {
-            self.core.refuse(
-                from,
-                kind,
-                None,
-                None,
-                RefusalReason::Malformed("too short"),
-            );
+            self.core.malformed(from, kind, "too short");
             return;
         }
         // The node.
         let target = u32::from_le_bytes([packet[1], packet[2], packet[3], packet[4]]);
-        let node = if target & PATH_INLINE != 0 {
+        let path = if target & PATH_INLINE != 0 {
             let ofs = (target & !PATH_INLINE) as usize;
             if ofs >= packet.len() {
-                self.core.refuse(
-                    from,
-                    kind,
-                    None,
-                    None,
-                    RefusalReason::Malformed("inline path offset past the end"),
-                );
+                self.core
+                    .malformed(from, kind, "inline path offset past the end");
                 return;
             }
             let Some(path) = cstr(&packet[ofs..]) else {
-                self.core.refuse(
-                    from,
-                    kind,
-                    None,
-                    None,
-                    RefusalReason::Malformed("path not UTF-8"),
-                );
+                self.core.malformed(from, kind, "path not UTF-8");
                 return;
             };
-            match self.registry.find(path) {
-                Some(i) => i,
-                None => {
-                    let path = Some(path.to_owned());
-                    self.core
-                        .refuse(from, kind, path, None, RefusalReason::UnknownNode);
-                    return;
-                }
-            }
+            path
         } else {
             let path = self.core.get_cache.get(&from).and_then(|c| c.get(&target));
             let Some(path) = path else {
@@ -912,15 +874,13 @@ impl<S> MultiplayerApi<S> {
                     .refuse(from, kind, None, None, RefusalReason::UnknownPathId(target));
                 return;
             };
-            match self.registry.find(path) {
-                Some(i) => i,
-                None => {
-                    let path = Some(path.clone());
-                    self.core
-                        .refuse(from, kind, path, None, RefusalReason::UnknownNode);
-                    return;
-                }
-            }
+            path.as_str()
+        };
+        let Some(node) = self.registry.find(path) else {
+            let path = Some(path.to_owned());
+            self.core
+                .refuse(from, kind, path, None, RefusalReason::UnknownNode);
+            return;
         };
         // The name.
         let Some(end) = packet[5..].iter().position(|&b| b == 0).map(|p| p + 5) else {
@@ -1250,6 +1210,11 @@ fn check_name(what: &'static str, s: &str) -> Result<(), RpcError> {
 }
 
 impl Core {
+    /// Refuses a packet that does not parse (`why`), before its node and name are known.
+    fn malformed(&mut self, from: i32, kind: Option<RpcKind>, why: &'static str) {
+        self.refuse(from, kind, None, None, RefusalReason::Malformed(why));
+    }
+
     fn refuse(
         &mut self,
         from: i32,
@@ -1279,24 +1244,12 @@ impl Core {
 
     fn process_simplify(&mut self, from: i32, packet: &[u8]) {
         if packet.len() < 5 {
-            self.refuse(
-                from,
-                None,
-                None,
-                None,
-                RefusalReason::Malformed("short SIMPLIFY_PATH"),
-            );
+            self.malformed(from, None, "short SIMPLIFY_PATH");
             return;
         }
         let id = u32::from_le_bytes([packet[1], packet[2], packet[3], packet[4]]);
         let Some(path) = cstr(&packet[5..]) else {
-            self.refuse(
-                from,
-                None,
-                None,
-                None,
-                RefusalReason::Malformed("path not UTF-8"),
-            );
+            self.malformed(from, None, "path not UTF-8");
             return;
         };
         let cache = self.get_cache.entry(from).or_default();
@@ -1318,23 +1271,11 @@ impl Core {
 
     fn process_confirm(&mut self, from: i32, packet: &[u8]) {
         if packet.len() < 2 {
-            self.refuse(
-                from,
-                None,
-                None,
-                None,
-                RefusalReason::Malformed("short CONFIRM_PATH"),
-            );
+            self.malformed(from, None, "short CONFIRM_PATH");
             return;
         }
         let Some(path) = cstr(&packet[1..]) else {
-            self.refuse(
-                from,
-                None,
-                None,
-                None,
-                RefusalReason::Malformed("path not UTF-8"),
-            );
+            self.malformed(from, None, "path not UTF-8");
             return;
         };
         let entry = self
