@@ -23,13 +23,9 @@ struct Chat {
     whispers: Vec<String>,
 }
 
-fn server_api() -> MultiplayerApi<Chat> {
+/// An API whose `Chat.show(line)` (remotesync) keeps the line.
+fn showing_api() -> MultiplayerApi<Chat> {
     let mut api = MultiplayerApi::with_state(Chat::default());
-    // Any client may say something; the server shows it to everyone (itself too: remotesync).
-    api.register("Chat", "say", RpcMode::Remote, |ctx, (text,): (String,)| {
-        let line = format!("{}: {text}", ctx.sender());
-        ctx.rpc("Chat", "show", (line,)).unwrap();
-    });
     api.register(
         "Chat",
         "show",
@@ -38,6 +34,16 @@ fn server_api() -> MultiplayerApi<Chat> {
             ctx.state_mut().lines.push(line);
         },
     );
+    api
+}
+
+fn server_api() -> MultiplayerApi<Chat> {
+    let mut api = showing_api();
+    // Any client may say something; the server shows it to everyone (itself too: remotesync).
+    api.register("Chat", "say", RpcMode::Remote, |ctx, (text,): (String,)| {
+        let line = format!("{}: {text}", ctx.sender());
+        ctx.rpc("Chat", "show", (line,)).unwrap();
+    });
     // Puppet: runs only where this node is not the master, called by the master. The server
     // is the master, so a client calling it on the server is refused.
     api.register("Chat", "kick", RpcMode::Puppet, |_ctx, (_id,): (i32,)| {});
@@ -46,15 +52,7 @@ fn server_api() -> MultiplayerApi<Chat> {
 }
 
 fn client_api() -> MultiplayerApi<Chat> {
-    let mut api = MultiplayerApi::with_state(Chat::default());
-    api.register(
-        "Chat",
-        "show",
-        RpcMode::RemoteSync,
-        |ctx, (line,): (String,)| {
-            ctx.state_mut().lines.push(line);
-        },
-    );
+    let mut api = showing_api();
     api.register(
         "Chat",
         "whisper",

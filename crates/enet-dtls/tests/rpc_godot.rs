@@ -405,17 +405,23 @@ fn count_values_ok(stdout: &[String], sender: i32) -> usize {
 // Tests
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn godot_client_calls_our_server_and_we_answer() {
-    if !have_godot() {
-        return;
-    }
+/// Our room server (plaintext) on a free loopback port, and the port.
+fn our_room_server() -> (RpcPeer<Room>, u16) {
     let peer = MultiplayerPeer::server(0)
         .bind_address("127.0.0.1".parse().unwrap())
         .create()
         .unwrap();
     let port = peer.local_addr().unwrap().port();
-    godot_client_scenario(RpcPeer::new(peer, room_api()), port);
+    (RpcPeer::new(peer, room_api()), port)
+}
+
+#[test]
+fn godot_client_calls_our_server_and_we_answer() {
+    if !have_godot() {
+        return;
+    }
+    let (server, port) = our_room_server();
+    godot_client_scenario(server, port);
 }
 
 /// The same exchange with our server on tokio (`TokioRpcPeer`).
@@ -874,12 +880,7 @@ fn two_godot_clients_call_each_other_through_our_server() {
     if !have_godot() {
         return;
     }
-    let peer = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
-        .create()
-        .unwrap();
-    let port = peer.local_addr().unwrap().port();
-    let mut server = RpcPeer::new(peer, room_api());
+    let (mut server, port) = our_room_server();
     let args = [
         "role=client".to_owned(),
         "relay=1".into(),

@@ -370,6 +370,11 @@ struct Registry<S> {
 }
 
 impl<S> Registry<S> {
+    /// The network master of the node at `path` (the server when never set).
+    fn master(&self, path: &str) -> i32 {
+        self.find(path).map_or(SERVER_ID, |i| self.nodes[i].master)
+    }
+
     fn node_mut(&mut self, path: &str) -> &mut Node<S> {
         let path = normalize_path(path);
         let i = match self.index.get(path) {
@@ -675,9 +680,7 @@ impl<S> MultiplayerApi<S> {
 
     /// The network master of the node at `path` (1 when never set).
     pub fn network_master(&self, path: &str) -> i32 {
-        self.registry
-            .find(path)
-            .map_or(SERVER_ID, |i| self.registry.nodes[i].master)
+        self.registry.master(path)
     }
 
     /// `true` if this peer is the network master of `path`.
@@ -1517,9 +1520,7 @@ impl<S> RpcContext<'_, S> {
 
     /// The network master of `path`.
     pub fn network_master(&self, path: &str) -> i32 {
-        self.registry
-            .find(path)
-            .map_or(SERVER_ID, |i| self.registry.nodes[i].master)
+        self.registry.master(path)
     }
 
     fn call(
