@@ -415,8 +415,12 @@ impl<S> Registry<S> {
 /// Paths are relative to Godot's multiplayer root (`/root`): `"/root/Game"` and `"Game"` are
 /// the same node.
 fn normalize_path(path: &str) -> &str {
-    let p = path.strip_prefix("/root/").unwrap_or(path);
-    p.trim_start_matches("./")
+    let mut p = path.strip_prefix("/root/").unwrap_or(path);
+    // `trim_start_matches("./")`, without building a substring searcher on every call.
+    while let Some(rest) = p.strip_prefix("./") {
+        p = rest;
+    }
+    p
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
