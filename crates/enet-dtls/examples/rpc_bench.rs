@@ -18,8 +18,9 @@
 //! second, while the server's CPU time per call measures the server alone. The servers take
 //! turns round by round (ours, Godot's, ours with DTLS, ours, ...). Printed, as medians of the
 //! rounds: `say` calls per second, `show` calls per second (`clients` times as many), and the
-//! server's CPU microseconds per `say` (one `say` in, `clients` `show`s out); then the ratios
-//! ours / Godot's. The DTLS row is our server and clients with `use_dtls` (Godot's Debian build
+//! server's CPU microseconds per `say` (one `say` in, `clients` `show`s out); then the same CPU
+//! over all rounds together (`/proc` counts CPU in 10 ms ticks, so a short round's figure is
+//! coarse); then the ratios ours / Godot's (the CPU ratio from the all-rounds figures). The DTLS row is our server and clients with `use_dtls` (Godot's Debian build
 //! has no DTLS-enabled ENet to compare with). `scripts/bench` runs it.
 
 use std::io::{BufRead, BufReader};
@@ -284,7 +285,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The medians of one server's rounds: says per second and server CPU microseconds per say.
+/// One server's figures: says per second (median of the rounds) and server CPU microseconds
+/// per say (all rounds together).
 struct Figures {
     says: f64,
     cpu_us: Option<f64>,
@@ -356,8 +358,8 @@ fn main() {
         }
     }
     println!(
-        "{:<14} {:>12} {:>16} {:>20}",
-        "SERVER", "SAYS/S", "SHOWS/S", "SERVER CPU US/SAY"
+        "{:<14} {:>10} {:>10} {:>14} {:>14}",
+        "SERVER", "SAYS/S", "SHOWS/S", "CPU US/SAY", "(ALL ROUNDS)"
     );
     let says_per_round = f64::from(o.messages) * o.clients as f64;
     let mut figures = Vec::new();
@@ -369,13 +371,20 @@ fn main() {
         let says = says_per_round / median(secs[i].clone());
         let cpu_us = (cpus[i].len() == secs[i].len())
             .then(|| median(cpus[i].clone()) * 1e6 / says_per_round);
-        let cpu_text = cpu_us.map_or("-".to_owned(), |c| format!("{c:.2}"));
+        let pooled = (cpus[i].len() == secs[i].len())
+            .then(|| cpus[i].iter().sum::<f64>() * 1e6 / (says_per_round * cpus[i].len() as f64));
+        let text = |c: Option<f64>| c.map_or("-".to_owned(), |c| format!("{c:.2}"));
         println!(
-            "{:<14} {says:>12.0} {:>16.0} {cpu_text:>20}",
+            "{:<14} {says:>10.0} {:>10.0} {:>14} {:>14}",
             server.name,
-            says * o.clients as f64
+            says * o.clients as f64,
+            text(cpu_us),
+            text(pooled)
         );
-        figures.push(Some(Figures { says, cpu_us }));
+        figures.push(Some(Figures {
+            says,
+            cpu_us: pooled,
+        }));
     }
     let find = |name: &str| {
         servers
