@@ -1,24 +1,31 @@
-//! RPC throughput of a chat-style exchange through our server ([`RpcPeer`]) and through Godot
-//! 3.2.3's own server (`fixtures/godot/bench_chat_server.gd`), with the same Rust clients.
+//! RPC throughput and server CPU of a chat-style exchange through our server ([`RpcPeer`]) and
+//! through Godot 3.2.3's own server (`fixtures/godot/bench_chat_server.gd`), with the same Rust
+//! clients.
 //!
 //! ```sh
-//! cargo run --release -p enet-dtls --example rpc_bench -- [--clients 4] [--messages 5000]
-//!     [--window 32] [--rounds 3] [--no-godot]
+//! cargo run --release -p enet-dtls --example rpc_bench -- [--clients 4] [--messages 20000]
+//!     [--window 32] [--rounds 5] [--no-godot] [--no-dtls]
 //! ```
 //!
 //! Each client calls `Room.say(n)` on the server `messages` times, keeping at most `window`
 //! calls whose echo has not come back; the server answers every `say` with
 //! `rpc("show", sender, n)` to every client. A round ends when every client has seen the
-//! echoes of all its own calls. Printed: `say` RPCs per second handled by the server and
-//! `show` RPCs per second delivered (`clients` times as many), the median of the rounds, and
-//! the ratio ours / Godot's. A third row runs our server and clients with `use_dtls` (Godot's
-//! Debian build has no DTLS-enabled ENet to compare with). Both servers run on the same machine as the clients (loopback),
-//! so compare the ratio, not the absolute numbers. `scripts/bench` runs it.
+//! echoes of all its own calls.
+//!
+//! Every server runs in its own process (ours is this program with `--serve`), so its CPU time
+//! can be read from `/proc/PID/stat` (user + system) before and after each round: on a machine
+//! whose cores are shared by the clients and the server, the clients can bound the calls per
+//! second, while the server's CPU time per call measures the server alone. The servers take
+//! turns round by round (ours, Godot's, ours with DTLS, ours, ...). Printed, as medians of the
+//! rounds: `say` calls per second, `show` calls per second (`clients` times as many), and the
+//! server's CPU microseconds per `say` (one `say` in, `clients` `show`s out); then the same CPU
+//! over all rounds together (`/proc` counts CPU in 10 ms ticks, so a short round's figure is
+//! coarse); then the ratios ours / Godot's (the CPU ratio from the all-rounds figures). The DTLS row is our server and clients with `use_dtls` (Godot's Debian build
+//! has no DTLS-enabled ENet to compare with). `scripts/bench` runs it.
 
-use std::net::UdpSocket;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use enet_dtls::godot_proto::{ApiEvent, MultiplayerApi, RpcMode};
@@ -32,15 +39,20 @@ struct Options {
     window: u32,
     rounds: usize,
     godot: bool,
+    dtls: bool,
+    /// `--serve [KEY CERT]`: be our chat server (with DTLS when a key and certificate are given).
+    serve: Option<Option<(PathBuf, PathBuf)>>,
 }
 
 fn parse() -> Result<Options, String> {
     let mut o = Options {
         clients: 4,
-        messages: 5000,
+        messages: 20000,
         window: 32,
-        rounds: 3,
+        rounds: 5,
         godot: true,
+        dtls: true,
+        serve: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -55,6 +67,15 @@ fn parse() -> Result<Options, String> {
             "--window" => o.window = num("--window")?.max(1) as u32,
             "--rounds" => o.rounds = num("--rounds")?.max(1) as usize,
             "--no-godot" => o.godot = false,
+            "--no-dtls" => o.dtls = false,
+            "--serve" => {
+                let files: Vec<PathBuf> = args.by_ref().map(PathBuf::from).collect();
+                o.serve = Some(match files.as_slice() {
+                    [] => None,
+                    [key, cert] => Some((key.clone(), cert.clone())),
+                    _ => return Err("--serve takes nothing or KEY CERT, last".into()),
+                });
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -64,11 +85,9 @@ fn parse() -> Result<Options, String> {
 /// A key and certificate for the DTLS rows.
 type Identity = (PrivateKey, Certificate);
 
-/// Our chat server (with DTLS when `dtls` is given), serving until `stop`.
-fn our_server(
-    stop: Arc<AtomicBool>,
-    dtls: Option<&Identity>,
-) -> (u16, std::thread::JoinHandle<()>) {
+/// `--serve`: our chat server on a free loopback port (with DTLS when `dtls` is given); prints
+/// `BENCH_SERVER_LISTENING port=P` and serves until killed.
+fn serve(dtls: Option<&Identity>) -> ! {
     let mut api = MultiplayerApi::new();
     api.register("Room", "say", RpcMode::Remote, |ctx, (n,): (i64,)| {
         let sender = ctx.sender();
@@ -85,48 +104,125 @@ fn our_server(
     let peer = builder.create().expect("server");
     let port = peer.local_addr().unwrap().port();
     let mut server = RpcPeer::new(peer, api);
-    let handle = std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            while server.service(Duration::from_millis(5)).unwrap().is_some() {}
+    println!("BENCH_SERVER_LISTENING port={port} err=0");
+    loop {
+        while server.service(Duration::from_secs(1)).unwrap().is_some() {}
+    }
+}
+
+/// A chat server in its own process, killed when dropped.
+struct Server {
+    name: &'static str,
+    child: Child,
+    port: u16,
+    /// Clients connect with DTLS, trusting this certificate.
+    dtls: Option<Certificate>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `command` and waits for its `BENCH_SERVER_LISTENING port=P` line.
+    fn start(name: &'static str, mut command: Command, dtls: Option<Certificate>) -> Option<Self> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut lines = BufReader::new(child.stdout.take()?).lines();
+        for line in lines.by_ref() {
+            let line = line.ok()?;
+            if let Some(rest) = line.strip_prefix("BENCH_SERVER_LISTENING port=") {
+                let port = rest.split_whitespace().next()?.parse().ok()?;
+                std::thread::spawn(move || for _ in lines {});
+                return Some(Server {
+                    name,
+                    child,
+                    port,
+                    dtls,
+                });
+            }
         }
-    });
-    (port, handle)
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// The process's CPU time so far (user + system), from `/proc/PID/stat`.
+    fn cpu(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_secs_f64(ticks as f64 / clock_ticks()))
+    }
+}
+
+/// Clock ticks per second of `/proc/PID/stat` (`getconf CLK_TCK`, 100 on Linux).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// Our chat server: this program with `--serve`.
+fn our_server(name: &'static str, dtls: Option<&Identity>) -> Option<Server> {
+    let mut command = Command::new(std::env::current_exe().ok()?);
+    command.arg("--serve");
+    let Some((key, cert)) = dtls else {
+        return Server::start(name, command, None);
+    };
+    // The throwaway key and certificate go to the server through files, removed once it has
+    // read them (it prints its LISTENING line after).
+    let dir = std::env::temp_dir();
+    let key_path = dir.join(format!("rpc_bench_{}.key", std::process::id()));
+    let cert_path = dir.join(format!("rpc_bench_{}.crt", std::process::id()));
+    let saved = key.save(&key_path, key.default_format()).is_ok() && cert.save(&cert_path).is_ok();
+    command.arg(&key_path).arg(&cert_path);
+    let server = saved.then(|| Server::start(name, command, Some(cert.clone())));
+    let _ = std::fs::remove_file(&key_path);
+    let _ = std::fs::remove_file(&cert_path);
+    server.flatten()
 }
 
 /// Godot 3.2.3's chat server (the same node and methods in GDScript).
-fn godot_server(port: u16) -> Option<Child> {
+fn godot_server() -> Option<Server> {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .ok()?
+        .port();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/godot");
-    let mut child = Command::new("godot3-server")
+    let mut command = Command::new("godot3-server");
+    command
         .env("LANG", "en_US.UTF-8")
         .args(["--path", dir, "-s", "bench_chat_server.gd"])
-        .arg(format!("port={port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    // Wait for its LISTENING line.
-    use std::io::{BufRead, BufReader};
-    let out = child.stdout.take()?;
-    let mut lines = BufReader::new(out).lines();
-    for line in lines.by_ref() {
-        let line = line.ok()?;
-        if line.starts_with("BENCH_SERVER_LISTENING") {
-            std::thread::spawn(move || for _ in lines {});
-            return Some(child);
-        }
-    }
-    None
+        .arg(format!("port={port}"));
+    Server::start("godot-3.2.3", command, None)
 }
 
-/// One round of the load against the server on `port`; returns the seconds it took.
-fn round(port: u16, o: &Options, dtls: Option<&Identity>) -> Result<f64, String> {
+/// One round of the load against `server`; returns the seconds it took.
+fn round(server: &Server, o: &Options) -> Result<f64, String> {
+    let port = server.port;
     // Connect every client first, then start the clock.
     let mut clients = Vec::new();
     for _ in 0..o.clients {
         let mut api = MultiplayerApi::new();
         api.register_event("Room", "show", RpcMode::Puppet);
         let mut builder = MultiplayerPeer::client("127.0.0.1", port);
-        if let Some((_, cert)) = dtls {
+        if let Some(cert) = &server.dtls {
             builder = builder
                 .use_dtls(true)
                 .dtls_certificate(cert.clone())
@@ -192,20 +288,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn measure(name: &str, port: u16, o: &Options, dtls: Option<&Identity>) -> Option<f64> {
-    let mut secs = Vec::new();
-    for _ in 0..o.rounds {
-        match round(port, o, dtls) {
-            Ok(s) => secs.push(s),
-            Err(e) => {
-                eprintln!("{name}: {e}");
-                return None;
-            }
-        }
-    }
-    let says = f64::from(o.messages) * o.clients as f64 / median(secs);
-    println!("{name:<14} {says:>12.0} {:>16.0}", says * o.clients as f64);
-    Some(says)
+/// One server's figures: says per second (median of the rounds) and server CPU microseconds
+/// per say (all rounds together).
+struct Figures {
+    says: f64,
+    cpu_us: Option<f64>,
 }
 
 fn main() {
@@ -216,44 +303,109 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(files) = &o.serve {
+        let identity = files.as_ref().map(|(key, cert)| {
+            (
+                PrivateKey::load(key).expect("key"),
+                Certificate::load(cert).expect("certificate"),
+            )
+        });
+        serve(identity.as_ref());
+    }
     println!(
-        "RPC CHAT: {} clients x {} say(n), window {}; each say -> show(sender, n) to every client; median of {} rounds",
+        "RPC CHAT: {} clients x {} say(n), window {}; each say -> show(sender, n) to every client; \
+         servers in their own processes, taking turns; median of {} rounds",
         o.clients, o.messages, o.window, o.rounds
     );
-    println!("{:<14} {:>12} {:>16}", "SERVER", "SAYS/S", "SHOWS/S");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (port, handle) = our_server(stop.clone(), None);
-    let ours = measure("enet-dtls", port, &o, None);
-    stop.store(true, Ordering::Relaxed);
-    let _ = handle.join();
-
-    let mut godot = None;
+    let mut servers = Vec::new();
+    match our_server("enet-dtls", None) {
+        Some(s) => servers.push(s),
+        None => println!("enet-dtls      (skipped: our server did not start)"),
+    }
     if o.godot {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port())
-            .unwrap_or(0);
-        match godot_server(port) {
-            Some(mut child) => {
-                godot = measure("godot-3.2.3", port, &o, None);
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        match godot_server() {
+            Some(s) => servers.push(s),
             None => println!("godot-3.2.3    (skipped: godot3-server is missing or did not start)"),
         }
     }
-    let key = PrivateKey::generate(KeyType::EcP256).expect("key");
-    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).expect("cert");
-    let identity = (key, cert);
-    let stop = Arc::new(AtomicBool::new(false));
-    let (port, handle) = our_server(stop.clone(), Some(&identity));
-    let dtls = measure("enet-dtls+dtls", port, &o, Some(&identity));
-    stop.store(true, Ordering::Relaxed);
-    let _ = handle.join();
-    if let (Some(a), Some(b)) = (ours, godot) {
-        println!("RATIO enet-dtls / godot-3.2.3 (says/s): {:.2}", a / b);
+    if o.dtls {
+        let key = PrivateKey::generate(KeyType::EcP256).expect("key");
+        let cert =
+            Certificate::self_signed(&key, &CertificateParams::new("localhost")).expect("cert");
+        match our_server("enet-dtls+dtls", Some(&(key, cert))) {
+            Some(s) => servers.push(s),
+            None => println!("enet-dtls+dtls (skipped: our DTLS server did not start)"),
+        }
     }
-    if let (Some(a), Some(b)) = (dtls, ours) {
-        println!("RATIO enet-dtls+dtls / enet-dtls (says/s): {:.2}", a / b);
+    let mut secs: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    let mut failed = vec![false; servers.len()];
+    for _ in 0..o.rounds {
+        for (i, server) in servers.iter().enumerate() {
+            if failed[i] {
+                continue;
+            }
+            let before = server.cpu();
+            match round(server, &o) {
+                Ok(s) => {
+                    secs[i].push(s);
+                    if let (Some(a), Some(b)) = (before, server.cpu()) {
+                        cpus[i].push((b - a).as_secs_f64());
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", server.name);
+                    failed[i] = true;
+                }
+            }
+        }
     }
+    println!(
+        "{:<14} {:>10} {:>10} {:>14} {:>14}",
+        "SERVER", "SAYS/S", "SHOWS/S", "CPU US/SAY", "(ALL ROUNDS)"
+    );
+    let says_per_round = f64::from(o.messages) * o.clients as f64;
+    let mut figures = Vec::new();
+    for (i, server) in servers.iter().enumerate() {
+        if failed[i] || secs[i].is_empty() {
+            figures.push(None);
+            continue;
+        }
+        let says = says_per_round / median(secs[i].clone());
+        // Below 20 ticks of CPU in all (a --quick run), the CPU figures are too coarse to print.
+        let measured =
+            cpus[i].len() == secs[i].len() && cpus[i].iter().sum::<f64>() * clock_ticks() >= 20.0;
+        let cpu_us = measured.then(|| median(cpus[i].clone()) * 1e6 / says_per_round);
+        let pooled = measured
+            .then(|| cpus[i].iter().sum::<f64>() * 1e6 / (says_per_round * cpus[i].len() as f64));
+        let text = |c: Option<f64>| c.map_or("(coarse)".to_owned(), |c| format!("{c:.2}"));
+        println!(
+            "{:<14} {says:>10.0} {:>10.0} {:>14} {:>14}",
+            server.name,
+            says * o.clients as f64,
+            text(cpu_us),
+            text(pooled)
+        );
+        figures.push(Some(Figures {
+            says,
+            cpu_us: pooled,
+        }));
+    }
+    let find = |name: &str| {
+        servers
+            .iter()
+            .position(|s| s.name == name)
+            .and_then(|i| figures[i].as_ref())
+    };
+    let ratios = |a: &str, b: &str| {
+        if let (Some(x), Some(y)) = (find(a), find(b)) {
+            print!("RATIO {a} / {b}: says/s {:.2}", x.says / y.says);
+            if let (Some(cx), Some(cy)) = (x.cpu_us, y.cpu_us) {
+                print!(", server CPU per say {b} / {a}: {:.2}", cy / cx);
+            }
+            println!();
+        }
+    };
+    ratios("enet-dtls", "godot-3.2.3");
+    ratios("enet-dtls+dtls", "enet-dtls");
 }

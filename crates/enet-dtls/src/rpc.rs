@@ -61,7 +61,7 @@
 
 use std::time::{Duration, Instant};
 
-use godot_proto::{ApiEvent, MultiplayerApi, Outgoing, RpcError, ToArgs, ToVariant};
+use godot_proto::{ApiEvent, MultiplayerApi, Outgoing, RpcError};
 
 use crate::enet::EnetSocket;
 use crate::multiplayer::{
@@ -181,121 +181,47 @@ impl<St> Glue<St> {
     }
 }
 
-/// The Godot call methods, the same on both drivers (each has `glue` and a sync `flush`).
+/// What both drivers offer alike: the API's accessors and Godot's call methods, which send
+/// at once (each driver has `glue` and a sync `flush`).
 macro_rules! rpc_methods {
     () => {
-        fn sent(&mut self, r: Result<(), RpcError>) -> Result<(), RpcPeerError> {
-            r?;
+        /// The API (registrations, properties, masters, state).
+        pub fn api(&self) -> &MultiplayerApi<St> {
+            &self.glue.api
+        }
+
+        /// The API, mutably. Packets of calls made through it leave at the next `flush`, or
+        /// when the driver next services the peer.
+        pub fn api_mut(&mut self) -> &mut MultiplayerApi<St> {
+            &mut self.glue.api
+        }
+
+        /// This peer's id (1 on the server).
+        pub fn unique_id(&self) -> i32 {
+            self.glue.api.unique_id()
+        }
+
+        /// Why the client could not connect, after [`ApiEvent::ConnectionFailed`].
+        pub fn connection_failure(&self) -> Option<&ConnectionFailure> {
+            self.glue.failure.as_ref()
+        }
+
+        /// The driver's counters.
+        pub fn stats(&self) -> RpcPeerStats {
+            self.glue.stats
+        }
+
+        /// Makes one call on the API and sends its packets.
+        fn call(
+            &mut self,
+            call: impl FnOnce(&mut MultiplayerApi<St>) -> Result<(), RpcError>,
+        ) -> Result<(), RpcPeerError> {
+            call(&mut self.glue.api)?;
             self.flush()?;
             Ok(())
         }
 
-        /// `rpc(method, args...)` on the node at `path`: every peer, and locally for the `*sync`
-        /// modes (see [`MultiplayerApi::rpc`]).
-        pub fn rpc(
-            &mut self,
-            path: &str,
-            method: &str,
-            args: impl ToArgs,
-        ) -> Result<(), RpcPeerError> {
-            let r = self.glue.api.rpc(path, method, args);
-            self.sent(r)
-        }
-
-        /// `rpc_id(peer, method, args...)`.
-        pub fn rpc_id(
-            &mut self,
-            peer: i32,
-            path: &str,
-            method: &str,
-            args: impl ToArgs,
-        ) -> Result<(), RpcPeerError> {
-            let r = self.glue.api.rpc_id(peer, path, method, args);
-            self.sent(r)
-        }
-
-        /// `rpc_unreliable(method, args...)`.
-        pub fn rpc_unreliable(
-            &mut self,
-            path: &str,
-            method: &str,
-            args: impl ToArgs,
-        ) -> Result<(), RpcPeerError> {
-            let r = self.glue.api.rpc_unreliable(path, method, args);
-            self.sent(r)
-        }
-
-        /// `rpc_unreliable_id(peer, method, args...)`.
-        pub fn rpc_unreliable_id(
-            &mut self,
-            peer: i32,
-            path: &str,
-            method: &str,
-            args: impl ToArgs,
-        ) -> Result<(), RpcPeerError> {
-            let r = self.glue.api.rpc_unreliable_id(peer, path, method, args);
-            self.sent(r)
-        }
-
-        /// `rset(property, value)`.
-        pub fn rset(
-            &mut self,
-            path: &str,
-            property: &str,
-            value: impl ToVariant,
-        ) -> Result<(), RpcPeerError> {
-            let r = self.glue.api.rset(path, property, value);
-            self.sent(r)
-        }
-
-        /// `rset_id(peer, property, value)`.
-        pub fn rset_id(
-            &mut self,
-            peer: i32,
-            path: &str,
-            property: &str,
-            value: impl ToVariant,
-        ) -> Result<(), RpcPeerError> {
-            let r = self.glue.api.rset_id(peer, path, property, value);
-            self.sent(r)
-        }
-
-        /// `rset_unreliable(property, value)`.
-        pub fn rset_unreliable(
-            &mut self,
-            path: &str,
-            property: &str,
-            value: impl ToVariant,
-        ) -> Result<(), RpcPeerError> {
-            let r = self.glue.api.rset_unreliable(path, property, value);
-            self.sent(r)
-        }
-
-        /// `rset_unreliable_id(peer, property, value)`.
-        pub fn rset_unreliable_id(
-            &mut self,
-            peer: i32,
-            path: &str,
-            property: &str,
-            value: impl ToVariant,
-        ) -> Result<(), RpcPeerError> {
-            let r = self
-                .glue
-                .api
-                .rset_unreliable_id(peer, path, property, value);
-            self.sent(r)
-        }
-
-        /// `send_bytes(bytes, peer, mode)`: a raw packet, `network_peer_packet` on the receiver.
-        pub fn send_bytes(
-            &mut self,
-            data: &[u8],
-            peer: i32,
-            mode: godot_proto::TransferMode,
-        ) -> Result<(), RpcPeerError> {
-            let r = self.glue.api.send_bytes(data, peer, mode);
-            self.sent(r)
-        }
+        godot_proto::call_methods!(forward call, RpcPeerError, see);
     };
 }
 
@@ -326,17 +252,6 @@ impl<St, S: EnetSocket> RpcPeer<St, S> {
         RpcPeer { peer, glue }
     }
 
-    /// The API (registrations, properties, masters, state).
-    pub fn api(&self) -> &MultiplayerApi<St> {
-        &self.glue.api
-    }
-
-    /// The API, mutably. Packets of calls made through it leave at the next
-    /// [`poll`](Self::poll) or [`flush`](Self::flush).
-    pub fn api_mut(&mut self) -> &mut MultiplayerApi<St> {
-        &mut self.glue.api
-    }
-
     /// The multiplayer peer.
     pub fn peer(&self) -> &MultiplayerPeer<S> {
         &self.peer
@@ -345,21 +260,6 @@ impl<St, S: EnetSocket> RpcPeer<St, S> {
     /// The multiplayer peer, mutably (transfer channel, timeouts, `disconnect_peer`, ...).
     pub fn peer_mut(&mut self) -> &mut MultiplayerPeer<S> {
         &mut self.peer
-    }
-
-    /// This peer's id (1 on the server).
-    pub fn unique_id(&self) -> i32 {
-        self.glue.api.unique_id()
-    }
-
-    /// Why the client could not connect, after [`ApiEvent::ConnectionFailed`].
-    pub fn connection_failure(&self) -> Option<&ConnectionFailure> {
-        self.glue.failure.as_ref()
-    }
-
-    /// The driver's counters.
-    pub fn stats(&self) -> RpcPeerStats {
-        self.glue.stats
     }
 
     /// Sends what the API has queued.
@@ -376,9 +276,27 @@ impl<St, S: EnetSocket> RpcPeer<St, S> {
     /// Services the peer without blocking (Godot's `poll`): sends what is queued, then hands
     /// every received packet and peer event to the API (handlers run here) and sends their
     /// answers. Take the API's events with [`next_event`](Self::next_event).
+    ///
+    /// The answers to the packets of one poll leave together: the peer's flush after each
+    /// packet is deferred while the batch is handled, then one flush sends them, packed into
+    /// one datagram per client where they fit (ENet's commands; each API packet is unchanged).
     pub fn poll(&mut self) -> Result<(), MultiplayerError> {
         self.flush()?;
         self.peer.poll()?;
+        if self.peer.core().pending_events() == 0 {
+            return Ok(());
+        }
+        self.peer.enet().defer_flushes(true);
+        let fed = self.feed_queued();
+        self.peer.enet().defer_flushes(false);
+        fed?;
+        // Sends the deferred packets; what arrived meanwhile waits for the next poll (`wait`
+        // returns at once while the peer holds events).
+        self.peer.poll()
+    }
+
+    /// Hands every queued peer event to the API and queues the API's packets.
+    fn feed_queued(&mut self) -> Result<(), MultiplayerError> {
         while let Some(event) = self.peer.next_event() {
             self.glue.feed(event);
             self.flush()?;

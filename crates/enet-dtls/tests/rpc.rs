@@ -23,13 +23,9 @@ struct Chat {
     whispers: Vec<String>,
 }
 
-fn server_api() -> MultiplayerApi<Chat> {
+/// An API whose `Chat.show(line)` (remotesync) keeps the line.
+fn showing_api() -> MultiplayerApi<Chat> {
     let mut api = MultiplayerApi::with_state(Chat::default());
-    // Any client may say something; the server shows it to everyone (itself too: remotesync).
-    api.register("Chat", "say", RpcMode::Remote, |ctx, (text,): (String,)| {
-        let line = format!("{}: {text}", ctx.sender());
-        ctx.rpc("Chat", "show", (line,)).unwrap();
-    });
     api.register(
         "Chat",
         "show",
@@ -38,6 +34,16 @@ fn server_api() -> MultiplayerApi<Chat> {
             ctx.state_mut().lines.push(line);
         },
     );
+    api
+}
+
+fn server_api() -> MultiplayerApi<Chat> {
+    let mut api = showing_api();
+    // Any client may say something; the server shows it to everyone (itself too: remotesync).
+    api.register("Chat", "say", RpcMode::Remote, |ctx, (text,): (String,)| {
+        let line = format!("{}: {text}", ctx.sender());
+        ctx.rpc("Chat", "show", (line,)).unwrap();
+    });
     // Puppet: runs only where this node is not the master, called by the master. The server
     // is the master, so a client calling it on the server is refused.
     api.register("Chat", "kick", RpcMode::Puppet, |_ctx, (_id,): (i32,)| {});
@@ -46,15 +52,7 @@ fn server_api() -> MultiplayerApi<Chat> {
 }
 
 fn client_api() -> MultiplayerApi<Chat> {
-    let mut api = MultiplayerApi::with_state(Chat::default());
-    api.register(
-        "Chat",
-        "show",
-        RpcMode::RemoteSync,
-        |ctx, (line,): (String,)| {
-            ctx.state_mut().lines.push(line);
-        },
-    );
+    let mut api = showing_api();
     api.register(
         "Chat",
         "whisper",
@@ -353,11 +351,32 @@ fn chat_room_tokio(dtls: bool) {
     });
 }
 
+/// One turn of the garbage test: polls the bad client, the good one and the server (keeping the
+/// server's events); returns whether the bad client saw its connection succeed.
+fn step(
+    bad: &mut MultiplayerPeer,
+    good: &mut RpcPeer<Chat>,
+    server: &mut RpcPeer<Chat>,
+    server_events: &mut Vec<ApiEvent>,
+) -> bool {
+    let mut connected = false;
+    bad.poll().unwrap();
+    while let Some(e) = bad.next_event() {
+        connected |= e == enet_dtls::multiplayer::MultiplayerEvent::ConnectionSucceeded;
+    }
+    good.poll().unwrap();
+    while good.next_event().is_some() {}
+    server.poll().unwrap();
+    server_events.extend(std::iter::from_fn(|| server.next_event()));
+    std::thread::sleep(Duration::from_millis(1));
+    connected
+}
+
 /// A client that sends garbage instead of MultiplayerAPI packets: every packet is refused
 /// (visible as events), nothing runs, and a good client in the room is served as before.
 #[test]
 fn garbage_from_a_peer_is_refused_and_the_room_goes_on() {
-    use enet_dtls::multiplayer::{MultiplayerEvent, Target, TransferMode as Mode};
+    use enet_dtls::multiplayer::{Target, TransferMode as Mode};
 
     let mut server = RpcPeer::new(server_builder(None).create().unwrap(), server_api());
     let port = server.peer().local_addr().unwrap().port();
@@ -368,17 +387,7 @@ fn garbage_from_a_peer_is_refused_and_the_room_goes_on() {
     let mut server_events = Vec::new();
     while !(bad_connected && good.api().is_connected()) {
         assert!(Instant::now() < give_up, "no connection");
-        bad.poll().unwrap();
-        while let Some(e) = bad.next_event() {
-            bad_connected |= e == MultiplayerEvent::ConnectionSucceeded;
-        }
-        good.poll().unwrap();
-        while good.next_event().is_some() {}
-        server.poll().unwrap();
-        while let Some(e) = server.next_event() {
-            server_events.push(e);
-        }
-        std::thread::sleep(Duration::from_millis(1));
+        bad_connected |= step(&mut bad, &mut good, &mut server, &mut server_events);
     }
     // Deterministic garbage: short packets, unknown commands, calls to unknown path ids,
     // inline paths past the end, arguments with hostile lengths.
@@ -401,15 +410,7 @@ fn garbage_from_a_peer_is_refused_and_the_room_goes_on() {
     let line = format!("{}: still here", good.unique_id());
     while !good.api().state().lines.contains(&line) {
         assert!(Instant::now() < give_up, "the good client was not served");
-        bad.poll().unwrap();
-        while bad.next_event().is_some() {}
-        good.poll().unwrap();
-        while good.next_event().is_some() {}
-        server.poll().unwrap();
-        while let Some(e) = server.next_event() {
-            server_events.push(e);
-        }
-        std::thread::sleep(Duration::from_millis(1));
+        step(&mut bad, &mut good, &mut server, &mut server_events);
     }
     let stats = server.api().stats();
     // Only the good client's call ran; garbage never did (a RAW packet is delivered as an

@@ -405,17 +405,23 @@ fn count_values_ok(stdout: &[String], sender: i32) -> usize {
 // Tests
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn godot_client_calls_our_server_and_we_answer() {
-    if !have_godot() {
-        return;
-    }
+/// Our room server (plaintext) on a free loopback port, and the port.
+fn our_room_server() -> (RpcPeer<Room>, u16) {
     let peer = MultiplayerPeer::server(0)
         .bind_address("127.0.0.1".parse().unwrap())
         .create()
         .unwrap();
     let port = peer.local_addr().unwrap().port();
-    godot_client_scenario(RpcPeer::new(peer, room_api()), port);
+    (RpcPeer::new(peer, room_api()), port)
+}
+
+#[test]
+fn godot_client_calls_our_server_and_we_answer() {
+    if !have_godot() {
+        return;
+    }
+    let (server, port) = our_room_server();
+    godot_client_scenario(server, port);
 }
 
 /// The same exchange with our server on tokio (`TokioRpcPeer`).
@@ -438,11 +444,7 @@ fn godot_client_calls_our_tokio_server_and_we_answer() {
             .unwrap();
         let port = peer.local_addr().unwrap().port();
         let mut server = TokioRpcPeer::new(peer, room_api());
-        let mut godot = Godot::spawn(&[
-            "role=client".into(),
-            format!("port={port}"),
-            "timeout=30".into(),
-        ]);
+        let mut godot = godot_rpc_client(port);
         let mut events = Vec::new();
         let give_up = Instant::now() + DEADLINE;
         while godot.exited().is_none() && Instant::now() < give_up {
@@ -512,8 +514,9 @@ fn godot_client_calls_our_dtls_server_through_godots_dtls() {
     let dtls = server.peer().enet().socket().dtls().expect("a DTLS socket");
     let stats = dtls.stats();
     assert!(
-        // At least the 61 values each way, one record per RPC (every put_packet flushes).
-        stats.records_received > 61 && stats.records_sent > 61,
+        // At least the 61 values from Godot, one record per RPC (its put_packet flushes); our
+        // answers to the calls handled in one poll leave packed, one record per poll.
+        stats.records_received > 61 && stats.records_sent > 0,
         "{stats:?}"
     );
     let (_, out, _) = tunnel.finish(Duration::from_millis(100));
@@ -525,11 +528,7 @@ fn godot_client_calls_our_dtls_server_through_godots_dtls() {
 
 /// A Godot client (the caller) joins `server` at `port`; our server answers. Checks both sides.
 fn godot_client_scenario(mut server: RpcPeer<Room>, port: u16) -> RpcPeer<Room> {
-    let mut godot = Godot::spawn(&[
-        "role=client".into(),
-        format!("port={port}"),
-        "timeout=30".into(),
-    ]);
+    let mut godot = godot_rpc_client(port);
     let mut events = Vec::new();
     let give_up = Instant::now() + DEADLINE;
     while godot.exited().is_none() && Instant::now() < give_up {
@@ -616,9 +615,10 @@ fn check_godot_client_exchange(
     assert!(events.contains(&ApiEvent::PeerDisconnected(gid)));
 
     // Our answers, as Godot saw them.
-    assert!(
-        stdout.contains(&format!("FINISH sender=1 values_ok={n} values_bad=0")),
-        "{transcript}"
+    has_line(
+        stdout,
+        &format!("FINISH sender=1 values_ok={n} values_bad=0"),
+        &transcript,
     );
     assert_eq!(count_values_ok(stdout, 1), n, "{transcript}");
     let gcalls: Vec<(String, i32)> = godot_calls(stdout);
@@ -633,22 +633,14 @@ fn check_godot_client_exchange(
     .map(|m| (m.to_string(), 1))
     .collect();
     assert_eq!(gcalls, expected, "{transcript}");
-    assert!(
-        stdout.contains(&format!("CALL m_remote sender=1 me={gid} arg=unreliable")),
-        "{transcript}"
+    has_line(
+        stdout,
+        &format!("CALL m_remote sender=1 me={gid} arg=unreliable"),
+        &transcript,
     );
-    assert!(
-        stdout.contains(&"RAW sender=1 bytes=[4, 5, 6]".to_owned()),
-        "{transcript}"
-    );
-    assert!(
-        stdout.contains(&"RSET rv=21 sender=1".to_owned()),
-        "{transcript}"
-    );
-    assert!(
-        stdout.contains(&"RSET pv=(3, 4) sender=1".to_owned()),
-        "{transcript}"
-    );
+    has_line(stdout, "RAW sender=1 bytes=[4, 5, 6]", &transcript);
+    has_line(stdout, "RSET rv=21 sender=1", &transcript);
+    has_line(stdout, "RSET pv=(3, 4) sender=1", &transcript);
     for refused in [
         "RPC 'm_disabled' is not allowed",
         "RPC 'm_master' is not allowed",
@@ -663,11 +655,26 @@ fn check_godot_client_exchange(
     assert!(!stderr.contains("Invalid packet"), "{transcript}");
 }
 
-#[test]
-fn our_client_calls_a_godot_server_which_answers() {
-    if !have_godot() {
-        return;
-    }
+/// Asserts that Godot printed `line` (one of the lines of `out`), showing `transcript` if not.
+fn has_line(out: &[String], line: &str, transcript: &str) {
+    assert!(
+        out.iter().any(|l| l == line),
+        "no line {line:?}\n{transcript}"
+    );
+}
+
+/// A Godot RPC client (`rpc_peer.gd` with `role=client`, the caller) joining `port`.
+fn godot_rpc_client(port: u16) -> Godot {
+    Godot::spawn(&[
+        "role=client".into(),
+        format!("port={port}"),
+        "timeout=30".into(),
+    ])
+}
+
+/// A Godot RPC server (`rpc_peer.gd` with `role=server`) that is listening: the process, its
+/// port and the test's deadline.
+fn godot_rpc_server() -> (Godot, u16, Instant) {
     let port = free_udp_port();
     let mut godot = Godot::spawn(&[
         "role=server".into(),
@@ -682,6 +689,15 @@ fn our_client_calls_a_godot_server_which_answers() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    (godot, port, give_up)
+}
+
+#[test]
+fn our_client_calls_a_godot_server_which_answers() {
+    if !have_godot() {
+        return;
+    }
+    let (godot, port, give_up) = godot_rpc_server();
     let peer = MultiplayerPeer::client("127.0.0.1", port).create().unwrap();
     let mut client = RpcPeer::new(peer, room_api());
     let mut events = Vec::new();
@@ -725,20 +741,7 @@ fn our_tokio_client_calls_a_godot_server_which_answers() {
     if !have_godot() {
         return;
     }
-    let port = free_udp_port();
-    let mut godot = Godot::spawn(&[
-        "role=server".into(),
-        format!("port={port}"),
-        "timeout=30".into(),
-    ]);
-    let give_up = Instant::now() + DEADLINE;
-    while godot.has_line("RPC_SERVER_LISTENING").is_none() {
-        assert!(
-            Instant::now() < give_up && godot.exited().is_none(),
-            "Godot did not start"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (godot, port, give_up) = godot_rpc_server();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -820,26 +823,23 @@ fn check_our_client_exchange(
         ],
         "{transcript}"
     );
-    assert!(
-        stdout.contains(&format!("CALL m_remote sender={me} me=1 arg=unreliable")),
-        "{transcript}"
+    has_line(
+        stdout,
+        &format!("CALL m_remote sender={me} me=1 arg=unreliable"),
+        &transcript,
     );
-    assert!(
-        stdout.contains(&format!("RAW sender={me} bytes=[1, 2, 3]")),
-        "{transcript}"
+    has_line(
+        stdout,
+        &format!("RAW sender={me} bytes=[1, 2, 3]"),
+        &transcript,
     );
-    assert!(
-        stdout.contains(&format!("RSET rv=11 sender={me}")),
-        "{transcript}"
+    has_line(stdout, &format!("RSET rv=11 sender={me}"), &transcript);
+    has_line(
+        stdout,
+        &format!("RSET mv=set by {me} sender={me}"),
+        &transcript,
     );
-    assert!(
-        stdout.contains(&format!("RSET mv=set by {me} sender={me}")),
-        "{transcript}"
-    );
-    assert!(
-        stdout.contains(&format!("DONE sender={me}")),
-        "{transcript}"
-    );
+    has_line(stdout, &format!("DONE sender={me}"), &transcript);
     for refused in [
         "RPC 'm_disabled' is not allowed",
         "RPC 'm_puppet' is not allowed",
@@ -905,12 +905,7 @@ fn two_godot_clients_call_each_other_through_our_server() {
     if !have_godot() {
         return;
     }
-    let peer = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
-        .create()
-        .unwrap();
-    let port = peer.local_addr().unwrap().port();
-    let mut server = RpcPeer::new(peer, room_api());
+    let (mut server, port) = our_room_server();
     let args = [
         "role=client".to_owned(),
         "relay=1".into(),
@@ -936,23 +931,19 @@ fn two_godot_clients_call_each_other_through_our_server() {
     assert_eq!((code_a, code_b), (Some(0), Some(0)), "{transcript}");
     let (id_a, id_b) = (godot_id(&out_a), godot_id(&out_b));
     // Each greeted the other by rpc_id through our relay; the sender id is the original one.
-    assert!(
-        out_a.contains(&format!("PEER_HELLO sender={id_b} arg={id_b}")),
-        "{transcript}"
+    has_line(
+        &out_a,
+        &format!("PEER_HELLO sender={id_b} arg={id_b}"),
+        &transcript,
     );
-    assert!(
-        out_b.contains(&format!("PEER_HELLO sender={id_a} arg={id_a}")),
-        "{transcript}"
+    has_line(
+        &out_b,
+        &format!("PEER_HELLO sender={id_a} arg={id_a}"),
+        &transcript,
     );
     // Both learnt about each other from our server (ADD_PEER).
-    assert!(
-        out_a.contains(&format!("PEER_CONNECTED id={id_b}")),
-        "{transcript}"
-    );
-    assert!(
-        out_b.contains(&format!("PEER_CONNECTED id={id_a}")),
-        "{transcript}"
-    );
+    has_line(&out_a, &format!("PEER_CONNECTED id={id_b}"), &transcript);
+    has_line(&out_b, &format!("PEER_CONNECTED id={id_a}"), &transcript);
     // The server relayed the greetings without running them itself ...
     assert!(server.api().state().greetings.is_empty());
     // ... and ran each client's rpc() to everyone, which also reached the other client.
@@ -965,9 +956,10 @@ fn two_godot_clients_call_each_other_through_our_server() {
             room.calls
         );
         let other = if id == id_a { id_b } else { id_a };
-        assert!(
-            out_other.contains(&format!("CALL m_remote sender={id} me={other} arg={arg}")),
-            "{transcript}"
+        has_line(
+            out_other,
+            &format!("CALL m_remote sender={id} me={other} arg={arg}"),
+            &transcript,
         );
     }
     assert!(events.contains(&ApiEvent::PeerConnected(id_a)));

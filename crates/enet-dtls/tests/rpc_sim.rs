@@ -111,12 +111,9 @@ impl Endpoint for Node {
     }
 }
 
-fn server_api() -> MultiplayerApi<Seen> {
+/// An API that records the `Chat.show` calls it gets (puppetsync: the server's run locally).
+fn showing_api() -> MultiplayerApi<Seen> {
     let mut api = MultiplayerApi::with_state(Seen::default());
-    api.register("Chat", "say", RpcMode::Remote, |ctx, (k,): (i64,)| {
-        let speaker = i64::from(ctx.sender());
-        ctx.rpc("Chat", "show", (speaker, k)).unwrap();
-    });
     api.register(
         "Chat",
         "show",
@@ -126,6 +123,15 @@ fn server_api() -> MultiplayerApi<Seen> {
             ctx.state_mut().shows.push((s, who, k));
         },
     );
+    api
+}
+
+fn server_api() -> MultiplayerApi<Seen> {
+    let mut api = showing_api();
+    api.register("Chat", "say", RpcMode::Remote, |ctx, (k,): (i64,)| {
+        let speaker = i64::from(ctx.sender());
+        ctx.rpc("Chat", "show", (speaker, k)).unwrap();
+    });
     api.register("Chat", "tick", RpcMode::Remote, |ctx, (k,): (i64,)| {
         let s = ctx.sender();
         ctx.state_mut().ticks.push((s, k));
@@ -134,16 +140,7 @@ fn server_api() -> MultiplayerApi<Seen> {
 }
 
 fn client_api() -> MultiplayerApi<Seen> {
-    let mut api = MultiplayerApi::with_state(Seen::default());
-    api.register(
-        "Chat",
-        "show",
-        RpcMode::PuppetSync,
-        |ctx, (who, k): (i64, i64)| {
-            let s = ctx.sender();
-            ctx.state_mut().shows.push((s, who, k));
-        },
-    );
+    let mut api = showing_api();
     api.register("Chat", "whisper", RpcMode::Remote, |ctx, (k,): (i64,)| {
         let s = ctx.sender();
         ctx.state_mut().whispers.push((s, k));

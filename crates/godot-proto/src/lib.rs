@@ -21,6 +21,84 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// Godot's call methods (`rpc`, `rpc_id`, `rpc_unreliable`, `rpc_unreliable_id`, `rset`,
+/// `rset_id`, `rset_unreliable`, `rset_unreliable_id`, `send_bytes`), written once for every
+/// type that offers them: [`MultiplayerApi`], [`RpcContext`] and the drivers of `enet-dtls`.
+///
+/// `call_methods!((MODE), ERROR, DOCS)` inside an `impl` block:
+/// * `dispatch f`: the type has `f(peer, unreliable, rset, path, name, &dyn-args)` (the
+///   API's `call_top` / the context's `call`) and a `core` with `send_bytes`;
+/// * `forward f`: the type has `f(|api: &mut MultiplayerApi<_>| api.rpc(..))`, which makes the
+///   call on its API and returns `Result<(), ERROR>`;
+/// * `DOCS` is `own` (the full documentation, for [`MultiplayerApi`]) or `see` (a link to it).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! call_methods {
+    (@table $how:tt $([$(#[$m:meta])* $name:ident [$($peer:ident)?] $unreliable:literal $rset:literal
+        $member:ident $arg:ident: $ty:ty => $pass:expr])*) => {
+        $($crate::call_methods!(@one $how [$(#[$m])*] $name [$($peer)?] $unreliable $rset
+            $member $arg [$ty] $pass);)*
+    };
+    (@one (dispatch $f:ident, $err:ty, $docs:ident) [$(#[$m:meta])*] $name:ident [$($peer:ident)?]
+        $unreliable:literal $rset:literal $member:ident $arg:ident [$ty:ty] $pass:expr) => {
+        $crate::call_methods!(@doc $docs $name [$(#[$m])*]
+            pub fn $name(&mut self, $($peer: i32,)? path: &str, $member: &str, $arg: $ty)
+                -> Result<(), $err> {
+                self.$f($crate::call_methods!(@peer $($peer)?), $unreliable, $rset, path, $member, $pass)
+            });
+    };
+    (@one (forward $f:ident, $err:ty, $docs:ident) [$(#[$m:meta])*] $name:ident [$($peer:ident)?]
+        $unreliable:literal $rset:literal $member:ident $arg:ident [$ty:ty] $pass:expr) => {
+        $crate::call_methods!(@doc $docs $name [$(#[$m])*]
+            pub fn $name(&mut self, $($peer: i32,)? path: &str, $member: &str, $arg: $ty)
+                -> Result<(), $err> {
+                self.$f(|api| api.$name($($peer,)? path, $member, $arg))
+            });
+    };
+    (@send_bytes (dispatch $f:ident, $err:ty, $docs:ident)) => {
+        $crate::call_methods!(@doc $docs send_bytes [#[doc = "`send_bytes(bytes, id, mode)`: a RAW packet, delivered to the peer's application as `network_peer_packet`."]]
+            pub fn send_bytes(&mut self, data: &[u8], target: i32, mode: $crate::TransferMode)
+                -> Result<(), $err> {
+                self.core.send_bytes(data, target, mode)
+            });
+    };
+    (@send_bytes (forward $f:ident, $err:ty, $docs:ident)) => {
+        $crate::call_methods!(@doc $docs send_bytes []
+            pub fn send_bytes(&mut self, data: &[u8], target: i32, mode: $crate::TransferMode)
+                -> Result<(), $err> {
+                self.$f(|api| api.send_bytes(data, target, mode))
+            });
+    };
+    (@peer) => { 0 };
+    (@peer $peer:ident) => { $peer };
+    (@doc own $name:ident [$(#[$m:meta])*] $item:item) => { $(#[$m])* $item };
+    (@doc see $name:ident [$($m:tt)*] $item:item) => {
+        #[doc = concat!("See [`MultiplayerApi::", stringify!($name), "`].")]
+        $item
+    };
+    ($mode:tt $($f:ident)?, $err:ty, $docs:ident) => {
+        $crate::call_methods!(@table ($mode $($f)?, $err, $docs)
+            [#[doc = "`rpc(method, args...)`: calls `method` on `path` on every peer (and locally for the `*sync` modes), reliably."]
+             rpc [] false false method args: impl $crate::ToArgs => &args]
+            [#[doc = "`rpc_id(peer, method, args...)`: on one peer (0 = all, `-id` = all but `id`)."]
+             rpc_id [peer] false false method args: impl $crate::ToArgs => &args]
+            [#[doc = "`rpc_unreliable(method, args...)`."]
+             rpc_unreliable [] true false method args: impl $crate::ToArgs => &args]
+            [#[doc = "`rpc_unreliable_id(peer, method, args...)`."]
+             rpc_unreliable_id [peer] true false method args: impl $crate::ToArgs => &args]
+            [#[doc = "`rset(property, value)`: sets `property` of `path` on every peer, reliably."]
+             rset [] false true property value: impl $crate::ToVariant => &(value,)]
+            [#[doc = "`rset_id(peer, property, value)`."]
+             rset_id [peer] false true property value: impl $crate::ToVariant => &(value,)]
+            [#[doc = "`rset_unreliable(property, value)`."]
+             rset_unreliable [] true true property value: impl $crate::ToVariant => &(value,)]
+            [#[doc = "`rset_unreliable_id(peer, property, value)`."]
+             rset_unreliable_id [peer] true true property value: impl $crate::ToVariant => &(value,)]
+        );
+        $crate::call_methods!(@send_bytes ($mode $($f)?, $err, $docs));
+    };
+}
+
 pub mod multiplayer_api;
 pub mod variant;
 

@@ -370,6 +370,11 @@ struct Registry<S> {
 }
 
 impl<S> Registry<S> {
+    /// The network master of the node at `path` (the server when never set).
+    fn master(&self, path: &str) -> i32 {
+        self.find(path).map_or(SERVER_ID, |i| self.nodes[i].master)
+    }
+
     fn node_mut(&mut self, path: &str) -> &mut Node<S> {
         let path = normalize_path(path);
         let i = match self.index.get(path) {
@@ -410,8 +415,12 @@ impl<S> Registry<S> {
 /// Paths are relative to Godot's multiplayer root (`/root`): `"/root/Game"` and `"Game"` are
 /// the same node.
 fn normalize_path(path: &str) -> &str {
-    let p = path.strip_prefix("/root/").unwrap_or(path);
-    p.trim_start_matches("./")
+    let mut p = path.strip_prefix("/root/").unwrap_or(path);
+    // `trim_start_matches("./")`, without building a substring searcher on every call.
+    while let Some(rest) = p.strip_prefix("./") {
+        p = rest;
+    }
+    p
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -558,19 +567,32 @@ impl<S> MultiplayerApi<S> {
             handler(ctx, a);
             Ok(())
         });
+        self.insert_method(path, method, mode, Some(boxed));
+    }
+
+    /// Registers `method` with `handler` (`None`: calls become events), keeping the argument
+    /// names of an earlier registration.
+    fn insert_method(
+        &mut self,
+        path: &str,
+        method: &str,
+        mode: RpcMode,
+        handler: Option<Handler<S>>,
+    ) {
         let node = self.registry.node_mut(path);
         let names = node
             .methods
             .remove(method)
             .map(|m| m.names)
             .unwrap_or_default();
+        let as_event = handler.is_none();
         node.methods.insert(
             method.to_owned(),
             Method {
                 mode,
                 names,
-                handler: Some(boxed),
-                as_event: false,
+                handler,
+                as_event,
             },
         );
     }
@@ -594,21 +616,7 @@ impl<S> MultiplayerApi<S> {
     /// }
     /// ```
     pub fn register_event(&mut self, path: &str, method: &str, mode: RpcMode) {
-        let node = self.registry.node_mut(path);
-        let names = node
-            .methods
-            .remove(method)
-            .map(|m| m.names)
-            .unwrap_or_default();
-        node.methods.insert(
-            method.to_owned(),
-            Method {
-                mode,
-                names,
-                handler: None,
-                as_event: true,
-            },
-        );
+        self.insert_method(path, method, mode, None);
     }
 
     /// Names the arguments of a registered method, for the errors of calls that do not fit.
@@ -676,9 +684,7 @@ impl<S> MultiplayerApi<S> {
 
     /// The network master of the node at `path` (1 when never set).
     pub fn network_master(&self, path: &str) -> i32 {
-        self.registry
-            .find(path)
-            .map_or(SERVER_ID, |i| self.registry.nodes[i].master)
+        self.registry.master(path)
     }
 
     /// `true` if this peer is the network master of `path`.
@@ -824,13 +830,7 @@ impl<S> MultiplayerApi<S> {
     /// `_process_packet`). Handlers run inside this call.
     pub fn handle_packet(&mut self, from: i32, packet: &[u8]) {
         let Some(&cmd) = packet.first() else {
-            self.core.refuse(
-                from,
-                None,
-                None,
-                None,
-                RefusalReason::Malformed("empty packet"),
-            );
+            self.core.malformed(from, None, "empty packet");
             return;
         };
         match cmd {
@@ -839,13 +839,7 @@ impl<S> MultiplayerApi<S> {
             CMD_REMOTE_CALL | CMD_REMOTE_SET => self.process_remote(from, packet),
             CMD_RAW => {
                 if packet.len() < 2 {
-                    self.core.refuse(
-                        from,
-                        None,
-                        None,
-                        None,
-                        RefusalReason::Malformed("empty raw"),
-                    );
+                    self.core.malformed(from, None, "empty raw");
                 } else {
                     self.core.events.push_back(ApiEvent::PeerPacket {
                         from,
@@ -863,48 +857,23 @@ impl<S> MultiplayerApi<S> {
         let set = packet[0] == CMD_REMOTE_SET;
         let kind = Some(if set { RpcKind::Set } else { RpcKind::Call });
         if packet.len() < 6 {
-            self.core.refuse(
-                from,
-                kind,
-                None,
-                None,
-                RefusalReason::Malformed("too short"),
-            );
+            self.core.malformed(from, kind, "too short");
             return;
         }
         // The node.
         let target = u32::from_le_bytes([packet[1], packet[2], packet[3], packet[4]]);
-        let node = if target & PATH_INLINE != 0 {
+        let path = if target & PATH_INLINE != 0 {
             let ofs = (target & !PATH_INLINE) as usize;
             if ofs >= packet.len() {
-                self.core.refuse(
-                    from,
-                    kind,
-                    None,
-                    None,
-                    RefusalReason::Malformed("inline path offset past the end"),
-                );
+                self.core
+                    .malformed(from, kind, "inline path offset past the end");
                 return;
             }
             let Some(path) = cstr(&packet[ofs..]) else {
-                self.core.refuse(
-                    from,
-                    kind,
-                    None,
-                    None,
-                    RefusalReason::Malformed("path not UTF-8"),
-                );
+                self.core.malformed(from, kind, "path not UTF-8");
                 return;
             };
-            match self.registry.find(path) {
-                Some(i) => i,
-                None => {
-                    let path = Some(path.to_owned());
-                    self.core
-                        .refuse(from, kind, path, None, RefusalReason::UnknownNode);
-                    return;
-                }
-            }
+            path
         } else {
             let path = self.core.get_cache.get(&from).and_then(|c| c.get(&target));
             let Some(path) = path else {
@@ -912,15 +881,13 @@ impl<S> MultiplayerApi<S> {
                     .refuse(from, kind, None, None, RefusalReason::UnknownPathId(target));
                 return;
             };
-            match self.registry.find(path) {
-                Some(i) => i,
-                None => {
-                    let path = Some(path.clone());
-                    self.core
-                        .refuse(from, kind, path, None, RefusalReason::UnknownNode);
-                    return;
-                }
-            }
+            path.as_str()
+        };
+        let Some(node) = self.registry.find(path) else {
+            let path = Some(path.to_owned());
+            self.core
+                .refuse(from, kind, path, None, RefusalReason::UnknownNode);
+            return;
         };
         // The name.
         let Some(end) = packet[5..].iter().position(|&b| b == 0).map(|p| p + 5) else {
@@ -1173,96 +1140,7 @@ impl<S> MultiplayerApi<S> {
         Ok(())
     }
 
-    /// `rpc(method, args...)`: calls `method` on `path` on every peer (and locally for the
-    /// `*sync` modes), reliably.
-    pub fn rpc(&mut self, path: &str, method: &str, args: impl ToArgs) -> Result<(), RpcError> {
-        self.call_top(0, false, false, path, method, &args)
-    }
-
-    /// `rpc_id(peer, method, args...)`: on one peer (0 = all, `-id` = all but `id`).
-    pub fn rpc_id(
-        &mut self,
-        peer: i32,
-        path: &str,
-        method: &str,
-        args: impl ToArgs,
-    ) -> Result<(), RpcError> {
-        self.call_top(peer, false, false, path, method, &args)
-    }
-
-    /// `rpc_unreliable(method, args...)`.
-    pub fn rpc_unreliable(
-        &mut self,
-        path: &str,
-        method: &str,
-        args: impl ToArgs,
-    ) -> Result<(), RpcError> {
-        self.call_top(0, true, false, path, method, &args)
-    }
-
-    /// `rpc_unreliable_id(peer, method, args...)`.
-    pub fn rpc_unreliable_id(
-        &mut self,
-        peer: i32,
-        path: &str,
-        method: &str,
-        args: impl ToArgs,
-    ) -> Result<(), RpcError> {
-        self.call_top(peer, true, false, path, method, &args)
-    }
-
-    /// `rset(property, value)`: sets `property` of `path` on every peer, reliably.
-    pub fn rset(
-        &mut self,
-        path: &str,
-        property: &str,
-        value: impl ToVariant,
-    ) -> Result<(), RpcError> {
-        self.call_top(0, false, true, path, property, &(value,))
-    }
-
-    /// `rset_id(peer, property, value)`.
-    pub fn rset_id(
-        &mut self,
-        peer: i32,
-        path: &str,
-        property: &str,
-        value: impl ToVariant,
-    ) -> Result<(), RpcError> {
-        self.call_top(peer, false, true, path, property, &(value,))
-    }
-
-    /// `rset_unreliable(property, value)`.
-    pub fn rset_unreliable(
-        &mut self,
-        path: &str,
-        property: &str,
-        value: impl ToVariant,
-    ) -> Result<(), RpcError> {
-        self.call_top(0, true, true, path, property, &(value,))
-    }
-
-    /// `rset_unreliable_id(peer, property, value)`.
-    pub fn rset_unreliable_id(
-        &mut self,
-        peer: i32,
-        path: &str,
-        property: &str,
-        value: impl ToVariant,
-    ) -> Result<(), RpcError> {
-        self.call_top(peer, true, true, path, property, &(value,))
-    }
-
-    /// `send_bytes(bytes, id, mode)`: a RAW packet, delivered to the peer's application as
-    /// `network_peer_packet`.
-    pub fn send_bytes(
-        &mut self,
-        data: &[u8],
-        target: i32,
-        mode: TransferMode,
-    ) -> Result<(), RpcError> {
-        self.core.send_bytes(data, target, mode)
-    }
+    crate::call_methods!(dispatch call_top, RpcError, own);
 
     /// The sender of the call being handled: always 0 here, outside handlers (inside, use
     /// [`RpcContext::sender`]).
@@ -1339,6 +1217,11 @@ fn check_name(what: &'static str, s: &str) -> Result<(), RpcError> {
 }
 
 impl Core {
+    /// Refuses a packet that does not parse (`why`), before its node and name are known.
+    fn malformed(&mut self, from: i32, kind: Option<RpcKind>, why: &'static str) {
+        self.refuse(from, kind, None, None, RefusalReason::Malformed(why));
+    }
+
     fn refuse(
         &mut self,
         from: i32,
@@ -1368,24 +1251,12 @@ impl Core {
 
     fn process_simplify(&mut self, from: i32, packet: &[u8]) {
         if packet.len() < 5 {
-            self.refuse(
-                from,
-                None,
-                None,
-                None,
-                RefusalReason::Malformed("short SIMPLIFY_PATH"),
-            );
+            self.malformed(from, None, "short SIMPLIFY_PATH");
             return;
         }
         let id = u32::from_le_bytes([packet[1], packet[2], packet[3], packet[4]]);
         let Some(path) = cstr(&packet[5..]) else {
-            self.refuse(
-                from,
-                None,
-                None,
-                None,
-                RefusalReason::Malformed("path not UTF-8"),
-            );
+            self.malformed(from, None, "path not UTF-8");
             return;
         };
         let cache = self.get_cache.entry(from).or_default();
@@ -1407,23 +1278,11 @@ impl Core {
 
     fn process_confirm(&mut self, from: i32, packet: &[u8]) {
         if packet.len() < 2 {
-            self.refuse(
-                from,
-                None,
-                None,
-                None,
-                RefusalReason::Malformed("short CONFIRM_PATH"),
-            );
+            self.malformed(from, None, "short CONFIRM_PATH");
             return;
         }
         let Some(path) = cstr(&packet[1..]) else {
-            self.refuse(
-                from,
-                None,
-                None,
-                None,
-                RefusalReason::Malformed("path not UTF-8"),
-            );
+            self.malformed(from, None, "path not UTF-8");
             return;
         };
         let entry = self
@@ -1665,9 +1524,7 @@ impl<S> RpcContext<'_, S> {
 
     /// The network master of `path`.
     pub fn network_master(&self, path: &str) -> i32 {
-        self.registry
-            .find(path)
-            .map_or(SERVER_ID, |i| self.registry.nodes[i].master)
+        self.registry.master(path)
     }
 
     fn call(
@@ -1688,92 +1545,5 @@ impl<S> RpcContext<'_, S> {
         Ok(())
     }
 
-    /// See [`MultiplayerApi::rpc`].
-    pub fn rpc(&mut self, path: &str, method: &str, args: impl ToArgs) -> Result<(), RpcError> {
-        self.call(0, false, false, path, method, &args)
-    }
-
-    /// See [`MultiplayerApi::rpc_id`].
-    pub fn rpc_id(
-        &mut self,
-        peer: i32,
-        path: &str,
-        method: &str,
-        args: impl ToArgs,
-    ) -> Result<(), RpcError> {
-        self.call(peer, false, false, path, method, &args)
-    }
-
-    /// See [`MultiplayerApi::rpc_unreliable`].
-    pub fn rpc_unreliable(
-        &mut self,
-        path: &str,
-        method: &str,
-        args: impl ToArgs,
-    ) -> Result<(), RpcError> {
-        self.call(0, true, false, path, method, &args)
-    }
-
-    /// See [`MultiplayerApi::rpc_unreliable_id`].
-    pub fn rpc_unreliable_id(
-        &mut self,
-        peer: i32,
-        path: &str,
-        method: &str,
-        args: impl ToArgs,
-    ) -> Result<(), RpcError> {
-        self.call(peer, true, false, path, method, &args)
-    }
-
-    /// See [`MultiplayerApi::rset`].
-    pub fn rset(
-        &mut self,
-        path: &str,
-        property: &str,
-        value: impl ToVariant,
-    ) -> Result<(), RpcError> {
-        self.call(0, false, true, path, property, &(value,))
-    }
-
-    /// See [`MultiplayerApi::rset_id`].
-    pub fn rset_id(
-        &mut self,
-        peer: i32,
-        path: &str,
-        property: &str,
-        value: impl ToVariant,
-    ) -> Result<(), RpcError> {
-        self.call(peer, false, true, path, property, &(value,))
-    }
-
-    /// See [`MultiplayerApi::rset_unreliable`].
-    pub fn rset_unreliable(
-        &mut self,
-        path: &str,
-        property: &str,
-        value: impl ToVariant,
-    ) -> Result<(), RpcError> {
-        self.call(0, true, true, path, property, &(value,))
-    }
-
-    /// See [`MultiplayerApi::rset_unreliable_id`].
-    pub fn rset_unreliable_id(
-        &mut self,
-        peer: i32,
-        path: &str,
-        property: &str,
-        value: impl ToVariant,
-    ) -> Result<(), RpcError> {
-        self.call(peer, true, true, path, property, &(value,))
-    }
-
-    /// See [`MultiplayerApi::send_bytes`].
-    pub fn send_bytes(
-        &mut self,
-        data: &[u8],
-        target: i32,
-        mode: TransferMode,
-    ) -> Result<(), RpcError> {
-        self.core.send_bytes(data, target, mode)
-    }
+    crate::call_methods!(dispatch call, RpcError, see);
 }

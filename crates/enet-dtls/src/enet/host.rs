@@ -164,6 +164,67 @@ mod tests {
     use super::*;
     use std::error::Error as _;
 
+    /// While flushes are deferred, `flush` sends nothing; the next flush after sends the queued
+    /// packets together, in one datagram, and the peer gets every one of them in order.
+    #[test]
+    fn deferred_flushes_pack_the_queued_packets() {
+        use enet_proto::{Event, Packet, PacketFlags};
+        let mut server = EnetHost::bind("127.0.0.1:0", HostConfig::default()).unwrap();
+        let mut client = EnetHost::bind("127.0.0.1:0", HostConfig::default()).unwrap();
+        let to_server = client.connect(server.local_addr().unwrap(), 2, 0).unwrap();
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        let mut to_client = None;
+        let mut client_connected = false;
+        while to_client.is_none() || !client_connected {
+            assert!(std::time::Instant::now() < give_up, "no connection");
+            if let Some(Event::Connect { peer, .. }) =
+                server.service(Duration::from_millis(1)).unwrap()
+            {
+                to_client = Some(peer);
+            }
+            if let Some(Event::Connect { peer, .. }) =
+                client.service(Duration::from_millis(1)).unwrap()
+            {
+                client_connected = peer == to_server;
+            }
+        }
+        let to_client = to_client.unwrap();
+        // Let the last acknowledgements go, so the next datagram carries only our packets.
+        for _ in 0..5 {
+            while server.service(Duration::from_millis(2)).unwrap().is_some() {}
+            while client.service(Duration::from_millis(2)).unwrap().is_some() {}
+        }
+        let before = server.host().stats().packets_sent;
+        server.defer_flushes(true);
+        for i in 0..10u8 {
+            let packet = Packet::new(vec![i; 20], PacketFlags::RELIABLE);
+            server.send(to_client, 0, packet).unwrap();
+            server.flush().unwrap();
+        }
+        assert_eq!(
+            server.host().stats().packets_sent,
+            before,
+            "sent while deferred"
+        );
+        server.defer_flushes(false);
+        server.flush().unwrap();
+        assert_eq!(
+            server.host().stats().packets_sent,
+            before + 1,
+            "one datagram"
+        );
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            assert!(std::time::Instant::now() < give_up, "got {got:?}");
+            if let Some(Event::Receive { packet, .. }) =
+                client.service(Duration::from_millis(5)).unwrap()
+            {
+                got.push(packet.data[0]);
+            }
+        }
+        assert_eq!(got, (0..10).collect::<Vec<u8>>());
+    }
+
     #[test]
     fn bind_errors_print_their_cause_once() {
         let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -552,14 +552,20 @@ impl MultiplayerCore {
                     Target::AllExcept(id) => Some(id),
                     _ => None,
                 };
-                let targets: Vec<PeerId> = self
+                let mut targets = self
                     .connected_peers()
                     .filter(|(id, _)| Some(*id) != excluded)
                     .map(|(_, p)| p)
-                    .collect();
+                    .peekable();
                 let mut first_error = None;
-                for to in targets {
-                    if let Err(e) = host.send(to, ch, Packet::new(payload.clone(), flags)) {
+                while let Some(to) = targets.next() {
+                    // The last target takes the payload itself, the others a copy.
+                    let data = if targets.peek().is_some() {
+                        payload.clone()
+                    } else {
+                        std::mem::take(&mut payload)
+                    };
+                    if let Err(e) = host.send(to, ch, Packet::new(data, flags)) {
                         first_error.get_or_insert(e);
                     }
                 }

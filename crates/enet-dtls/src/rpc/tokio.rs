@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use godot_proto::{ApiEvent, MultiplayerApi, RpcError, ToArgs, ToVariant};
+use godot_proto::{ApiEvent, MultiplayerApi, RpcError};
 
 use super::{Glue, RpcPeerError, RpcPeerStats};
 use crate::enet::EnetSocket;
@@ -56,17 +56,6 @@ impl<St, S: EnetSocket> TokioRpcPeer<St, S> {
         TokioRpcPeer { peer, glue }
     }
 
-    /// The API (registrations, properties, masters, state).
-    pub fn api(&self) -> &MultiplayerApi<St> {
-        &self.glue.api
-    }
-
-    /// The API, mutably. Packets of calls made through it leave at the next
-    /// [`flush`](Self::flush) or event.
-    pub fn api_mut(&mut self) -> &mut MultiplayerApi<St> {
-        &mut self.glue.api
-    }
-
     /// The multiplayer peer.
     pub fn peer(&self) -> &TokioMultiplayerPeer<S> {
         &self.peer
@@ -75,21 +64,6 @@ impl<St, S: EnetSocket> TokioRpcPeer<St, S> {
     /// The multiplayer peer, mutably.
     pub fn peer_mut(&mut self) -> &mut TokioMultiplayerPeer<S> {
         &mut self.peer
-    }
-
-    /// This peer's id (1 on the server).
-    pub fn unique_id(&self) -> i32 {
-        self.glue.api.unique_id()
-    }
-
-    /// Why the client could not connect, after [`ApiEvent::ConnectionFailed`].
-    pub fn connection_failure(&self) -> Option<&ConnectionFailure> {
-        self.glue.failure.as_ref()
-    }
-
-    /// The driver's counters.
-    pub fn stats(&self) -> RpcPeerStats {
-        self.glue.stats
     }
 
     /// Sends what the API has queued (see [`RpcPeer::flush`](super::RpcPeer::flush)).

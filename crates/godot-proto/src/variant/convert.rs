@@ -250,16 +250,16 @@ impl<T: ToVariant + ?Sized> ToVariant for &T {
 }
 
 macro_rules! struct_conversions {
-    ($($t:ident => $name:literal),*) => {$(
+    ($($variant:ident($t:ident) => $name:literal),*) => {$(
         impl ToVariant for $t {
             fn to_variant(&self) -> Variant {
-                Variant::$t(*self)
+                Variant::$variant(Clone::clone(self))
             }
         }
         impl FromVariant for $t {
             fn from_variant(v: Variant) -> Result<Self, FromVariantError> {
                 match v {
-                    Variant::$t(x) => Ok(x),
+                    Variant::$variant(x) => Ok(x),
                     other => Err(wrong($name, &other)),
                 }
             }
@@ -267,8 +267,10 @@ macro_rules! struct_conversions {
     )*};
 }
 
-struct_conversions!(Rect2 => "Rect2", Transform2D => "Transform2D", Plane => "Plane",
-    Quat => "Quat", Aabb => "AABB", Basis => "Basis", Transform => "Transform");
+struct_conversions!(Rect2(Rect2) => "Rect2", Transform2D(Transform2D) => "Transform2D",
+    Plane(Plane) => "Plane", Quat(Quat) => "Quat", Aabb(Aabb) => "AABB", Basis(Basis) => "Basis",
+    Transform(Transform) => "Transform", NodePath(NodePath) => "NodePath",
+    Object(ObjectId) => "Object", Dictionary(Dictionary) => "Dictionary");
 
 macro_rules! struct_pool_conversions {
     ($($t:ident => $name:literal, $pool:ident),*) => {$(
@@ -296,51 +298,6 @@ macro_rules! struct_pool_conversions {
 
 struct_pool_conversions!(Vector2 => "Vector2", PoolVector2Array, Vector3 => "Vector3",
     PoolVector3Array, Color => "Color", PoolColorArray);
-
-impl ToVariant for NodePath {
-    fn to_variant(&self) -> Variant {
-        Variant::NodePath(self.clone())
-    }
-}
-
-impl FromVariant for NodePath {
-    fn from_variant(v: Variant) -> Result<Self, FromVariantError> {
-        match v {
-            Variant::NodePath(p) => Ok(p),
-            other => Err(wrong("NodePath", &other)),
-        }
-    }
-}
-
-impl ToVariant for ObjectId {
-    fn to_variant(&self) -> Variant {
-        Variant::Object(*self)
-    }
-}
-
-impl FromVariant for ObjectId {
-    fn from_variant(v: Variant) -> Result<Self, FromVariantError> {
-        match v {
-            Variant::Object(id) => Ok(id),
-            other => Err(wrong("Object", &other)),
-        }
-    }
-}
-
-impl ToVariant for Dictionary {
-    fn to_variant(&self) -> Variant {
-        Variant::Dictionary(self.clone())
-    }
-}
-
-impl FromVariant for Dictionary {
-    fn from_variant(v: Variant) -> Result<Self, FromVariantError> {
-        match v {
-            Variant::Dictionary(d) => Ok(d),
-            other => Err(wrong("Dictionary", &other)),
-        }
-    }
-}
 
 impl<T: ToVariant> ToVariant for Option<T> {
     /// `None` is `null`.
@@ -417,73 +374,66 @@ impl<T: FromVariant> FromVariant for Vec<T> {
     }
 }
 
+/// The pairs of a map as a `Dictionary`, in the map's iteration order.
+fn map_to_variant<'a, K: ToVariant + 'a, V: ToVariant + 'a>(
+    pairs: impl Iterator<Item = (&'a K, &'a V)>,
+) -> Variant {
+    Variant::Dictionary(Dictionary(
+        pairs
+            .map(|(k, v)| (k.to_variant(), v.to_variant()))
+            .collect(),
+    ))
+}
+
+/// A map from a `Dictionary`; a repeated key keeps the last value.
+fn map_from_variant<K: FromVariant, V: FromVariant, M: FromIterator<(K, V)>>(
+    v: Variant,
+) -> Result<M, FromVariantError> {
+    match v {
+        Variant::Dictionary(d) => {
+            d.0.into_iter()
+                .enumerate()
+                .map(|(index, (k, v))| {
+                    let elem = |source| FromVariantError::Element {
+                        index,
+                        source: Box::new(source),
+                    };
+                    Ok((
+                        K::from_variant(k).map_err(elem)?,
+                        V::from_variant(v).map_err(elem)?,
+                    ))
+                })
+                .collect()
+        }
+        other => Err(wrong("Dictionary", &other)),
+    }
+}
+
 impl<K: ToVariant, V: ToVariant, S> ToVariant for HashMap<K, V, S> {
     /// A `Dictionary` (in the map's iteration order).
     fn to_variant(&self) -> Variant {
-        Variant::Dictionary(Dictionary(
-            self.iter()
-                .map(|(k, v)| (k.to_variant(), v.to_variant()))
-                .collect(),
-        ))
+        map_to_variant(self.iter())
     }
 }
 
 impl<K: FromVariant + Eq + Hash, V: FromVariant> FromVariant for HashMap<K, V> {
     /// From a `Dictionary`; a repeated key keeps the last value.
     fn from_variant(v: Variant) -> Result<Self, FromVariantError> {
-        match v {
-            Variant::Dictionary(d) => {
-                d.0.into_iter()
-                    .enumerate()
-                    .map(|(index, (k, v))| {
-                        let elem = |source| FromVariantError::Element {
-                            index,
-                            source: Box::new(source),
-                        };
-                        Ok((
-                            K::from_variant(k).map_err(elem)?,
-                            V::from_variant(v).map_err(elem)?,
-                        ))
-                    })
-                    .collect()
-            }
-            other => Err(wrong("Dictionary", &other)),
-        }
+        map_from_variant(v)
     }
 }
 
 impl<K: ToVariant, V: ToVariant> ToVariant for BTreeMap<K, V> {
     /// A `Dictionary`, in key order.
     fn to_variant(&self) -> Variant {
-        Variant::Dictionary(Dictionary(
-            self.iter()
-                .map(|(k, v)| (k.to_variant(), v.to_variant()))
-                .collect(),
-        ))
+        map_to_variant(self.iter())
     }
 }
 
 impl<K: FromVariant + Ord, V: FromVariant> FromVariant for BTreeMap<K, V> {
     /// From a `Dictionary`; a repeated key keeps the last value.
     fn from_variant(v: Variant) -> Result<Self, FromVariantError> {
-        match v {
-            Variant::Dictionary(d) => {
-                d.0.into_iter()
-                    .enumerate()
-                    .map(|(index, (k, v))| {
-                        let elem = |source| FromVariantError::Element {
-                            index,
-                            source: Box::new(source),
-                        };
-                        Ok((
-                            K::from_variant(k).map_err(elem)?,
-                            V::from_variant(v).map_err(elem)?,
-                        ))
-                    })
-                    .collect()
-            }
-            other => Err(wrong("Dictionary", &other)),
-        }
+        map_from_variant(v)
     }
 }
 
