@@ -233,6 +233,15 @@ impl<S: RoomSocket> Room<S> {
                 Err(_) => break,
             }
         }
+        // The id list empties when ENet reports the last disconnect, which can be before that
+        // event has reached the API: take what is still queued so every LEAVE is reported.
+        if self.peer.poll().is_ok() {
+            while let Some(event) = self.peer.next_event() {
+                if self.handle(event, &mut out).is_err() {
+                    break;
+                }
+            }
+        }
         let _ = self.peer.close();
         out
     }
