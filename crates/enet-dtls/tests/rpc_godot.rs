@@ -10,8 +10,8 @@
 //! * a Godot client calls our server, and our server answers;
 //! * our client calls a Godot server, and Godot answers;
 //! * two Godot clients greet each other through our server's relay;
-//! * the first exchange again with our server on tokio (`TokioRpcPeer`), and with our server
-//!   (polled) in `use_dtls` mode, the Godot client's ENet
+//! * both exchanges again with our side on tokio (`TokioRpcPeer`), and the first one with our
+//!   server (polled) in `use_dtls` mode, the Godot client's ENet
 //!   carried by Godot's own `PacketPeerDTLS` (`dtls_tunnel.gd`).
 //!
 //! Both sides check every value (ours against the committed Godot corpus,
@@ -304,32 +304,40 @@ fn room_api() -> MultiplayerApi<Room> {
     api
 }
 
-/// The caller's part (rpc_room.gd's run_caller) towards `partner`.
-fn run_caller(peer: &mut RpcPeer<Room>, partner: i32) {
-    let me = peer.unique_id();
-    for (name, v) in peer.api().state().expected.clone() {
-        peer.rpc_id(partner, "Room", "value", (name, v)).unwrap();
-    }
-    for (name, _) in MODES {
-        peer.rpc_id(
-            partner,
-            "Room",
-            &format!("m_{name}"),
-            (format!("from {me}"),),
-        )
-        .unwrap();
-    }
-    peer.rpc_unreliable_id(partner, "Room", "m_remote", ("unreliable",))
-        .unwrap();
-    peer.send_bytes(&[1, 2, 3], partner, TransferMode::Reliable)
-        .unwrap();
-    peer.rset_id(partner, "Room", "rv", 11).unwrap();
-    peer.rset_id(partner, "Room", "pv", Vector2::new(1.0, 2.0))
-        .unwrap();
-    peer.rset_id(partner, "Room", "mv", format!("set by {me}"))
-        .unwrap();
-    peer.rset_id(partner, "Room", "dv", 13).unwrap();
-    peer.rpc_id(partner, "Room", "done", ()).unwrap();
+/// The caller's part (rpc_room.gd's run_caller) towards `partner`, on an `RpcPeer` or a
+/// `TokioRpcPeer` (the same methods).
+macro_rules! run_caller {
+    ($peer:expr, $partner:expr) => {{
+        let me = $peer.unique_id();
+        for (name, v) in $peer.api().state().expected.clone() {
+            $peer.rpc_id($partner, "Room", "value", (name, v)).unwrap();
+        }
+        for (name, _) in MODES {
+            $peer
+                .rpc_id(
+                    $partner,
+                    "Room",
+                    &format!("m_{name}"),
+                    (format!("from {me}"),),
+                )
+                .unwrap();
+        }
+        $peer
+            .rpc_unreliable_id($partner, "Room", "m_remote", ("unreliable",))
+            .unwrap();
+        $peer
+            .send_bytes(&[1, 2, 3], $partner, TransferMode::Reliable)
+            .unwrap();
+        $peer.rset_id($partner, "Room", "rv", 11).unwrap();
+        $peer
+            .rset_id($partner, "Room", "pv", Vector2::new(1.0, 2.0))
+            .unwrap();
+        $peer
+            .rset_id($partner, "Room", "mv", format!("set by {me}"))
+            .unwrap();
+        $peer.rset_id($partner, "Room", "dv", 13).unwrap();
+        $peer.rpc_id($partner, "Room", "done", ()).unwrap();
+    }};
 }
 
 /// Refusals among `events`: (kind, name, sender).
@@ -676,13 +684,12 @@ fn our_client_calls_a_godot_server_which_answers() {
     }
     let peer = MultiplayerPeer::client("127.0.0.1", port).create().unwrap();
     let mut client = RpcPeer::new(peer, room_api());
-    let me = client.unique_id();
     let mut events = Vec::new();
     loop {
         assert!(Instant::now() < give_up, "no finish(); events: {events:#?}");
         if let Some(e) = client.service(Duration::from_millis(5)).unwrap() {
             if e == ApiEvent::ConnectedToServer {
-                run_caller(&mut client, 1);
+                run_caller!(client, 1);
             }
             events.push(e);
         }
@@ -697,15 +704,80 @@ fn our_client_calls_a_godot_server_which_answers() {
     // Everything before finish() has arrived (reliable, in order); leave.
     client.close().unwrap();
     let (code, stdout, stderr) = godot.finish(Duration::from_secs(10));
+    check_our_client_exchange(client.api(), &events, code, &stdout, &stderr);
+}
+
+/// The same with our client on tokio (`TokioRpcPeer`).
+#[cfg(feature = "tokio")]
+#[test]
+fn our_tokio_client_calls_a_godot_server_which_answers() {
+    use enet_dtls::rpc::TokioRpcPeer;
+    if !have_godot() {
+        return;
+    }
+    let port = free_udp_port();
+    let mut godot = Godot::spawn(&[
+        "role=server".into(),
+        format!("port={port}"),
+        "timeout=30".into(),
+    ]);
+    let give_up = Instant::now() + DEADLINE;
+    while godot.has_line("RPC_SERVER_LISTENING").is_none() {
+        assert!(
+            Instant::now() < give_up && godot.exited().is_none(),
+            "Godot did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (client, events) = rt.block_on(async {
+        let peer = MultiplayerPeer::client("127.0.0.1", port)
+            .create_tokio()
+            .await
+            .unwrap();
+        let mut client = TokioRpcPeer::new(peer, room_api());
+        let mut events = Vec::new();
+        while client.api().state().finished_from.is_none() {
+            assert!(Instant::now() < give_up, "no finish(); events: {events:#?}");
+            if let Some(e) = client.service(Duration::from_millis(5)).await.unwrap() {
+                if e == ApiEvent::ConnectedToServer {
+                    run_caller!(client, 1);
+                }
+                events.push(e);
+            }
+        }
+        while let Some(e) = client.try_next_event() {
+            events.push(e);
+        }
+        client.close().unwrap();
+        (client, events)
+    });
+    let (code, stdout, stderr) = godot.finish(Duration::from_secs(10));
+    check_our_client_exchange(client.api(), &events, code, &stdout, &stderr);
+}
+
+/// Checks both sides of our client's exchange with a Godot server (`api`, with the client's
+/// `events`; Godot's exit `code`, `stdout` and `stderr`).
+fn check_our_client_exchange(
+    api: &MultiplayerApi<Room>,
+    events: &[ApiEvent],
+    code: Option<i32>,
+    stdout: &[String],
+    stderr: &str,
+) {
+    let me = api.unique_id();
     let transcript = format!("stdout:\n{}\nstderr:\n{stderr}", stdout.join("\n"));
     assert_eq!(code, Some(0), "{transcript}");
-    let room = client.api().state();
+    let room = api.state();
     let n = room.expected.len();
 
     // Godot's side of our calls.
-    assert_eq!(count_values_ok(&stdout, me), n, "{transcript}");
+    assert_eq!(count_values_ok(stdout, me), n, "{transcript}");
     assert!(!stdout.iter().any(|l| l.contains(" BAD ")), "{transcript}");
-    let gcalls: Vec<(String, i32)> = godot_calls(&stdout);
+    let gcalls: Vec<(String, i32)> = godot_calls(stdout);
     let mut from_us: Vec<&str> = gcalls
         .iter()
         .filter(|c| c.1 == me)
@@ -782,7 +854,7 @@ fn our_client_calls_a_godot_server_which_answers() {
     }));
     assert_eq!(room.finished_from, Some(1));
     assert_eq!(
-        refusals(&events),
+        refusals(events),
         [
             (RpcKind::Call, "m_disabled".into(), 1),
             (RpcKind::Call, "m_master".into(), 1),
@@ -790,7 +862,6 @@ fn our_client_calls_a_godot_server_which_answers() {
             (RpcKind::Set, "dv".into(), 1),
         ]
     );
-    let api = client.api();
     assert_eq!(api.property("Room", "rv"), Some(&Variant::Int(21)));
     assert_eq!(
         api.property("Room", "pv"),
