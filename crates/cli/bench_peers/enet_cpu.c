@@ -1,7 +1,8 @@
 /*
- * enet_cpu: C ENet 1.3 programs for scripts/bench-cpu (server CPU, memory and latency against C ENet).
+ * enet_cpu: C ENet 1.3 programs for server_cpu.py (scripts/bench step 4: server CPU, memory and latency
+ * against C ENet).
  *
- * Built by scripts/bench-cpu with `gcc -O2 enet_cpu.c -lenet`; never shipped. Separate processes, so
+ * Built by server_cpu.py with `gcc -O2 enet_cpu.c -lenet`; never shipped. Separate processes, so
  * the script can read the server's CPU time and RSS from /proc/PID/stat while the same C client
  * drives either C ENet's echo host or `enet-dtls enet-echo`.
  *

@@ -339,6 +339,9 @@ impl<S: EnetSocket> EnetSocket for FailureTap<S> {
     fn handle_timeout(&mut self, now: Instant) -> io::Result<()> {
         self.inner.handle_timeout(now)
     }
+    fn set_accepting_new_peers(&mut self, accept: bool) {
+        self.inner.set_accepting_new_peers(accept);
+    }
     fn poll_failure(&mut self) -> Option<ConnectionFailure> {
         let failure = self.inner.poll_failure();
         self.count(&failure);

@@ -450,3 +450,84 @@ fn our_clients_chat_through_a_godot_server() {
         assert_eq!(godot.wait(WAIT), Some(0), "{:?}", godot.seen);
     }
 }
+
+/// `connect --dtls` joins a Godot 3.2.3 chat server (`chat_server.gd`) over Godot's own DTLS:
+/// Debian's Godot ignores `use_dtls`, so Godot's DTLS server side is `dtls_server_tunnel.gd`
+/// (Godot's `DTLSServer`, each record relayed as one datagram to the Godot ENet server). Two
+/// of our clients, verifying the certificate (`--ca`, `--hostname`), chat through it.
+#[test]
+fn our_dtls_clients_chat_through_a_godot_server_over_godots_dtls() {
+    if !common::require_program("godot3-server") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path());
+    let key = dir.path().join("key.pem");
+    let cert = dir.path().join("cert.pem");
+    let port = common::free_udp_port();
+    let mut godot = Proc::spawn(
+        "godot chat_server",
+        common::godot(
+            "chat_server.gd",
+            &[
+                format!("port={port}"),
+                "messages=2".into(),
+                "timeout=30".into(),
+            ],
+        ),
+    );
+    let line = godot.expect_line("CHAT_SERVER_LISTENING", WAIT);
+    assert!(line.ends_with("err=0"), "{line}");
+    let tunnel_port = common::free_udp_port();
+    let mut tunnel = Proc::spawn(
+        "dtls_server_tunnel.gd",
+        common::godot(
+            "dtls_server_tunnel.gd",
+            &[
+                format!("port={tunnel_port}"),
+                format!("backend_port={port}"),
+                format!("key={}", key.display()),
+                format!("cert={}", cert.display()),
+                "sessions=2".into(),
+                "timeout=30".into(),
+            ],
+        ),
+    );
+    tunnel.expect_line("SERVER_TUNNEL_LISTENING", WAIT);
+    let addr = format!("127.0.0.1:{tunnel_port}");
+    let args = [
+        "--dtls",
+        "--ca",
+        cert.to_str().unwrap(),
+        "--hostname",
+        "localhost",
+    ];
+    let (mut a, id_a) = connect(&addr, &args);
+    let (mut b, id_b) = connect(&addr, &args);
+    godot.expect_line(&format!("JOIN {id_a}"), WAIT);
+    godot.expect_line(&format!("JOIN {id_b}"), WAIT);
+    type_line(&mut a, "from a over dtls");
+    godot.expect_line(&format!("MSG {id_a}: from a over dtls"), WAIT);
+    a.expect_line(&format!("{id_a}: from a over dtls"), WAIT);
+    b.expect_line(&format!("{id_a}: from a over dtls"), WAIT);
+    type_line(&mut b, "from b over dtls");
+    a.expect_line(&format!("{id_b}: from b over dtls"), WAIT);
+    b.expect_line(&format!("{id_b}: from b over dtls"), WAIT);
+    drop(a.child.stdin.take());
+    drop(b.child.stdin.take());
+    assert_eq!(a.wait(WAIT), Some(0), "{:?}", a.seen);
+    assert_eq!(b.wait(WAIT), Some(0), "{:?}", b.seen);
+    godot.expect_line("CHAT_SERVER_EXIT ok", WAIT);
+    // Both sessions were Godot's DTLS sessions, and both ended with their client.
+    let exit = tunnel.seen_or_expect_line("SERVER_TUNNEL_EXIT", WAIT);
+    assert!(
+        exit.starts_with("SERVER_TUNNEL_EXIT done sessions=2 "),
+        "{exit}"
+    );
+    let connected = tunnel
+        .seen
+        .iter()
+        .filter(|l| l.starts_with("SERVER_TUNNEL_CONNECTED"))
+        .count();
+    assert_eq!(connected, 2, "{:?}", tunnel.seen);
+}

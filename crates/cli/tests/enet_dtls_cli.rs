@@ -190,3 +190,113 @@ fn c_enet_through_a_godot_dtls_tunnel() {
     // 50 small messages, the fragments of 64 KiB, the connect and disconnect exchanges.
     assert!(count("up=") >= 52 && count("down=") >= 52, "{exit}");
 }
+
+/// The other direction: Godot's DTLS *server* (`DTLSServer` + `UDPServer`, mbedTLS, with its
+/// cookie exchange: what Godot's `ENetDTLSServer` runs) in `fixtures/godot/dtls_server_tunnel.gd`,
+/// relaying each record as one datagram to a plain C ENet echo (`enet_peer.c server`). Our DTLS
+/// ENet client (`DtlsEnetSocket` under `EnetHost`, the certificate pinned and the hostname
+/// checked) runs the full scenario through it, the 1 MiB fragmented packet included. A client
+/// expecting another hostname is refused by its own verification.
+#[test]
+fn our_dtls_client_runs_the_scenario_through_godots_dtls_server() {
+    if !require_program("godot3-server") {
+        return;
+    }
+    let Some(c) = build_c_enet_program("tests/enet_peers/enet_peer.c") else {
+        return;
+    };
+    let (_dir, key, cert) = keys();
+    let mut cmd = Command::new(c);
+    cmd.args(["server", "--port", "0"]);
+    let mut backend = Proc::spawn("enet_peer.c server", cmd);
+    let backend_addr = listening_addr(&backend.expect_line("LISTENING", LINE));
+    let port = free_udp_port();
+    let mut tunnel = Proc::spawn(
+        "dtls_server_tunnel.gd",
+        godot(
+            "dtls_server_tunnel.gd",
+            &[
+                format!("port={port}"),
+                format!("backend_port={}", backend_addr.port()),
+                format!("key={}", key.display()),
+                format!("cert={}", cert.display()),
+                "sessions=1".into(),
+                "timeout=90".into(),
+            ],
+        ),
+    );
+    tunnel.expect_line("SERVER_TUNNEL_LISTENING", LINE);
+    let server: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let pinned = Certificate::load(&cert).unwrap();
+
+    // Verification is on: the wrong hostname fails the handshake, nothing reaches the backend.
+    let wrong = ClientConfig::builder()
+        .trusted_certificate(pinned.clone())
+        .hostname("not-localhost.example")
+        .build()
+        .unwrap();
+    let socket = DtlsEnetSocket::client("127.0.0.1:0", &wrong).unwrap();
+    let host = EnetHost::with_socket(socket, Options::default().client_config()).unwrap();
+    let err =
+        scenario::run_client_on(host, server).expect_err("a hostname mismatch must not connect");
+    assert!(err.contains("connection failed"), "{err}");
+
+    let config = ClientConfig::builder()
+        .trusted_certificate(pinned)
+        .hostname("localhost")
+        .build()
+        .unwrap();
+    let socket = DtlsEnetSocket::client("127.0.0.1:0", &config).unwrap();
+    let host = EnetHost::with_socket(socket, Options::default().client_config()).unwrap();
+    let lines = scenario::run_client_on(host, server).unwrap_or_else(|e| {
+        panic!(
+            "our DTLS client through Godot's DTLS server: {e}\ntunnel: {:?}\nbackend: {:?}",
+            tunnel.drain(),
+            backend.drain()
+        )
+    });
+    assert_eq!(
+        lines,
+        [
+            "CONNECTED",
+            "OK basic 48",
+            "OK big 1048576",
+            "OK ordered 10000",
+            "DISCONNECTED",
+            "PASS"
+        ]
+    );
+    // The C echo saw one client, the tunnel's socket for our session, with our CONNECT data.
+    let connect = backend.expect_line("CONNECT ", LINE);
+    assert!(
+        connect.ends_with(&format!(" data={CONNECT_DATA}")),
+        "{connect}"
+    );
+    let from = connect.split_whitespace().nth(1).unwrap().to_string();
+    assert!(backend
+        .expect_line("DISCONNECT", LINE)
+        .starts_with(&format!("DISCONNECT {from} ")));
+    // Godot's side: one verified session (the mismatched client never completed one), records
+    // relayed both ways, closed by our close_notify when the host was dropped.
+    let exit = tunnel.seen_or_expect_line("SERVER_TUNNEL_EXIT", LINE);
+    let all = tunnel.drain().to_vec();
+    assert_eq!(
+        all.iter()
+            .filter(|l| l.starts_with("SERVER_TUNNEL_CONNECTED"))
+            .count(),
+        1,
+        "{all:?}"
+    );
+    assert!(
+        exit.starts_with("SERVER_TUNNEL_EXIT done sessions=1 "),
+        "{exit}"
+    );
+    let count = |key: &str| -> u64 {
+        exit.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    // At least the fragments of 1 MiB went each way (about 770 at ENet's MTU of 1359).
+    assert!(count("up=") > 770 && count("down=") > 770, "{exit}");
+}

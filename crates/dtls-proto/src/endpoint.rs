@@ -228,6 +228,11 @@ pub struct EndpointStats {
     pub refused_table_full: u64,
     /// Valid-cookie ClientHellos refused because their source had its share.
     pub refused_address_share: u64,
+    /// Datagrams that would have gone to the cookie listener (from an address without a session,
+    /// or a reconnecting ClientHello) while new sessions were refused
+    /// ([`Endpoint::set_refuse_new_sessions`]): dropped unanswered, before any parsing, cookie or
+    /// OpenSSL work. Not part of [`refused`](Self::refused).
+    pub ignored_refusing: u64,
     /// Half-open sessions expired by the handshake timeout.
     pub expired_handshake: u64,
     /// Established sessions expired by the idle timeout.
@@ -349,12 +354,17 @@ pub struct Endpoint {
     slots: Vec<Slot>,
     free: Vec<u32>,
     by_addr: HashMap<SocketAddr, u32>,
+    /// The last address found in `by_addr` and its slot (most datagrams come from the peer of
+    /// the one before): saves hashing it again. Cleared whenever `by_addr` changes.
+    last_lookup: Option<(SocketAddr, u32)>,
     per_source: HashMap<Source, usize>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: EndpointStats,
     last_refusal_log: Option<Instant>,
     refusals_since_log: u64,
+    /// [`Endpoint::set_refuse_new_sessions`].
+    refuse_new: bool,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -396,13 +406,38 @@ impl Endpoint {
             slots: Vec::new(),
             free: Vec::new(),
             by_addr: HashMap::new(),
+            last_lookup: None,
             per_source: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: EndpointStats::default(),
             last_refusal_log: None,
             refusals_since_log: 0,
+            refuse_new: false,
         }
+    }
+
+    /// Refuses (or accepts again) new sessions from the network, for a server whose application
+    /// takes nobody in at the moment (Godot's `refuse_new_connections`, a full ENet host): every
+    /// datagram that would go to the cookie listener (from an address without a session, or an
+    /// epoch-0 ClientHello reconnecting over an existing session) is dropped unanswered before
+    /// it is even parsed, so the client gets no HelloVerifyRequest and the server does no
+    /// handshake work at all; counted in [`EndpointStats::ignored_refusing`]. Sessions that exist
+    /// (established or still handshaking) and our own [`connect`](Self::connect)s are not
+    /// affected. Off by default.
+    pub fn set_refuse_new_sessions(&mut self, refuse: bool) {
+        if refuse != self.refuse_new {
+            tracing::debug!(
+                refuse,
+                "dtls endpoint: new sessions refused (or accepted again)"
+            );
+        }
+        self.refuse_new = refuse;
+    }
+
+    /// Whether new sessions are refused ([`set_refuse_new_sessions`](Self::set_refuse_new_sessions)).
+    pub fn refuses_new_sessions(&self) -> bool {
+        self.refuse_new
     }
 
     /// The limits in effect.
@@ -457,7 +492,11 @@ impl Endpoint {
 
     /// The session with the peer `addr` (normalised), if any.
     pub fn handle_of(&self, addr: SocketAddr) -> Option<SessionHandle> {
-        let index = *self.by_addr.get(&normalize_addr(addr))?;
+        let addr = normalize_addr(addr);
+        let index = match self.last_lookup {
+            Some((a, i)) if a == addr => i,
+            _ => *self.by_addr.get(&addr)?,
+        };
         let slot = self.slots.get(index as usize)?;
         Some(handle(index as usize, slot.generation))
     }
@@ -582,7 +621,16 @@ impl Endpoint {
             self.stats.dropped += 1;
             return;
         }
-        let existing = self.by_addr.get(&from).copied();
+        let existing = match self.last_lookup {
+            Some((a, i)) if a == from => Some(i),
+            _ => {
+                let found = self.by_addr.get(&from).copied();
+                if let Some(i) = found {
+                    self.last_lookup = Some((from, i));
+                }
+                found
+            }
+        };
         if let Some(index) = existing {
             if let Some(entry) = self.slots[index as usize].entry.as_mut() {
                 // RFC 6347 section 4.2.8: a peer that lost its state reconnects from the same address
@@ -599,6 +647,13 @@ impl Endpoint {
                     return;
                 }
             }
+        }
+        if self.refuse_new && self.listener.is_some() {
+            // Nobody new is taken in: no reply, no cookie check, no state (a reconnection would
+            // start a handshake too).
+            self.stats.ignored_refusing += 1;
+            tracing::trace!(%from, len = data.len(), "dtls endpoint refuses new sessions; datagram ignored");
+            return;
         }
         let room = match existing {
             // A reconnection replaces its own session: no new room needed.
@@ -691,6 +746,15 @@ impl Endpoint {
         self.events.pop_front()
     }
 
+    /// Gives back a buffer once done with it: the `contents` of a sent [`Transmit`] or the
+    /// `data` of an [`Event::Data`]. The next datagram encrypted or decrypted on this thread
+    /// reuses its allocation instead of allocating, so a steady stream of records allocates
+    /// nothing per datagram. Optional; a small per-thread pool (bounded in count and buffer
+    /// size) keeps them.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        crate::bio::recycle(buf);
+    }
+
     fn room_for(&self, from: SocketAddr) -> Result<(), Refusal> {
         if self.by_addr.len() >= self.config.max_sessions {
             return Err(Refusal::TableFull);
@@ -753,6 +817,7 @@ impl Endpoint {
         };
         let slot = &mut self.slots[index];
         slot.entry = Some(entry);
+        self.last_lookup = None;
         self.by_addr.insert(addr, index as u32);
         handle(index, slot.generation)
     }
@@ -785,6 +850,7 @@ impl Endpoint {
         let entry = slot.entry.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index as u32);
+        self.last_lookup = None;
         self.by_addr.remove(&entry.addr);
         if entry.accepted {
             let key = source_of(entry.addr);
@@ -818,39 +884,35 @@ impl Endpoint {
             return;
         };
         let addr = entry.addr;
-        let mut out = Vec::new();
-        while let Some(d) = entry.session.poll_transmit() {
-            out.push(d);
+        // Datagrams and data go straight into the endpoint's queues (no per-call vectors).
+        while let Some(contents) = entry.session.poll_transmit() {
+            if self.transmits.len() >= MAX_QUEUED {
+                tracing::trace!(
+                    "dtls endpoint transmit queue full (not drained?); datagram dropped"
+                );
+                continue;
+            }
+            self.transmits.push_back(Transmit {
+                destination: addr,
+                contents,
+            });
         }
         let mut terminal = None;
-        let mut connected_now = false;
         while let Some(ev) = entry.session.poll_event() {
             match ev {
                 SessionEvent::Connected => {
                     entry.connected = true;
                     entry.last_activity = now;
-                    connected_now = true;
+                    self.stats.handshakes_completed += 1;
+                    tracing::debug!(%addr, "dtls session connected");
+                    self.events.push_back(Event::Connected { handle: h, addr });
                 }
                 SessionEvent::Closed => terminal = Some(Ok(())),
                 SessionEvent::Failed(e) => terminal = Some(Err(e)),
             }
         }
-        let mut data = Vec::new();
-        while let Some(d) = entry.session.recv() {
+        while let Some(data) = entry.session.recv() {
             entry.last_activity = now;
-            data.push(d);
-        }
-        let was_connected = entry.connected;
-        entry.timer = entry.session.poll_timeout();
-        for d in out {
-            self.push_transmit(addr, d);
-        }
-        if connected_now {
-            self.stats.handshakes_completed += 1;
-            tracing::debug!(%addr, "dtls session connected");
-            self.events.push_back(Event::Connected { handle: h, addr });
-        }
-        for d in data {
             if self.events.len() >= MAX_QUEUED {
                 tracing::trace!("dtls endpoint event queue full (not drained?); datagram dropped");
                 continue;
@@ -858,9 +920,11 @@ impl Endpoint {
             self.events.push_back(Event::Data {
                 handle: h,
                 addr,
-                data: d,
+                data,
             });
         }
+        let was_connected = entry.connected;
+        entry.timer = entry.session.poll_timeout();
         match terminal {
             None => {}
             Some(Ok(())) => {

@@ -74,6 +74,7 @@ extern "C" {
     fn BIO_ADDR_free(addr: *mut BioAddr);
     fn DTLS_set_timer_cb(s: *mut SSL, cb: Option<DtlsTimerCb>);
     fn DTLS_get_data_mtu(s: *const SSL) -> usize;
+    fn SSL_has_pending(s: *const SSL) -> c_int;
 }
 
 /// Result of [`dtls_listen`].
@@ -140,6 +141,16 @@ pub(crate) fn data_mtu(ssl: &SslRef) -> Option<usize> {
     // SAFETY: `ssl` is a live SSL object borrowed for the call; the function only reads from it.
     let mtu = unsafe { DTLS_get_data_mtu(ssl.as_ptr()) };
     (mtu > 0).then_some(mtu)
+}
+
+/// `SSL_has_pending(ssl)`: whether OpenSSL holds received bytes not yet returned by `SSL_read`:
+/// the rest of a datagram that carried several records, buffered records (application data
+/// that arrived during the handshake, or records already processed). When false, another
+/// `SSL_read` could only read a new datagram from the BIO.
+pub(crate) fn has_pending(ssl: &SslRef) -> bool {
+    // SAFETY: `ssl` is a live SSL object borrowed for the call; SSL_has_pending only reads the
+    // record layer's buffers and queues, and keeps no reference.
+    unsafe { SSL_has_pending(ssl.as_ptr()) == 1 }
 }
 
 /// `DTLSv1_get_timeout(ssl, &tv)`: time left until OpenSSL's retransmission timer fires (measured by

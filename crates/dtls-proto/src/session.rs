@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use foreign_types::ForeignTypeRef;
 use openssl::ssl::{ErrorCode, Ssl, SslContextRef, SslStream};
 use openssl::x509::{X509Ref, X509VerifyResult, X509};
 
@@ -88,6 +89,9 @@ pub struct DtlsSession {
     cookies: Option<Arc<CookieSecrets>>,
     clock: ffi::VirtualClock,
     events: VecDeque<SessionEvent>,
+    /// [`record::min_encrypted_body`] of the current cipher, keyed by OpenSSL's `SSL_CIPHER`
+    /// pointer (the cipher is a static table entry): no name lookup per datagram.
+    min_body: Option<(usize, usize)>,
 }
 
 impl std::fmt::Debug for DtlsSession {
@@ -170,6 +174,7 @@ impl DtlsSession {
             cookies: None,
             clock: ffi::VirtualClock::new(now),
             events: VecDeque::new(),
+            min_body: None,
         };
         tracing::debug!(hostname = ?session.hostname, verify = session.verify, "dtls client handshake started");
         let _time = session.clock.enter(now);
@@ -243,6 +248,7 @@ impl DtlsSession {
             cookies: Some(Arc::clone(&config.cookies)),
             clock: ffi::VirtualClock::new(now),
             events: VecDeque::new(),
+            min_body: None,
         }
     }
 
@@ -259,8 +265,11 @@ impl DtlsSession {
     /// [`Status::Error`] / [`Status::ErrorHostnameMismatch`]. Ignored unless handshaking or connected.
     pub fn handle_datagram(&mut self, now: Instant, data: &[u8]) {
         self.last_now = now;
-        if let Some(c) = &self.cookies {
-            c.rotate_if_due(now);
+        // Cookies only matter while handshaking; a connected session's datagrams skip the lock.
+        if self.status == Status::Handshaking {
+            if let Some(c) = &self.cookies {
+                c.rotate_if_due(now);
+            }
         }
         if self.status == Status::Handshaking && now >= self.handshake_deadline {
             self.fail_timeout();
@@ -276,8 +285,7 @@ impl DtlsSession {
             );
             return;
         }
-        let cipher = self.stream.ssl().current_cipher().map(|c| c.name());
-        let data = record::drop_short_encrypted(data, record::min_encrypted_body(cipher));
+        let data = record::drop_short_encrypted(data, self.min_encrypted_body());
         if data.is_empty() {
             return;
         }
@@ -475,6 +483,29 @@ impl DtlsSession {
             .and_then(|chain| chain.iter().next().map(X509Ref::to_owned))
     }
 
+    /// [`record::min_encrypted_body`] of the current cipher (cached per cipher).
+    fn min_encrypted_body(&mut self) -> usize {
+        let Some(cipher) = self.stream.ssl().current_cipher() else {
+            return record::min_encrypted_body(None);
+        };
+        let key = cipher.as_ptr() as usize;
+        match self.min_body {
+            Some((k, min)) if k == key => min,
+            _ => {
+                let min = record::min_encrypted_body(Some(cipher.name()));
+                self.min_body = Some((key, min));
+                min
+            }
+        }
+    }
+
+    /// Gives back a buffer from [`poll_transmit`](Self::poll_transmit) or [`recv`](Self::recv)
+    /// once done with it: the next outgoing or decrypted datagram on this thread reuses its
+    /// allocation. Optional (a small per-thread pool, bounded in count and size).
+    pub fn recycle(buf: Vec<u8>) {
+        crate::bio::recycle(buf);
+    }
+
     fn drive_handshake(&mut self) {
         match self.stream.do_handshake() {
             Ok(()) => {
@@ -519,7 +550,17 @@ impl DtlsSession {
                         self.inbox.pop_front();
                         tracing::trace!("dtls receive queue full, dropped the oldest datagram");
                     }
-                    self.inbox.push_back(buf[..n].to_vec());
+                    let mut datagram = crate::bio::take_buffer();
+                    datagram.extend_from_slice(&buf[..n]);
+                    self.inbox.push_back(datagram);
+                    // One datagram is usually one record: stop here unless OpenSSL still holds
+                    // unread records (of this datagram) or another datagram waits, instead of
+                    // a second SSL_read that only reports WANT_READ.
+                    if self.stream.get_ref().incoming.is_empty()
+                        && !ffi::has_pending(self.stream.ssl())
+                    {
+                        return;
+                    }
                 }
                 Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
                     self.status = Status::Disconnected;

@@ -582,6 +582,69 @@ fn replayed_valid_cookie_hellos_against_a_full_table_cost_no_flight() {
     assert_eq!(server.session_count(), 1);
 }
 
+/// While the server refuses new sessions (its application takes nobody in), ClientHellos from new
+/// addresses, with or without a valid cookie, and a reconnecting ClientHello over an established
+/// session get no answer and cost nothing (no cookie, no SSL object, no flight); the established
+/// session keeps working. Accepting again lets a new client in.
+#[test]
+fn a_server_refusing_new_sessions_answers_nothing_and_keeps_its_sessions() {
+    let now = Instant::now();
+    let mut server = Endpoint::server(EndpointConfig::default(), &server_config()).unwrap();
+    let (mut c1, h1) = connect_direct(&mut server, now, a("10.0.0.2:5000"));
+    while server.poll_event().is_some() {}
+    let attacker = a("10.6.6.6:7000");
+    let with_cookie = valid_cookie_hello(&mut server, now, attacker);
+    let fresh = DtlsSession::client(&client_config(), now)
+        .unwrap()
+        .poll_transmit()
+        .unwrap();
+    let reconnect = DtlsSession::client(&client_config(), now)
+        .unwrap()
+        .poll_transmit()
+        .unwrap();
+    server.set_refuse_new_sessions(true);
+    assert!(server.refuses_new_sessions());
+    let (before, before_state) = (server.stats(), server.pending_state());
+    for _ in 0..500 {
+        server.handle(now, attacker, &with_cookie);
+        server.handle(now, a("10.6.6.7:7000"), &fresh);
+        server.handle(now, a("10.0.0.2:5000"), &reconnect);
+        assert_eq!(server.poll_transmit(), None, "nothing is answered");
+    }
+    let (after, after_state) = (server.stats(), server.pending_state());
+    assert_eq!(after.ignored_refusing - before.ignored_refusing, 1500);
+    assert_eq!(after.cookies_sent, before.cookies_sent);
+    assert_eq!(after.sessions_created, before.sessions_created);
+    assert_eq!(
+        after.server_handshakes_started,
+        before.server_handshakes_started
+    );
+    assert_eq!(after_state, before_state, "the listener did no work");
+    assert_eq!((after.sessions, after.refused()), (1, 0));
+    assert_eq!(server.poll_event(), None);
+    // The established session is untouched both ways.
+    c1.send(h1, b"still here").unwrap();
+    while let Some(t) = c1.poll_transmit() {
+        server.handle(now, a("10.0.0.2:5000"), &t.contents);
+    }
+    assert!(matches!(server.poll_event(), Some(Event::Data { data, .. }) if data == b"still here"));
+    let s1 = server.handle_of(a("10.0.0.2:5000")).unwrap();
+    server.send(s1, b"and answered").unwrap();
+    while let Some(t) = server.poll_transmit() {
+        c1.handle(now, a(SERVER), &t.contents);
+    }
+    let got = std::iter::from_fn(|| c1.poll_event())
+        .any(|e| matches!(e, Event::Data { data, .. } if data == b"and answered"));
+    assert!(
+        got,
+        "the established session still carries data to the client"
+    );
+    // Accepting again: a new client gets in.
+    server.set_refuse_new_sessions(false);
+    let (_c2, _) = connect_direct(&mut server, now, a("10.0.0.3:5000"));
+    assert_eq!(server.session_count(), 2);
+}
+
 /// The same against a source at its share: refused before any work, while another address connects.
 #[test]
 fn replayed_hellos_from_an_address_at_its_share_cost_no_flight() {

@@ -296,6 +296,10 @@ impl<S: EnetSocket> EnetSocket for CaptureSocket<S> {
         self.inner.handle_timeout(now)
     }
 
+    fn set_accepting_new_peers(&mut self, accept: bool) {
+        self.inner.set_accepting_new_peers(accept);
+    }
+
     fn poll_failure(&mut self) -> Option<ConnectionFailure> {
         self.inner.poll_failure()
     }

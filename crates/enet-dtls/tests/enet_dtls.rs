@@ -85,8 +85,16 @@ impl EchoServer {
                     None => {}
                 }
             }
-            // Let the last acknowledgements and close_notify go out.
-            let _ = host.service(Duration::from_millis(50));
+            // Let the last acknowledgements and close_notify go out, and count the events still
+            // queued: a client's last step (its Disconnect: our ACK arrived) can end the test while
+            // the matching Disconnect event here waits in the queue.
+            while let Some(event) = host.service(Duration::from_millis(50)).unwrap() {
+                match event {
+                    Event::Connect { .. } => connects += 1,
+                    Event::Disconnect { .. } => disconnects += 1,
+                    Event::Receive { .. } => {}
+                }
+            }
             EchoReport {
                 connects,
                 disconnects,

@@ -484,9 +484,40 @@ fn tokio_server_and_clients_over_dtls() {
     });
 }
 
-/// A DTLS server refusing new connections: the DTLS handshake may complete, but the ENet
-/// CONNECT inside is dropped, so the client fails (here quickly, with short timeouts) and the
-/// server sees nobody. Turned off, the next client gets in.
+/// Plays a DTLS client by hand against `server`: a real ClientHello from a fresh UDP socket,
+/// then polls the server for a while. Returns whether anything at all came back (a working
+/// server answers with a HelloVerifyRequest at once).
+fn hello_is_answered(server: &mut MultiplayerPeer) -> bool {
+    use enet_dtls::dtls_proto::{ClientConfig, DtlsSession};
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_nonblocking(true).unwrap();
+    let config = ClientConfig::builder().verify(false).build().unwrap();
+    let mut session = DtlsSession::client(&config, Instant::now()).unwrap();
+    let hello = session.poll_transmit().expect("a ClientHello");
+    udp.send_to(&hello, server.local_addr().unwrap()).unwrap();
+    let until = Instant::now() + Duration::from_millis(300);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < until {
+        server.poll().unwrap();
+        while server.next_event().is_some() {}
+        if udp.recv_from(&mut buf).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+/// The DTLS counters of a `use_dtls` peer.
+fn dtls_stats(peer: &MultiplayerPeer) -> enet_dtls::dtls_proto::EndpointStats {
+    peer.enet().socket().dtls().expect("DTLS").endpoint_stats()
+}
+
+/// A DTLS server refusing new connections turns clients away before DTLS, as Godot's server
+/// does: a new address gets no answer at all (no cookie, no session, no handshake), so the
+/// client fails (here quickly, with short ENet timeouts), ENet never sees its CONNECT and the
+/// server sees nobody; a hand-made ClientHello gets nothing either. Turned off, the same probe
+/// gets its cookie and the next client gets in.
 #[test]
 fn a_refusing_dtls_server_lets_nobody_in() {
     let (key, cert) = identity("localhost");
@@ -515,13 +546,112 @@ fn a_refusing_dtls_server_lets_nobody_in() {
             .any(|e| matches!(e, MultiplayerEvent::ConnectionFailed(_)))
     });
     assert!(log[0].is_empty(), "{:?}", log[0]);
-    assert!(s.enet().host().stats().connects_refused > 0);
+    assert!(
+        !hello_is_answered(&mut s),
+        "a refusing server answers nothing"
+    );
+    let st = dtls_stats(&s);
+    assert_eq!(
+        (
+            st.sessions_created,
+            st.server_handshakes_started,
+            st.cookies_sent
+        ),
+        (0, 0, 0),
+        "{st:?}"
+    );
+    assert!(st.ignored_refusing >= 2, "{st:?}");
+    assert_eq!(
+        s.enet().host().stats().connects_refused,
+        0,
+        "ENet saw nothing"
+    );
     s.set_refuse_new_connections(false);
+    assert!(
+        hello_is_answered(&mut s),
+        "the probe works: a cookie comes back"
+    );
     let mut d = client();
     let mut log = Vec::new();
     run(&mut [&mut s, &mut d], &mut log, |l| {
         l[1].contains(&MultiplayerEvent::ConnectionSucceeded)
     });
+    assert_eq!(dtls_stats(&s).sessions_created, 1);
+}
+
+/// A full DTLS server (max_clients connected) refuses new DTLS sessions the same way, while
+/// its connected client keeps talking through its established session; once that client
+/// leaves, the next one gets in.
+#[test]
+fn a_full_dtls_server_refuses_new_sessions_before_the_handshake() {
+    let (key, cert) = identity("localhost");
+    let mut s = MultiplayerPeer::server(0)
+        .bind_address("127.0.0.1".parse().unwrap())
+        .max_clients(1)
+        .use_dtls(true)
+        .dtls_key(key)
+        .dtls_certificate(cert.clone())
+        .create()
+        .unwrap();
+    let port = s.local_addr().unwrap().port();
+    let client = || {
+        MultiplayerPeer::client("127.0.0.1", port)
+            .use_dtls(true)
+            .dtls_certificate(cert.clone())
+            .dtls_hostname("localhost")
+            .peer_timeout(4, Duration::from_millis(300), Duration::from_millis(2000))
+            .create()
+            .unwrap()
+    };
+    let mut a = client();
+    let ida = a.unique_id();
+    let mut log = Vec::new();
+    run(&mut [&mut s, &mut a], &mut log, |l| {
+        l[0].contains(&MultiplayerEvent::PeerConnected(ida))
+            && l[1].contains(&MultiplayerEvent::ConnectionSucceeded)
+    });
+    let mut b = client();
+    let mut log = Vec::new();
+    run(&mut [&mut s, &mut a, &mut b], &mut log, |l| {
+        l[2].iter()
+            .any(|e| matches!(e, MultiplayerEvent::ConnectionFailed(_)))
+    });
+    assert!(!hello_is_answered(&mut s), "a full server answers nothing");
+    let st = dtls_stats(&s);
+    assert_eq!(
+        (
+            st.sessions,
+            st.sessions_created,
+            st.server_handshakes_started
+        ),
+        (1, 1, 1),
+        "only a's session: {st:?}"
+    );
+    assert!(st.ignored_refusing >= 2, "{st:?}");
+    // a's established session is unaffected.
+    a.send(
+        Target::Peer(SERVER_ID),
+        TransferMode::Reliable,
+        None,
+        b"still in",
+    )
+    .unwrap();
+    run(&mut [&mut s, &mut a], &mut log, |l| {
+        packets(&l[0])
+            .iter()
+            .any(|p| p.from == ida && p.data == b"still in")
+    });
+    // a leaves: there is room again.
+    a.close().unwrap();
+    run(&mut [&mut s, &mut a], &mut log, |l| {
+        l[0].contains(&MultiplayerEvent::PeerDisconnected(ida))
+    });
+    let mut c = client();
+    let mut log = Vec::new();
+    run(&mut [&mut s, &mut c], &mut log, |l| {
+        l[1].contains(&MultiplayerEvent::ConnectionSucceeded)
+    });
+    assert_eq!(dtls_stats(&s).sessions_created, 2);
 }
 
 /// The async driver reports DTLS failures with their cause too: an untrusted certificate

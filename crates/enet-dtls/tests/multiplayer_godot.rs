@@ -4,8 +4,11 @@
 //! the raw packet API, remote-controlled by `cmd:` packets, and print one line per event.
 //!
 //! Godot 3.2.3 as packaged by Debian ignores `use_dtls` (it links the system ENet, without
-//! Godot's DTLS socket layer), so DTLS is tested between our own peers
-//! (`multiplayer_dtls.rs`).
+//! Godot's DTLS socket layer), so Godot's DTLS-enabled ENet is rebuilt from Godot's own DTLS
+//! parts: `dtls_tunnel.gd` (a Godot `PacketPeerDTLS` client in front of a Godot ENet client,
+//! against our `use_dtls` server) and `dtls_server_tunnel.gd` (Godot's `DTLSServer` in front of
+//! a Godot ENet server, for our `use_dtls` clients). DTLS between our own peers is in
+//! `multiplayer_dtls.rs`.
 //!
 //! With `CI=true` a missing `godot3-server` is a failure; otherwise the tests print a loud
 //! SKIP line.
@@ -957,4 +960,181 @@ fn a_godot_client_joins_our_dtls_server_through_godots_dtls() {
         l[0].contains(&MultiplayerEvent::PeerDisconnected(id))
     });
     godot.wait_exit("MP_CLIENTS_EXIT");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Our DTLS clients through Godot's DTLS server, a Godot server
+// ---------------------------------------------------------------------------------------------
+
+/// The server half of Godot's DTLS-enabled ENet, rebuilt from Godot's own parts: the
+/// `dtls_server_tunnel.gd` fixture accepts DTLS clients with Godot's `DTLSServer` (mbedTLS,
+/// cookie exchange, as `ENetDTLSServer`) and relays each record as one datagram to a Godot
+/// `NetworkedMultiplayerENet` server (`mp_servers.gd`, range-coder compression), one backend
+/// socket per DTLS client. Two of our `use_dtls` clients (certificate pinned, hostname checked)
+/// join it, learn of each other, send and receive in every transfer mode, are relayed to each
+/// other by Godot, and see a kick and the server closing.
+#[test]
+fn our_dtls_clients_join_a_godot_server_through_godots_dtls_server() {
+    use enet_dtls::keys::{Certificate, CertificateParams, KeyFormat, KeyType, PrivateKey};
+    if !have_godot() {
+        return;
+    }
+    let key = PrivateKey::generate(KeyType::Rsa(2048)).unwrap();
+    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (key_path, cert_path) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    key.save(&key_path, KeyFormat::Pkcs1).unwrap();
+    cert.save(&cert_path).unwrap();
+    let backend_port = free_port();
+    let mut godot = Godot::spawn(
+        "mp_servers.gd",
+        &[format!("servers={backend_port}/1"), "timeout=35".into()],
+    );
+    let tunnel_port = free_port();
+    let mut tunnel = Godot::spawn(
+        "dtls_server_tunnel.gd",
+        &[
+            format!("port={tunnel_port}"),
+            format!("backend_port={backend_port}"),
+            format!("key={}", key_path.display()),
+            format!("cert={}", cert_path.display()),
+            "sessions=2".into(),
+            "timeout=35".into(),
+        ],
+    );
+    let give_up = Instant::now() + DEADLINE;
+    while !(godot.has_prefix(&format!("S0 LISTENING port={backend_port} err=0"))
+        && tunnel.has_prefix("SERVER_TUNNEL_LISTENING"))
+    {
+        assert!(
+            Instant::now() < give_up,
+            "{}\n{}",
+            godot.seen.join("\n"),
+            tunnel.seen.join("\n")
+        );
+        godot.drain();
+        tunnel.drain();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut clients: Vec<MultiplayerPeer> = (0..2)
+        .map(|_| {
+            MultiplayerPeer::client("127.0.0.1", tunnel_port)
+                .compression(CompressionMode::RangeCoder)
+                .use_dtls(true)
+                .dtls_certificate(cert.clone())
+                .dtls_hostname("localhost")
+                .create()
+                .unwrap()
+        })
+        .collect();
+    let ids: Vec<u32> = clients.iter().map(|c| c.unique_id()).collect();
+    let (a, b) = (0, 1);
+    let mut log = Vec::new();
+    let mut peers: Vec<&mut MultiplayerPeer> = clients.iter_mut().collect();
+    pump(&mut peers, &mut log, &mut godot, |l, g| {
+        l[a].contains(&MultiplayerEvent::ConnectionSucceeded)
+            && l[a].contains(&MultiplayerEvent::PeerConnected(ids[b]))
+            && l[b].contains(&MultiplayerEvent::PeerConnected(ids[a]))
+            && g.has_prefix(&format!("S0 PEER_CONNECTED id={} ", ids[a]))
+            && g.has_prefix(&format!("S0 PEER_CONNECTED id={} ", ids[b]))
+    });
+    // Godot's peer is the tunnel's backend socket, not ours: the records went through Godot's DTLS.
+    let our_port = peers[a].local_addr().unwrap().port();
+    assert!(!godot.has(&format!(
+        "S0 PEER_CONNECTED id={} addr=127.0.0.1:{our_port}",
+        ids[a]
+    )));
+    for p in &peers {
+        let dtls = p.enet().socket().dtls().expect("a DTLS socket");
+        assert_eq!(dtls.session_count(), 1);
+    }
+    for mode in TransferMode::ALL {
+        peers[a]
+            .send(
+                Target::Peer(SERVER_ID),
+                mode,
+                None,
+                format!("to-godot {mode:?}").as_bytes(),
+            )
+            .unwrap();
+        peers[a]
+            .send(
+                Target::Peer(ids[b]),
+                mode,
+                None,
+                format!("a-to-b {mode:?}").as_bytes(),
+            )
+            .unwrap();
+        let cmd = cmd_send(i64::from(ids[a]), mode, -1, false, &format!("gd {mode:?}"));
+        peers[a]
+            .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &cmd)
+            .unwrap();
+    }
+    let cmd = cmd_send(0, TransferMode::Reliable, -1, false, "gd broadcast");
+    peers[a]
+        .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &cmd)
+        .unwrap();
+    pump(&mut peers, &mut log, &mut godot, |l, g| {
+        has_packet(&l[a], SERVER_ID, "gd broadcast").is_some()
+            && has_packet(&l[b], SERVER_ID, "gd broadcast").is_some()
+            && TransferMode::ALL.iter().all(|mode| {
+                has_packet(&l[a], SERVER_ID, &format!("gd {mode:?}")).is_some()
+                    && has_packet(&l[b], ids[a], &format!("a-to-b {mode:?}")).is_some()
+                    && g.has(&format!(
+                        "S0 PACKET from={} channel={} text=to-godot {mode:?}",
+                        ids[a],
+                        channel_of(*mode)
+                    ))
+            })
+    });
+    for mode in TransferMode::ALL {
+        let ch = channel_of(mode);
+        let p = has_packet(&log[b], ids[a], &format!("a-to-b {mode:?}")).unwrap();
+        assert_eq!((p.mode, p.channel), (mode, ch));
+        let p = has_packet(&log[a], SERVER_ID, &format!("gd {mode:?}")).unwrap();
+        assert_eq!((p.mode, p.channel), (mode, ch));
+    }
+
+    // Godot kicks b at once (a is told), then a asks the server to close.
+    let kick = format!("cmd:kick {} 1", ids[b]).into_bytes();
+    peers[a]
+        .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &kick)
+        .unwrap();
+    pump(&mut peers, &mut log, &mut godot, |l, _| {
+        l[b].contains(&MultiplayerEvent::ServerDisconnected)
+            && l[a].contains(&MultiplayerEvent::PeerDisconnected(ids[b]))
+    });
+    peers[a]
+        .send(
+            Target::Peer(SERVER_ID),
+            TransferMode::Reliable,
+            None,
+            b"cmd:quit",
+        )
+        .unwrap();
+    pump(&mut peers, &mut log, &mut godot, |l, _| {
+        l[a].contains(&MultiplayerEvent::ServerDisconnected)
+    });
+    godot.wait_exit("MP_SERVERS_EXIT");
+    assert!(godot.has("MP_SERVERS_EXIT reason=done"));
+    // Both DTLS sessions were Godot's, and each ended with its ENet connection (our
+    // close_notify), so the tunnel stops by itself.
+    drop(peers);
+    drop(clients);
+    tunnel.wait_exit("SERVER_TUNNEL_EXIT");
+    assert_eq!(
+        tunnel
+            .seen
+            .iter()
+            .filter(|l| l.starts_with("SERVER_TUNNEL_CONNECTED"))
+            .count(),
+        2,
+        "{}",
+        tunnel.seen.join("\n")
+    );
+    assert!(
+        tunnel.has_prefix("SERVER_TUNNEL_EXIT done sessions=2 "),
+        "{}",
+        tunnel.seen.join("\n")
+    );
 }

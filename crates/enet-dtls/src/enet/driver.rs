@@ -37,6 +37,9 @@ pub(crate) struct Core {
     events: VecDeque<Event>,
     /// The causes of those failures, by peer, for `take_failure` (bounded).
     failures: VecDeque<(PeerId, ConnectionFailure)>,
+    /// What the socket was last told by [`EnetSocket::set_accepting_new_peers`] (`None`:
+    /// nothing yet).
+    accepting: Option<bool>,
 }
 
 impl Core {
@@ -60,6 +63,7 @@ impl Core {
             outbox: Vec::with_capacity(SEND_BATCH),
             events: VecDeque::new(),
             failures: VecDeque::new(),
+            accepting: None,
         })
     }
 
@@ -111,11 +115,25 @@ impl Core {
     ) -> io::Result<()> {
         self.tick_all(socket, now)?;
         self.send_via(socket, now)?;
+        self.sync_accepting(socket);
         self.receive_from(socket, now)?;
         self.tick(now);
         self.send_via(socket, now)?;
         self.collect_failures(socket);
         Ok(())
+    }
+
+    /// Tells the socket whether the host takes new peers, when that changed: not while it
+    /// refuses new connections, nor while every slot holds a connected peer (then no slot is
+    /// free for a CONNECT; slots taken by peers still connecting or disconnecting are not
+    /// counted, so a nearly full host may still let a socket start a session ENet then drops).
+    fn sync_accepting<S: EnetSocket + ?Sized>(&mut self, socket: &mut S) {
+        let accept = !self.host.refuses_new_connections()
+            && self.host.stats().connected_peers < self.host.peer_limit();
+        if self.accepting != Some(accept) {
+            self.accepting = Some(accept);
+            socket.set_accepting_new_peers(accept);
+        }
     }
 
     /// Takes the socket's connection failures ([`EnetSocket::poll_failure`]): resets the live

@@ -109,6 +109,10 @@ pub struct DtlsSocketStats {
 ///   (default 30 s; ENet pings every second) is closed.
 /// * A session ends when the driver reports its ENet peer gone (disconnected, timed out,
 ///   reset: [`EnetSocket::peer_gone`]); the remote gets close_notify.
+/// * While the ENet host takes nobody new (it refuses new connections, or every slot holds a
+///   connected peer) the drivers tell the socket ([`EnetSocket::set_accepting_new_peers`]),
+///   and new addresses get no answer at all: no cookie, no handshake (Godot's server refuses
+///   before the handshake too). Established sessions are not affected.
 /// * Plaintext (or any non-DTLS) datagrams from addresses without a session are dropped
 ///   without any reply or state (counted in [`EndpointStats::dropped`]); ENet never sees them.
 ///
@@ -411,6 +415,8 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
                             trace!(from = %addr, len = data.len(), "dtls-enet recv");
                             sink(addr, &data);
                             delivered += 1;
+                            // The next decrypted datagram reuses this buffer.
+                            self.endpoint.recycle(data);
                         }
                         None if self.stash.len() < MAX_STASH => self.stash.push_back((addr, data)),
                         None => debug!(from = %addr, "dtls-enet stash full; datagram dropped"),
@@ -447,7 +453,10 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
     /// Hands every datagram the endpoint queued to the transport, in batches.
     fn flush(&mut self, now: Instant) -> io::Result<()> {
         loop {
-            self.outbox.clear();
+            // The records of the last batch were sent: their buffers carry the next ones.
+            for t in self.outbox.drain(..) {
+                self.endpoint.recycle(t.data);
+            }
             while self.outbox.len() < SEND_BATCH {
                 match self.endpoint.poll_transmit() {
                     Some(t) => self.outbox.push(Transmit {
@@ -642,5 +651,12 @@ impl<T: EnetSocket> EnetSocket for DtlsEnetSocket<T> {
             debug!(%addr, error = %e, "dtls-enet: close_notify not sent");
         }
         failure
+    }
+
+    /// While the host takes nobody new (refusing, or full), the endpoint refuses new DTLS
+    /// sessions: datagrams from new addresses get no answer, not even a cookie
+    /// ([`Endpoint::set_refuse_new_sessions`], counted in `EndpointStats::ignored_refusing`).
+    fn set_accepting_new_peers(&mut self, accept: bool) {
+        self.endpoint.set_refuse_new_sessions(!accept);
     }
 }

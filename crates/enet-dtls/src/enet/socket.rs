@@ -184,6 +184,19 @@ pub trait EnetSocket: Send {
         let _ = (now, addr);
         None
     }
+
+    /// Tells the socket whether its host takes new remote peers at the moment. Both drivers
+    /// call it (only when the answer changes) before receiving: `false` while the ENet host
+    /// refuses new connections (`Host::set_refuse_new_connections`, the multiplayer peer's
+    /// `refuse_new_connections`) or every peer slot holds a connected peer (a full server).
+    /// A socket with per-peer state then starts none for new remotes, since ENet would drop
+    /// their CONNECT anyway: a DTLS server ([`DtlsEnetSocket`](super::DtlsEnetSocket)) answers
+    /// nothing to new addresses and does no handshake work. Existing peers are not affected.
+    ///
+    /// The default does nothing (plain UDP has no per-peer state).
+    fn set_accepting_new_peers(&mut self, accept: bool) {
+        let _ = accept;
+    }
 }
 
 /// A connection the socket layer failed on its own, reported by

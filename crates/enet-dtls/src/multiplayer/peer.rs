@@ -90,6 +90,9 @@ impl EnetSocket for MultiplayerSocket {
     fn peer_gone(&mut self, now: Instant, addr: SocketAddr) -> Option<SocketFailure> {
         each_socket!(self, s => s.peer_gone(now, addr))
     }
+    fn set_accepting_new_peers(&mut self, accept: bool) {
+        each_socket!(self, s => s.set_accepting_new_peers(accept))
+    }
 }
 
 /// DTLS settings (Godot's `use_dtls`, `dtls_verify`, `dtls_hostname`, `set_dtls_key`,
@@ -260,7 +263,8 @@ impl ServerBuilder {
     common_setters!();
 
     /// The most clients at once (1..=4095; default 32, Godot's). A CONNECT beyond it is
-    /// dropped by ENet (the client times out).
+    /// dropped by ENet (the client times out); with `use_dtls`, while this many clients are
+    /// connected new DTLS handshakes are not even answered.
     pub fn max_clients(mut self, n: usize) -> Self {
         self.max_clients = n;
         self
@@ -722,7 +726,10 @@ impl<S: EnetSocket> MultiplayerPeer<S> {
     }
 
     /// Refuses (or accepts again) new connections at the ENet level: CONNECTs are dropped
-    /// before a peer slot is taken, so the clients time out (`connection_failed`).
+    /// before a peer slot is taken, so the clients time out (`connection_failed`). With
+    /// `use_dtls` new clients are turned away one step earlier, like Godot's: their DTLS
+    /// ClientHellos get no answer, so the server does no handshake work for them
+    /// ([`EnetSocket::set_accepting_new_peers`]); connected clients are not affected.
     pub fn set_refuse_new_connections(&mut self, refuse: bool) {
         self.core
             .set_refuse_new_connections(self.host.host_mut(), refuse);

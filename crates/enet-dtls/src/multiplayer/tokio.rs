@@ -237,7 +237,9 @@ impl<S: EnetSocket> TokioMultiplayerPeer<S> {
         let _ = self.core.set_config(config);
     }
 
-    /// Refuses (or accepts again) new connections at the ENet level.
+    /// Refuses (or accepts again) new connections at the ENet level (with `use_dtls`, new
+    /// DTLS sessions too, before any handshake work; see
+    /// [`MultiplayerPeer::set_refuse_new_connections`](super::MultiplayerPeer::set_refuse_new_connections)).
     pub fn set_refuse_new_connections(&mut self, refuse: bool) {
         self.core
             .set_refuse_new_connections(self.host.host_mut(), refuse);

@@ -1,22 +1,29 @@
 #!/usr/bin/env python3
-"""Server CPU, memory and latency of `enet-dtls enet-echo` against C ENet's echo host.
+"""Server CPU, memory and latency of `enet-dtls enet-echo` next to C ENet's echo host, and the
+DTLS record cost next to the cipher's own: run by scripts/bench (step 5), or alone:
 
-    scripts/bench-cpu [--rounds N] [--quick] [--only echo,bulk,ping,idle] [--bin PATH]
+    crates/cli/bench_peers/server_cpu.py [--rounds N] [--quick] [--only echo,bulk,ping,idle,cipher]
+                                         [--bin PATH] [--anchor PATH] [--out FILE]
 
 Both servers are sized for 4,095 peers and driven by the same C ENet 1.3 client programs
-(crates/cli/bench_peers/enet_cpu.c, built here with gcc -O2 -lenet). The two servers alternate
-within every round; each figure is the median over the rounds. Server CPU is the server
-process's own CPU time (the sum of /proc/PID/task/*/schedstat, in ns), far less noisy on a shared
-machine than wall-clock rates; resident memory is VmRSS from /proc/PID/status.
+(crates/cli/bench_peers/enet_cpu.c, built here with gcc -O2 -lenet), each server in its own process,
+so that its CPU time and memory can be read from /proc. The two servers alternate within every
+round; each figure is the median over the rounds. Server CPU is the server process's own CPU time
+(the sum of /proc/PID/task/*/schedstat, in ns): far less noisy on a shared machine than wall-clock
+rates. Resident memory is VmRSS from /proc/PID/status.
 
 Workloads:
-  echo   MSGS reliable 64-byte messages, 64 in flight, echoed: server CPU per message, msgs/s
-  bulk   64 MiB in 1 MiB reliable packets, one at a time, echoed: server CPU per MiB, MiB/s
-  ping   ping-pong of one 64-byte reliable message: RTT p50/p99, and raw UDP's p99 (C UDP echo)
-  idle   10 / 100 / 1,000 / 4,000 connected idle peers: connect time, server CPU per second
-         while idle (ENet keeps pinging), server RSS
+  echo    MSGS reliable 64-byte messages, 64 in flight, echoed: server CPU per message, msgs/s
+  bulk    64 MiB in 1 MiB reliable packets, one at a time, echoed: server CPU per MiB, MiB/s
+  ping    ping-pong of one 64-byte reliable message: RTT p50/p99, and raw UDP's (C UDP echo)
+  idle    10 / 100 / 1,000 / 4,000 connected idle peers: connect time, server CPU while idle
+          (ENet keeps pinging), server RSS
+  cipher  DTLS seal+open of one 1,200-byte record (criterion's estimate from
+          `cargo bench -p dtls-proto --bench dtls -- record`, when it has run) next to
+          `openssl speed -evp aes-256-gcm -bytes 1200` (the same cipher alone, seal only: x2)
 
-Results: a table on stdout, JSON in <target>/bench/cpu.json. A measurement, not a test.
+Results: a table on stdout, JSON in --out (default <target>/bench/server_cpu.json). A
+measurement, not a test: nothing fails because something is slow.
 """
 import argparse
 import glob
@@ -27,7 +34,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 OUT = os.path.join(TARGET, "bench")
 PEERS = 4095
@@ -157,6 +164,25 @@ def run_idle(kind, a, peers, seconds):
             "idle_cpu_pct": 100.0 * cpu / 1e9 / dt, "rss_kib": rss}
 
 
+def record_estimate_ns():
+    """Criterion's mean estimate (ns) of the DTLS record bench, if it has run."""
+    for path in glob.glob(os.path.join(TARGET, "criterion", "record", "*", "new", "estimates.json")):
+        with open(path) as fh:
+            return json.load(fh)["mean"]["point_estimate"], os.path.basename(os.path.dirname(os.path.dirname(path)))
+    return None, None
+
+
+def openssl_gcm_ns(size=1200):
+    """ns per AES-256-GCM encryption of `size` bytes, from `openssl speed`."""
+    out = subprocess.run(["openssl", "speed", "-seconds", "1", "-evp", "aes-256-gcm", "-bytes", str(size)],
+                         capture_output=True, text=True, timeout=60)
+    for line in out.stdout.splitlines():
+        if line.startswith("AES-256-GCM"):
+            kbytes = float(line.split()[1].rstrip("k"))  # 1000s of bytes per second
+            return size / (kbytes * 1000.0) * 1e9
+    raise RuntimeError("openssl speed printed no AES-256-GCM line")
+
+
 def median(rows, key):
     return statistics.median(r[key] for r in rows)
 
@@ -165,16 +191,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="smaller workloads")
-    ap.add_argument("--only", default="echo,bulk,ping,idle")
+    ap.add_argument("--only", default="echo,bulk,ping,idle,cipher")
+    ap.add_argument("--out", default=os.path.join(OUT, "server_cpu.json"))
     ap.add_argument("--bin", default=os.path.join(TARGET, "release", "enet-dtls"))
     ap.add_argument("--anchor", default=os.path.join(OUT, "enet_cpu"))
     a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
-    if not os.environ.get("BENCH_CPU_NO_BUILD"):
+    only = set(a.only.split(","))
+    if not os.environ.get("BENCH_CPU_NO_BUILD") and only & {"echo", "bulk", "ping", "idle"}:
         subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-o", a.anchor,
                         os.path.join(ROOT, "crates/cli/bench_peers/enet_cpu.c"), "-lenet"], check=True)
         subprocess.run(["cargo", "build", "--release", "-p", "enet-dtls-cli"], check=True, cwd=ROOT)
-    only = set(a.only.split(","))
     msgs = 20000 if a.quick else 100000
     bulk = 16 if a.quick else 64
     pings = 1000 if a.quick else 5000
@@ -225,13 +252,23 @@ def main():
             rows.append((f"{peers} idle peers: server CPU %", o["idle_cpu_pct"], c["idle_cpu_pct"]))
             rows.append((f"{peers} idle peers: server RSS KiB", o["rss_kib"], c["rss_kib"]))
             rows.append((f"{peers} peers: connect ms", o["connect_ms"], c["connect_ms"]))
+    if "cipher" in only:
+        rec, name = record_estimate_ns()
+        gcm = openssl_gcm_ns()
+        results["cipher"] = {"record_seal_open_ns": rec, "record_bench": name,
+                             "openssl_aes256gcm_1200_ns": gcm}
+        if rec is None:
+            print("cipher: no criterion estimate yet (run cargo bench -p dtls-proto --bench dtls -- record)")
+        else:
+            rows.append(("DTLS seal+open 1,200 B ns vs AES-GCM x2", rec, 2 * gcm))
     print(f"\nmedian of {a.rounds} rounds, both servers sized for {PEERS} peers, same C ENet client")
     print(f"{'WORKLOAD':44} {'OURS':>12} {'ANCHOR':>12} {'RATIO':>7}")
     for name, o, c in rows:
         print(f"{name:44} {o:12.1f} {c:12.1f} {ratio(o, c):7.3f}")
-    with open(os.path.join(OUT, "cpu.json"), "w") as fh:
+    results["machine"] = {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()}
+    with open(a.out, "w") as fh:
         json.dump(results, fh, indent=1)
-    print(f"JSON: {os.path.join(OUT, 'cpu.json')}")
+    print(f"JSON: {a.out}")
 
 
 if __name__ == "__main__":
