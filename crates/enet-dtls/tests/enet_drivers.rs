@@ -1,6 +1,8 @@
 //! The ENet drivers over real loopback sockets, in process: the blocking `EnetHost` (IPv4 and
 //! IPv6) and, with the `tokio` feature, `TokioEnetHost`, each talking to an echo host.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::thread;
@@ -169,10 +171,7 @@ fn service_with_zero_timeout_does_not_block_and_flush_sends() {
 fn tokio_pair() {
     use enet_dtls::enet::TokioEnetHost;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = crate::common::runtime();
     rt.block_on(async {
         let mut server = TokioEnetHost::bind("127.0.0.1:0", HostConfig::default())
             .await
@@ -392,10 +391,7 @@ mod any_socket {
     fn memory_socket_with_the_tokio_driver_against_both_drivers() {
         use enet_dtls::enet::TokioEnetHost;
 
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::common::runtime();
         // Tokio client against a tokio echo task (same runtime), then against a blocking echo
         // thread: the drivers interoperate over one socket type.
         for blocking_server in [false, true] {
@@ -593,10 +589,7 @@ mod any_socket {
     fn socket_timers_wake_the_tokio_driver() {
         use enet_dtls::enet::TokioEnetHost;
         check_timer_hooks(|socket| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = crate::common::runtime();
             rt.block_on(async {
                 let mut host = TokioEnetHost::with_socket(socket, HostConfig::default()).unwrap();
                 host.service(Duration::from_secs(60)).await.unwrap()
@@ -631,10 +624,7 @@ mod any_socket {
         #[cfg(feature = "tokio")]
         {
             use enet_dtls::enet::TokioEnetHost;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = crate::common::runtime();
             let (end, other) = MemorySocket::pair(a, b);
             let due = Instant::now() + Duration::from_millis(30);
             rt.block_on(async {
@@ -679,10 +669,7 @@ fn idle_hosts_sleep_instead_of_spinning() {
     #[cfg(feature = "tokio")]
     {
         use enet_dtls::enet::TokioEnetHost;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::common::runtime();
         rt.block_on(async {
             let mut host = TokioEnetHost::bind("127.0.0.1:0", HostConfig::default())
                 .await

@@ -3,6 +3,8 @@
 //! failures with their cause, many clients, a stalled handshake, plaintext to a DTLS host, and
 //! the session limits played by an attacker.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,19 +13,16 @@ use std::time::{Duration, Instant};
 
 use enet_dtls::dtls_proto::{ClientConfig, DtlsError, EndpointConfig, ServerConfig};
 use enet_dtls::enet::{
-    enet_mtu_for_dtls_mtu, DtlsEnetSocket, DtlsSocketStats, EnetHost, EnetSocket, FailureCause,
+    enet_mtu_for_dtls_mtu, ConnectionFailure, DtlsEnetSocket, DtlsSocketStats, EnetHost,
+    EnetSocket, FailureCause,
 };
 use enet_dtls::enet_proto::{DisconnectReason, Event, HostConfig, Packet, PeerId};
-use enet_dtls::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
+use enet_dtls::keys::{Certificate, KeyType, PrivateKey};
+
+use common::{expired_certificate, identity};
 
 /// Stops a hung test; never an expectation on speed.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn identity(name: &str) -> (PrivateKey, Certificate) {
-    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
-    let cert = Certificate::self_signed(&key, &CertificateParams::new(name)).unwrap();
-    (key, cert)
-}
 
 fn server_config(key: PrivateKey, cert: Certificate) -> ServerConfig {
     ServerConfig::builder(key, cert).build().unwrap()
@@ -289,36 +288,6 @@ fn expired_certificate_is_reported_as_expired() {
     server.finish();
 }
 
-/// A self-signed certificate whose validity ended yesterday.
-fn expired_certificate(key: &PrivateKey, name: &str) -> Certificate {
-    use openssl::asn1::Asn1Time;
-    use openssl::hash::MessageDigest;
-    use openssl::x509::{X509NameBuilder, X509};
-    let mut subject = X509NameBuilder::new().unwrap();
-    subject.append_entry_by_text("CN", name).unwrap();
-    let subject = subject.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&subject).unwrap();
-    b.set_issuer_name(&subject).unwrap();
-    b.set_pubkey(key.pkey()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    b.set_not_before(&Asn1Time::from_unix(now - 10 * 86_400).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(now - 86_400).unwrap())
-        .unwrap();
-    let serial = openssl::bn::BigNum::from_u32(7)
-        .unwrap()
-        .to_asn1_integer()
-        .unwrap();
-    b.set_serial_number(&serial).unwrap();
-    b.sign(key.pkey(), MessageDigest::sha256()).unwrap();
-    Certificate::from_x509(b.build())
-}
-
 #[test]
 fn plaintext_enet_to_a_dtls_host_is_dropped_without_side_effects() {
     let (key, cert) = identity("localhost");
@@ -378,10 +347,7 @@ fn capture_connect(to: SocketAddr) -> Vec<u8> {
 fn tokio_server_and_client() {
     use enet_dtls::enet::TokioEnetHost;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let (key, cert) = identity("localhost");
         let socket = DtlsEnetSocket::server(
@@ -631,18 +597,37 @@ fn a_legitimate_client_from_another_address_gets_in_while_one_address_is_at_its_
     assert_eq!(report.endpoint.refused_address_share, 4, "{report:?}");
 }
 
-#[test]
-fn enet_giving_up_during_the_handshake_reports_a_handshake_timeout() {
-    // A UDP socket that never answers.
+/// An unverifying DTLS client (handshake timeout `handshake_timeout`) connecting to a UDP
+/// socket that never answers (returned first: keep it open).
+fn connect_to_silent(handshake_timeout: Duration) -> (UdpSocket, EnetHost<DtlsEnetSocket>, PeerId) {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let server = silent.local_addr().unwrap();
     let config = ClientConfig::builder()
         .verify(false)
-        .handshake_timeout(Duration::from_secs(60))
+        .handshake_timeout(handshake_timeout)
         .build()
         .unwrap();
     let mut client = dtls_client(&config);
     let peer = client.connect(server, 1, 0).unwrap();
+    (silent, client, peer)
+}
+
+/// Waits for the failed connection of `peer` and returns its failure.
+fn expect_failed(
+    client: &mut EnetHost<DtlsEnetSocket>,
+    peer: PeerId,
+    what: &str,
+) -> ConnectionFailure {
+    match next_event(client, what) {
+        Event::Disconnect { reason, .. } => assert_eq!(reason, DisconnectReason::Failed),
+        other => panic!("expected a failed connection, got {other:?}"),
+    }
+    client.take_failure(peer).expect("a cause")
+}
+
+#[test]
+fn enet_giving_up_during_the_handshake_reports_a_handshake_timeout() {
+    let (_silent, mut client, peer) = connect_to_silent(Duration::from_secs(60));
     client
         .host_mut()
         .set_peer_timeout(
@@ -652,11 +637,7 @@ fn enet_giving_up_during_the_handshake_reports_a_handshake_timeout() {
             Duration::from_millis(1000),
         )
         .unwrap();
-    match next_event(&mut client, "give up") {
-        Event::Disconnect { reason, .. } => assert_eq!(reason, DisconnectReason::Failed),
-        other => panic!("expected a failed connection, got {other:?}"),
-    }
-    let failure = client.take_failure(peer).expect("a cause");
+    let failure = expect_failed(&mut client, peer, "give up");
     assert!(
         matches!(
             failure.cause,
@@ -669,20 +650,8 @@ fn enet_giving_up_during_the_handshake_reports_a_handshake_timeout() {
 
 #[test]
 fn a_dtls_handshake_timeout_is_reported_before_enet_gives_up() {
-    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let server = silent.local_addr().unwrap();
-    let config = ClientConfig::builder()
-        .verify(false)
-        .handshake_timeout(Duration::from_millis(700))
-        .build()
-        .unwrap();
-    let mut client = dtls_client(&config);
-    let peer = client.connect(server, 1, 0).unwrap();
-    match next_event(&mut client, "failure") {
-        Event::Disconnect { reason, .. } => assert_eq!(reason, DisconnectReason::Failed),
-        other => panic!("expected a failed connection, got {other:?}"),
-    }
-    let failure = client.take_failure(peer).expect("a cause");
+    let (_silent, mut client, peer) = connect_to_silent(Duration::from_millis(700));
+    let failure = expect_failed(&mut client, peer, "failure");
     assert_eq!(
         failure.cause,
         FailureCause::Dtls(DtlsError::HandshakeTimeout {
@@ -696,8 +665,7 @@ fn a_dtls_handshake_timeout_is_reported_before_enet_gives_up() {
 
 #[test]
 fn a_fatal_alert_from_the_server_is_reported_with_its_code() {
-    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
-    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap();
+    let (key, cert) = identity("localhost");
     let config = ServerConfig::builder(key, cert)
         .cipher_list("ECDHE-ECDSA-AES256-GCM-SHA384")
         .build()
@@ -774,10 +742,7 @@ fn tokio_client_reports_a_hostname_mismatch() {
 
     let (key, cert) = identity("localhost");
     let server = EchoServer::spawn(&server_config(key, cert.clone()), EndpointConfig::default());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let socket =
             DtlsEnetSocket::client("127.0.0.1:0", &pinned(&cert, "other.example")).unwrap();
@@ -802,8 +767,7 @@ fn tokio_client_reports_a_hostname_mismatch() {
 #[test]
 fn the_enet_mtu_fits_one_record_under_every_cipher_suite() {
     use enet_dtls::dtls_proto::DtlsSession;
-    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
-    let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap();
+    let (key, cert) = identity("localhost");
     let suites = [
         "ECDHE-ECDSA-AES256-GCM-SHA384",
         "ECDHE-ECDSA-AES128-GCM-SHA256",

@@ -15,18 +15,21 @@
 //! `SKIP:` line and return.
 #![cfg(feature = "tokio")]
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use enet_dtls::enet::TokioEnetHost;
 use enet_dtls::enet_proto::range_coder::RangeCoder;
 use enet_dtls::enet_proto::{DisconnectReason, Event, HostConfig, Packet, PacketFlags, PeerId};
+
+use common::{have_program, require, runtime, Proc};
 
 /// Must match `enet_peer.c`.
 const C_CONNECT_DATA: u32 = 0x1234_ABCD;
@@ -51,35 +54,6 @@ const C_CLIENT_RUN: Duration = Duration::from_secs(120);
 // ---------------------------------------------------------------------------------------------
 // Real-peer plumbing (the same rules as crates/cli/tests/common: in CI a missing peer fails)
 // ---------------------------------------------------------------------------------------------
-
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| v == "true" || v == "1")
-        .unwrap_or(false)
-}
-
-/// `true` when `what` is available; otherwise panics in CI and prints a loud SKIP line outside.
-fn require(found: bool, what: &str) -> bool {
-    if !found {
-        if in_ci() {
-            panic!(
-                "required interop peer {what} is missing (CI=true): run scripts/test to install it"
-            );
-        }
-        eprintln!("SKIP: interop peer {what} is missing; run scripts/test to install it");
-    }
-    found
-}
-
-fn have_program(name: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 /// The C peer, compiled once per test binary, or `None` (SKIP) outside CI when gcc or
 /// libenet-dev is missing.
@@ -116,88 +90,6 @@ fn c_peer() -> Option<PathBuf> {
             Some(exe)
         })
         .clone()
-}
-
-/// A child process whose stdout lines arrive on a channel; killed on drop.
-struct Proc {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    name: &'static str,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, mut cmd: Command) -> Proc {
-        cmd.stdout(Stdio::piped()).stdin(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let out = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Proc {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-            name,
-        }
-    }
-
-    /// Waits for a stdout line containing `needle`; panics with everything seen after
-    /// `timeout`, or at once on a `FAIL` line.
-    fn expect_line(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                    assert!(
-                        !line.starts_with("FAIL"),
-                        "{}: {line}; saw:\n{}",
-                        self.name,
-                        self.seen.join("\n")
-                    );
-                }
-                Err(_) => panic!(
-                    "{}: no line containing {needle:?} within {timeout:?}; saw:\n{}",
-                    self.name,
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Waits for the exit status (killing the process after `timeout`).
-    fn wait(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Options both ends must agree on (ENet has no negotiation for them).
@@ -243,13 +135,6 @@ impl Options {
             ..base
         }
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
 }
 
 fn kind_packet(kind: usize, data: Vec<u8>) -> Packet {
@@ -384,7 +269,9 @@ async fn tokio_client_scenario(server: SocketAddr, opts: Options) {
 fn tokio_client_to_c_echo_server(opts: Options) {
     let Some(exe) = c_peer() else { return };
     let mut cmd = Command::new(exe);
-    cmd.args(["server", "--port", "0"]).args(opts.c_flags());
+    cmd.args(["server", "--port", "0"])
+        .args(opts.c_flags())
+        .stdin(Stdio::piped()); // the C peer exits when its stdin closes
     let mut server = Proc::spawn("enet_peer server", cmd);
     let line = server.expect_line("LISTENING", STARTUP);
     let addr: SocketAddr = line
@@ -482,7 +369,8 @@ fn c_client_to_tokio_echo(opts: Options) {
 
     let mut cmd = Command::new(exe);
     cmd.args(["client", &addr.ip().to_string(), &addr.port().to_string()])
-        .args(opts.c_flags());
+        .args(opts.c_flags())
+        .stdin(Stdio::piped()); // the C peer exits when its stdin closes
     let mut client = Proc::spawn("enet_peer client", cmd);
     for step in [
         "CONNECTED channels=4".to_string(),

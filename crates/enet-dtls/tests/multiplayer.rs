@@ -1,6 +1,8 @@
 //! The multiplayer peer (Godot's `NetworkedMultiplayerENet`) end to end on loopback: our
 //! server and our clients over real UDP sockets, with the polled API.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use enet_dtls::enet::EnetHost;
@@ -10,39 +12,21 @@ use enet_dtls::multiplayer::{
 };
 use enet_dtls::{Event, HostConfig, Packet};
 
+use common::packets;
+
 const STEP: Duration = Duration::from_secs(10);
 
 /// Polls every peer until `done` says so; panics after [`STEP`] (only to stop a hung test).
 fn run(
     peers: &mut [&mut MultiplayerPeer],
-    mut done: impl FnMut(&[Vec<MultiplayerEvent>]) -> bool,
+    done: impl FnMut(&[Vec<MultiplayerEvent>]) -> bool,
     log: &mut Vec<Vec<MultiplayerEvent>>,
 ) {
-    if log.len() < peers.len() {
-        log.resize(peers.len(), Vec::new());
-    }
-    let give_up = Instant::now() + STEP;
-    loop {
-        for (i, p) in peers.iter_mut().enumerate() {
-            p.poll().expect("poll");
-            while let Some(e) = p.next_event() {
-                log[i].push(e);
-            }
-        }
-        if done(log) {
-            return;
-        }
-        assert!(
-            Instant::now() < give_up,
-            "timed out; events so far: {log:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    common::run_until(peers, log, STEP, done);
 }
 
 fn server(mode: CompressionMode) -> MultiplayerPeer {
-    MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
+    common::loopback_server()
         .compression(mode)
         .max_clients(4)
         .create()
@@ -55,16 +39,6 @@ fn client(server: &MultiplayerPeer, mode: CompressionMode) -> MultiplayerPeer {
         .compression(mode)
         .create()
         .expect("client")
-}
-
-fn packets(events: &[MultiplayerEvent]) -> Vec<&ReceivedPacket> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            MultiplayerEvent::Packet(p) => Some(p),
-            _ => None,
-        })
-        .collect()
 }
 
 fn has(events: &[MultiplayerEvent], e: &MultiplayerEvent) -> bool {
@@ -320,8 +294,7 @@ fn bad_ids_and_spoofed_sources_are_refused() {
 /// is turned off, a client gets in. max_clients holds the same way.
 #[test]
 fn refused_and_full_servers_take_no_peer() {
-    let mut s = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
+    let mut s = common::loopback_server()
         .refuse_new_connections(true)
         .max_clients(1)
         .create()
@@ -581,13 +554,9 @@ fn peer_statistics_and_timeouts() {
 #[cfg(feature = "tokio")]
 #[test]
 fn tokio_server_and_clients() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
-        let mut server = MultiplayerPeer::server(0)
-            .bind_address("127.0.0.1".parse().unwrap())
+        let mut server = common::loopback_server()
             .compression(CompressionMode::Zstd)
             .create_tokio()
             .await
@@ -719,8 +688,7 @@ fn ipv6_and_ipv4_clients_on_a_dual_stack_server() {
 /// 5 channels, a transfer channel of 4 carries packets both ways.
 #[test]
 fn relay_off_and_custom_channels() {
-    let mut s = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
+    let mut s = common::loopback_server()
         .server_relay(false)
         .channel_count(5)
         .create()

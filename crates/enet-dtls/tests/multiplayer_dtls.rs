@@ -5,31 +5,42 @@
 //!
 //! [`DtlsEnetSocket`]: enet_dtls::enet::DtlsEnetSocket
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use enet_dtls::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
+use enet_dtls::keys::{Certificate, KeyType, PrivateKey};
 use enet_dtls::multiplayer::{
-    ConnectionFailure, ConnectionStatus, MultiplayerError, MultiplayerEvent, MultiplayerPeer,
-    ReceivedPacket, Target, TransferMode, SERVER_ID,
+    ClientBuilder, ConnectionFailure, ConnectionStatus, MultiplayerError, MultiplayerEvent,
+    MultiplayerPeer, ServerBuilder, Target, TransferMode, SERVER_ID,
 };
 use enet_dtls::DtlsError;
+
+use common::{expired_certificate, identity, packets};
 
 /// Stops a hung test; never an expectation on speed.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn identity(name: &str) -> (PrivateKey, Certificate) {
-    let key = PrivateKey::generate(KeyType::EcP256).unwrap();
-    let cert = Certificate::self_signed(&key, &CertificateParams::new(name)).unwrap();
-    (key, cert)
-}
-
-fn dtls_server(key: &PrivateKey, cert: &Certificate) -> MultiplayerPeer {
-    MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
-        .max_clients(32)
+/// A `use_dtls` server on loopback presenting `cert` (with `key`), to configure further.
+fn dtls_server_builder(key: &PrivateKey, cert: &Certificate) -> ServerBuilder {
+    common::loopback_server()
         .use_dtls(true)
         .dtls_key(key.clone())
         .dtls_certificate(cert.clone())
+}
+
+/// A `use_dtls` client of `127.0.0.1:port` that pins `cert` and expects the name `hostname`,
+/// to configure further.
+fn pinned_client_builder(port: u16, cert: &Certificate, hostname: &str) -> ClientBuilder {
+    MultiplayerPeer::client("127.0.0.1", port)
+        .use_dtls(true)
+        .dtls_certificate(cert.clone())
+        .dtls_hostname(hostname)
+}
+
+fn dtls_server(key: &PrivateKey, cert: &Certificate) -> MultiplayerPeer {
+    dtls_server_builder(key, cert)
+        .max_clients(32)
         .create()
         .expect("DTLS server")
 }
@@ -37,10 +48,7 @@ fn dtls_server(key: &PrivateKey, cert: &Certificate) -> MultiplayerPeer {
 /// A client that pins `cert` and expects the name `hostname`.
 fn pinned_client(server: &MultiplayerPeer, cert: &Certificate, hostname: &str) -> MultiplayerPeer {
     let port = server.local_addr().unwrap().port();
-    MultiplayerPeer::client("127.0.0.1", port)
-        .use_dtls(true)
-        .dtls_certificate(cert.clone())
-        .dtls_hostname(hostname)
+    pinned_client_builder(port, cert, hostname)
         .create()
         .expect("DTLS client")
 }
@@ -49,35 +57,9 @@ fn pinned_client(server: &MultiplayerPeer, cert: &Certificate, hostname: &str) -
 fn run(
     peers: &mut [&mut MultiplayerPeer],
     log: &mut Vec<Vec<MultiplayerEvent>>,
-    mut done: impl FnMut(&[Vec<MultiplayerEvent>]) -> bool,
+    done: impl FnMut(&[Vec<MultiplayerEvent>]) -> bool,
 ) {
-    if log.len() < peers.len() {
-        log.resize(peers.len(), Vec::new());
-    }
-    let give_up = Instant::now() + DEADLINE;
-    loop {
-        for (i, p) in peers.iter_mut().enumerate() {
-            p.poll().expect("poll");
-            while let Some(e) = p.next_event() {
-                log[i].push(e);
-            }
-        }
-        if done(log) {
-            return;
-        }
-        assert!(Instant::now() < give_up, "timed out; events: {log:#?}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn packets(events: &[MultiplayerEvent]) -> Vec<&ReceivedPacket> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            MultiplayerEvent::Packet(p) => Some(p),
-            _ => None,
-        })
-        .collect()
+    common::run_until(peers, log, DEADLINE, done);
 }
 
 /// Verification on, with the server's certificate pinned and its name checked: two clients
@@ -273,36 +255,6 @@ fn the_default_hostname_is_the_address_the_client_was_given() {
     );
 }
 
-/// A self-signed certificate whose validity ended yesterday.
-fn expired_certificate(key: &PrivateKey, name: &str) -> Certificate {
-    use openssl::asn1::Asn1Time;
-    use openssl::hash::MessageDigest;
-    use openssl::x509::{X509NameBuilder, X509};
-    let mut subject = X509NameBuilder::new().unwrap();
-    subject.append_entry_by_text("CN", name).unwrap();
-    let subject = subject.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&subject).unwrap();
-    b.set_issuer_name(&subject).unwrap();
-    b.set_pubkey(key.pkey()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    b.set_not_before(&Asn1Time::from_unix(now - 10 * 86_400).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::from_unix(now - 86_400).unwrap())
-        .unwrap();
-    let serial = openssl::bn::BigNum::from_u32(9)
-        .unwrap()
-        .to_asn1_integer()
-        .unwrap();
-    b.set_serial_number(&serial).unwrap();
-    b.sign(key.pkey(), MessageDigest::sha256()).unwrap();
-    Certificate::from_x509(b.build())
-}
-
 /// Many DTLS clients at once: every one joins, and every one learns of every other.
 #[test]
 fn many_clients_join_and_see_each_other() {
@@ -362,10 +314,7 @@ fn plaintext_and_dtls_do_not_mix() {
     assert!(socket.endpoint_stats().dropped > 0);
     assert_eq!(s.enet().host().stats().packets_received, 0);
 
-    let mut plain_server = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
-        .create()
-        .unwrap();
+    let mut plain_server = common::loopback_server().create().unwrap();
     let port = plain_server.local_addr().unwrap().port();
     let mut dtls = MultiplayerPeer::client("127.0.0.1", port)
         .use_dtls(true)
@@ -397,17 +346,10 @@ fn a_dtls_server_needs_key_and_certificate() {
 #[cfg(feature = "tokio")]
 #[test]
 fn tokio_server_and_clients_over_dtls() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let (key, cert) = identity("localhost");
-        let mut server = MultiplayerPeer::server(0)
-            .bind_address("127.0.0.1".parse().unwrap())
-            .use_dtls(true)
-            .dtls_key(key)
-            .dtls_certificate(cert.clone())
+        let mut server = dtls_server_builder(&key, &cert)
             .create_tokio()
             .await
             .unwrap();
@@ -426,13 +368,7 @@ fn tokio_server_and_clients_over_dtls() {
                 }
             }
         });
-        let client = |port| {
-            MultiplayerPeer::client("127.0.0.1", port)
-                .use_dtls(true)
-                .dtls_certificate(cert.clone())
-                .dtls_hostname("localhost")
-                .create_tokio()
-        };
+        let client = |port| pinned_client_builder(port, &cert, "localhost").create_tokio();
         let mut a = client(port).await.unwrap();
         let mut b = client(port).await.unwrap();
         let idb = b.unique_id();
@@ -521,20 +457,13 @@ fn dtls_stats(peer: &MultiplayerPeer) -> enet_dtls::dtls_proto::EndpointStats {
 #[test]
 fn a_refusing_dtls_server_lets_nobody_in() {
     let (key, cert) = identity("localhost");
-    let mut s = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
-        .use_dtls(true)
-        .dtls_key(key)
-        .dtls_certificate(cert.clone())
+    let mut s = dtls_server_builder(&key, &cert)
         .refuse_new_connections(true)
         .create()
         .unwrap();
     let port = s.local_addr().unwrap().port();
     let client = || {
-        MultiplayerPeer::client("127.0.0.1", port)
-            .use_dtls(true)
-            .dtls_certificate(cert.clone())
-            .dtls_hostname("localhost")
+        pinned_client_builder(port, &cert, "localhost")
             .peer_timeout(4, Duration::from_millis(300), Duration::from_millis(2000))
             .create()
             .unwrap()
@@ -585,20 +514,13 @@ fn a_refusing_dtls_server_lets_nobody_in() {
 #[test]
 fn a_full_dtls_server_refuses_new_sessions_before_the_handshake() {
     let (key, cert) = identity("localhost");
-    let mut s = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
+    let mut s = dtls_server_builder(&key, &cert)
         .max_clients(1)
-        .use_dtls(true)
-        .dtls_key(key)
-        .dtls_certificate(cert.clone())
         .create()
         .unwrap();
     let port = s.local_addr().unwrap().port();
     let client = || {
-        MultiplayerPeer::client("127.0.0.1", port)
-            .use_dtls(true)
-            .dtls_certificate(cert.clone())
-            .dtls_hostname("localhost")
+        pinned_client_builder(port, &cert, "localhost")
             .peer_timeout(4, Duration::from_millis(300), Duration::from_millis(2000))
             .create()
             .unwrap()
@@ -659,18 +581,11 @@ fn a_full_dtls_server_refuses_new_sessions_before_the_handshake() {
 #[cfg(feature = "tokio")]
 #[test]
 fn tokio_clients_report_dtls_failures() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     rt.block_on(async {
         let (key, cert) = identity("localhost");
         let (_, stranger) = identity("localhost");
-        let mut server = MultiplayerPeer::server(0)
-            .bind_address("127.0.0.1".parse().unwrap())
-            .use_dtls(true)
-            .dtls_key(key)
-            .dtls_certificate(cert.clone())
+        let mut server = dtls_server_builder(&key, &cert)
             .create_tokio()
             .await
             .unwrap();

@@ -13,17 +13,13 @@
 //! With `CI=true` a missing `godot3-server` is a failure; otherwise the tests print a loud
 //! SKIP line.
 
-use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+mod common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use enet_dtls::enet::{EnetHost, EnetSocket, UdpEnetSocket};
 use enet_dtls::enet_proto::Transmit;
@@ -33,148 +29,10 @@ use enet_dtls::multiplayer::{
 };
 use enet_dtls::{HostConfig, Packet};
 
+use common::{free_port, have_godot, packets, Proc};
+
 /// Stops a hung test; never an expectation on speed.
 const DEADLINE: Duration = Duration::from_secs(40);
-
-// ---------------------------------------------------------------------------------------------
-// Real-peer plumbing (the same rules as crates/cli/tests/common: in CI a missing peer fails)
-// ---------------------------------------------------------------------------------------------
-
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| v == "true" || v == "1")
-        .unwrap_or(false)
-}
-
-/// Whether godot3-server is installed; panics in CI when it is not, prints SKIP otherwise.
-fn have_godot() -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg("command -v godot3-server")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        if in_ci() {
-            panic!("required interop peer godot3-server is missing (CI=true): run scripts/test to install it");
-        }
-        let reason = "interop peer godot3-server is missing; run scripts/test to install it";
-        eprintln!("SKIP: {reason}");
-        // Counted as skipped by scripts/test (it sets ENET_DTLS_SKIP_LOG).
-        if let Ok(path) = std::env::var("ENET_DTLS_SKIP_LOG") {
-            use std::io::Write;
-            let test = std::thread::current().name().unwrap_or("?").to_string();
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                let _ = writeln!(f, "SKIP {test}: {reason}");
-            }
-        }
-    }
-    found
-}
-
-fn godot_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/godot");
-    assert!(dir.join("project.godot").is_file(), "no {}", dir.display());
-    dir
-}
-
-/// A Godot process whose stdout lines arrive on a channel; killed on drop.
-struct Godot {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Godot {
-    fn spawn(script: &str, args: &[String]) -> Godot {
-        let mut child = Command::new("godot3-server")
-            .env("LANG", "en_US.UTF-8")
-            .arg("--path")
-            .arg(godot_dir())
-            .arg("-s")
-            .arg(script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn godot3-server");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Godot {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Takes the lines printed so far.
-    fn drain(&mut self) {
-        while let Ok(l) = self.lines.try_recv() {
-            self.seen.push(l);
-        }
-    }
-
-    fn has(&self, line: &str) -> bool {
-        self.seen.iter().any(|l| l == line)
-    }
-
-    fn has_prefix(&self, prefix: &str) -> bool {
-        self.seen.iter().any(|l| l.starts_with(prefix))
-    }
-
-    /// The id in the `<who> CONNECTED id=<id>` line.
-    fn id_of(&self, who: &str) -> Option<u32> {
-        let prefix = format!("{who} CONNECTED id=");
-        self.seen
-            .iter()
-            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
-    }
-
-    /// Waits for the process to exit by itself (it does once its peers are done).
-    fn wait_exit(&mut self, until: &str) {
-        let give_up = Instant::now() + DEADLINE;
-        while !self.has_prefix(until) {
-            assert!(
-                Instant::now() < give_up,
-                "godot did not finish; saw:\n{}",
-                self.seen.join("\n")
-            );
-            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(50)) {
-                self.seen.push(l);
-            }
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Godot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A free UDP port on 127.0.0.1 (Godot 3.2 cannot report the port it bound).
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Datagrams with ENet's "compressed" header flag (0x4000), sent and received.
 #[derive(Debug, Default)]
@@ -252,20 +110,12 @@ fn big_text(tag: &str) -> String {
 fn pump<S: EnetSocket>(
     peers: &mut [&mut MultiplayerPeer<S>],
     log: &mut Vec<Vec<MultiplayerEvent>>,
-    godot: &mut Godot,
-    mut done: impl FnMut(&[Vec<MultiplayerEvent>], &Godot) -> bool,
+    godot: &mut Proc,
+    mut done: impl FnMut(&[Vec<MultiplayerEvent>], &Proc) -> bool,
 ) {
-    if log.len() < peers.len() {
-        log.resize(peers.len(), Vec::new());
-    }
     let give_up = Instant::now() + DEADLINE;
     loop {
-        for (i, p) in peers.iter_mut().enumerate() {
-            p.poll().expect("poll");
-            while let Some(e) = p.next_event() {
-                log[i].push(e);
-            }
-        }
+        common::poll_all(peers, log);
         godot.drain();
         if done(log, godot) {
             return;
@@ -277,16 +127,6 @@ fn pump<S: EnetSocket>(
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-}
-
-fn packets(events: &[MultiplayerEvent]) -> Vec<&ReceivedPacket> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            MultiplayerEvent::Packet(p) => Some(p),
-            _ => None,
-        })
-        .collect()
 }
 
 fn has_packet(events: &[MultiplayerEvent], from: u32, text: &str) -> Option<ReceivedPacket> {
@@ -318,6 +158,41 @@ fn cmd_send(
         u8::from(always_ordered)
     )
     .into_bytes()
+}
+
+/// Sends `command` (a `cmd:` packet) reliably to the Godot server.
+fn command_server(peer: &mut MultiplayerPeer, command: &[u8]) {
+    peer.send(
+        Target::Peer(SERVER_ID),
+        TransferMode::Reliable,
+        None,
+        command,
+    )
+    .unwrap();
+}
+
+/// Our client `a` (id `a_id`) on a Godot server sends, in every transfer mode, `to-godot
+/// <mode>` to the server, `a-to-b <mode>` to client `b_id` (Godot relays it), and a command
+/// asking Godot to send `gd <mode>` back to `a` in that mode.
+fn send_in_every_mode(a: &mut MultiplayerPeer, a_id: u32, b_id: u32) {
+    for mode in TransferMode::ALL {
+        a.send(
+            Target::Peer(SERVER_ID),
+            mode,
+            None,
+            format!("to-godot {mode:?}").as_bytes(),
+        )
+        .unwrap();
+        a.send(
+            Target::Peer(b_id),
+            mode,
+            None,
+            format!("a-to-b {mode:?}").as_bytes(),
+        )
+        .unwrap();
+        let cmd = cmd_send(i64::from(a_id), mode, -1, false, &format!("gd {mode:?}"));
+        command_server(a, &cmd);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -377,7 +252,7 @@ fn godot_clients_on_our_servers_in_every_compression_mode() {
     specs.push(format!("{}/0", refusing.local_addr().unwrap().port()));
     servers.push(full);
     servers.push(refusing);
-    let mut godot = Godot::spawn(
+    let mut godot = Proc::godot(
         "mp_clients.gd",
         &[
             format!("clients={}", specs.join(",")),
@@ -642,7 +517,7 @@ fn godot_clients_on_our_servers_in_every_compression_mode() {
     }
     drop(peers);
     drop(servers);
-    godot.wait_exit("MP_CLIENTS_EXIT");
+    godot.wait_exit("MP_CLIENTS_EXIT", DEADLINE);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -664,7 +539,7 @@ fn our_clients_on_godot_servers_in_every_compression_mode() {
         .enumerate()
         .map(|(m, p)| format!("{p}/{m}"))
         .collect();
-    let mut godot = Godot::spawn(
+    let mut godot = Proc::godot(
         "mp_servers.gd",
         &[format!("servers={}", specs.join(",")), "timeout=35".into()],
     );
@@ -717,28 +592,7 @@ fn our_clients_on_godot_servers_in_every_compression_mode() {
             peers[a].peer_address(SERVER_ID).unwrap().port(),
             *server_port
         );
-        for mode in TransferMode::ALL {
-            peers[a]
-                .send(
-                    Target::Peer(SERVER_ID),
-                    mode,
-                    None,
-                    format!("to-godot {mode:?}").as_bytes(),
-                )
-                .unwrap();
-            peers[a]
-                .send(
-                    Target::Peer(ids[b]),
-                    mode,
-                    None,
-                    format!("a-to-b {mode:?}").as_bytes(),
-                )
-                .unwrap();
-            let cmd = cmd_send(i64::from(ids[a]), mode, -1, false, &format!("gd {mode:?}"));
-            peers[a]
-                .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &cmd)
-                .unwrap();
-        }
+        send_in_every_mode(peers[a], ids[a], ids[b]);
         peers[a]
             .send(
                 Target::Broadcast,
@@ -827,9 +681,7 @@ fn our_clients_on_godot_servers_in_every_compression_mode() {
     for m in 0..modes {
         let (a, b) = (2 * m, 2 * m + 1);
         let kick = format!("cmd:kick {} 1", ids[b]).into_bytes();
-        peers[a]
-            .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &kick)
-            .unwrap();
+        command_server(peers[a], &kick);
     }
     pump(&mut peers, &mut log, &mut godot, |l, _| {
         (0..modes).all(|m| {
@@ -840,14 +692,7 @@ fn our_clients_on_godot_servers_in_every_compression_mode() {
     });
     for m in 0..modes {
         let a = 2 * m;
-        peers[a]
-            .send(
-                Target::Peer(SERVER_ID),
-                TransferMode::Reliable,
-                None,
-                b"cmd:quit",
-            )
-            .unwrap();
+        command_server(peers[a], b"cmd:quit");
     }
     pump(&mut peers, &mut log, &mut godot, |l, _| {
         (0..modes).all(|m| l[2 * m].contains(&MultiplayerEvent::ServerDisconnected))
@@ -855,7 +700,7 @@ fn our_clients_on_godot_servers_in_every_compression_mode() {
     for p in &peers {
         assert_eq!(p.connection_status(), ConnectionStatus::Disconnected);
     }
-    godot.wait_exit("MP_SERVERS_EXIT");
+    godot.wait_exit("MP_SERVERS_EXIT", DEADLINE);
     assert!(godot.has("MP_SERVERS_EXIT reason=done"));
 }
 
@@ -880,15 +725,14 @@ fn a_godot_client_joins_our_dtls_server_through_godots_dtls() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("cert.pem");
     cert.save(&ca).unwrap();
-    let mut server = MultiplayerPeer::server(0)
-        .bind_address("127.0.0.1".parse().unwrap())
+    let mut server = common::loopback_server()
         .use_dtls(true)
         .dtls_key(key)
         .dtls_certificate(cert)
         .create()
         .unwrap();
     let listen_port = free_port();
-    let mut tunnel = Godot::spawn(
+    let mut tunnel = Proc::godot(
         "dtls_tunnel.gd",
         &[
             format!("listen_port={listen_port}"),
@@ -903,7 +747,7 @@ fn a_godot_client_joins_our_dtls_server_through_godots_dtls() {
     pump(&mut [&mut server], &mut log, &mut tunnel, |_, t| {
         t.has_prefix("TUNNEL_LISTENING")
     });
-    let mut godot = Godot::spawn(
+    let mut godot = Proc::godot(
         "mp_clients.gd",
         &[format!("clients={listen_port}/0"), "timeout=30".into()],
     );
@@ -959,7 +803,7 @@ fn a_godot_client_joins_our_dtls_server_through_godots_dtls() {
     pump(&mut [&mut server], &mut log, &mut godot, |l, _| {
         l[0].contains(&MultiplayerEvent::PeerDisconnected(id))
     });
-    godot.wait_exit("MP_CLIENTS_EXIT");
+    godot.wait_exit("MP_CLIENTS_EXIT", DEADLINE);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -986,12 +830,12 @@ fn our_dtls_clients_join_a_godot_server_through_godots_dtls_server() {
     key.save(&key_path, KeyFormat::Pkcs1).unwrap();
     cert.save(&cert_path).unwrap();
     let backend_port = free_port();
-    let mut godot = Godot::spawn(
+    let mut godot = Proc::godot(
         "mp_servers.gd",
         &[format!("servers={backend_port}/1"), "timeout=35".into()],
     );
     let tunnel_port = free_port();
-    let mut tunnel = Godot::spawn(
+    let mut tunnel = Proc::godot(
         "dtls_server_tunnel.gd",
         &[
             format!("port={tunnel_port}"),
@@ -1048,32 +892,9 @@ fn our_dtls_clients_join_a_godot_server_through_godots_dtls_server() {
         let dtls = p.enet().socket().dtls().expect("a DTLS socket");
         assert_eq!(dtls.session_count(), 1);
     }
-    for mode in TransferMode::ALL {
-        peers[a]
-            .send(
-                Target::Peer(SERVER_ID),
-                mode,
-                None,
-                format!("to-godot {mode:?}").as_bytes(),
-            )
-            .unwrap();
-        peers[a]
-            .send(
-                Target::Peer(ids[b]),
-                mode,
-                None,
-                format!("a-to-b {mode:?}").as_bytes(),
-            )
-            .unwrap();
-        let cmd = cmd_send(i64::from(ids[a]), mode, -1, false, &format!("gd {mode:?}"));
-        peers[a]
-            .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &cmd)
-            .unwrap();
-    }
+    send_in_every_mode(peers[a], ids[a], ids[b]);
     let cmd = cmd_send(0, TransferMode::Reliable, -1, false, "gd broadcast");
-    peers[a]
-        .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &cmd)
-        .unwrap();
+    command_server(peers[a], &cmd);
     pump(&mut peers, &mut log, &mut godot, |l, g| {
         has_packet(&l[a], SERVER_ID, "gd broadcast").is_some()
             && has_packet(&l[b], SERVER_ID, "gd broadcast").is_some()
@@ -1097,31 +918,22 @@ fn our_dtls_clients_join_a_godot_server_through_godots_dtls_server() {
 
     // Godot kicks b at once (a is told), then a asks the server to close.
     let kick = format!("cmd:kick {} 1", ids[b]).into_bytes();
-    peers[a]
-        .send(Target::Peer(SERVER_ID), TransferMode::Reliable, None, &kick)
-        .unwrap();
+    command_server(peers[a], &kick);
     pump(&mut peers, &mut log, &mut godot, |l, _| {
         l[b].contains(&MultiplayerEvent::ServerDisconnected)
             && l[a].contains(&MultiplayerEvent::PeerDisconnected(ids[b]))
     });
-    peers[a]
-        .send(
-            Target::Peer(SERVER_ID),
-            TransferMode::Reliable,
-            None,
-            b"cmd:quit",
-        )
-        .unwrap();
+    command_server(peers[a], b"cmd:quit");
     pump(&mut peers, &mut log, &mut godot, |l, _| {
         l[a].contains(&MultiplayerEvent::ServerDisconnected)
     });
-    godot.wait_exit("MP_SERVERS_EXIT");
+    godot.wait_exit("MP_SERVERS_EXIT", DEADLINE);
     assert!(godot.has("MP_SERVERS_EXIT reason=done"));
     // Both DTLS sessions were Godot's, and each ended with its ENet connection (our
     // close_notify), so the tunnel stops by itself.
     drop(peers);
     drop(clients);
-    tunnel.wait_exit("SERVER_TUNNEL_EXIT");
+    tunnel.wait_exit("SERVER_TUNNEL_EXIT", DEADLINE);
     assert_eq!(
         tunnel
             .seen

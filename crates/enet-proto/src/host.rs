@@ -213,10 +213,10 @@ pub struct HostStats {
     pub packets_received: u64,
     /// Datagrams dropped as malformed, unauthenticated or unexpected.
     pub datagrams_dropped: u64,
-    /// Passes over the whole peer table. Sending, timers and timeouts never walk
-    /// the table (see [`HostStats::peer_visits`]); only rare events do: a
-    /// CONNECT (free slot, duplicate check) and the once-a-second bandwidth
-    /// throttle while peers are connected.
+    /// Passes over the whole peer table. Sending, timers, timeouts and the
+    /// once-a-second bandwidth throttle (which walks the connected peers only)
+    /// never walk the table (see [`HostStats::peer_visits`]); only a CONNECT
+    /// does (free slot, duplicate check).
     pub peer_table_scans: u64,
     /// Peers looked at by the send and timer paths: one per peer that had
     /// something due (a datagram received for it, an API call on it, a timer of
@@ -265,6 +265,13 @@ pub(crate) struct Core {
     bandwidth_throttle_epoch: WireTime,
     pub(crate) recalculate_bandwidth_limits: bool,
     pub(crate) connected_peers: usize,
+    /// Slots of the connected peers (Connected or DisconnectLater), in no order: the
+    /// once-a-second bandwidth throttle walks these instead of every slot.
+    live: Vec<u16>,
+    /// Position of each slot in `live` (`u32::MAX`: not there).
+    live_pos: Vec<u32>,
+    /// Reused buffer for the sorted `live` slots of one throttle pass.
+    live_sorted: Vec<u16>,
     pub(crate) bandwidth_limited_peers: usize,
     pub(crate) events: VecDeque<Event>,
     pending: VecDeque<Transmit>,
@@ -481,6 +488,9 @@ impl Host {
                 bandwidth_throttle_epoch: config.time_base,
                 recalculate_bandwidth_limits: false,
                 connected_peers: 0,
+                live: Vec::new(),
+                live_pos: vec![u32::MAX; config.peer_limit],
+                live_sorted: Vec::new(),
                 bandwidth_limited_peers: 0,
                 events: VecDeque::new(),
                 pending: VecDeque::new(),
@@ -1137,11 +1147,25 @@ impl Host {
             return;
         }
         let live = |p: &Peer| matches!(p.state, PeerState::Connected | PeerState::DisconnectLater);
+        // The connected peers in slot order (C ENet walks every slot in that order; the
+        // others are skipped there anyway), without touching the other slots.
+        let mut slots = std::mem::take(&mut core.live_sorted);
+        slots.clear();
+        slots.extend_from_slice(&core.live);
+        slots.sort_unstable();
+        debug_assert_eq!(
+            slots.len(),
+            core.connected_peers,
+            "the live list is the connected set"
+        );
         if core.outgoing_bandwidth != 0 {
             data_total = 0;
             bandwidth = u64::from(core.outgoing_bandwidth) * elapsed / 1000;
-            for p in self.peers.iter().filter(|p| live(p)) {
-                data_total += u64::from(p.outgoing_data_total);
+            for &i in &slots {
+                let p = &self.peers[usize::from(i)];
+                if live(p) {
+                    data_total += u64::from(p.outgoing_data_total);
+                }
             }
         }
         let mut throttle;
@@ -1152,7 +1176,8 @@ impl Host {
             } else {
                 bandwidth * scale / data_total.max(1)
             };
-            for p in self.peers.iter_mut() {
+            for &i in &slots {
+                let p = &mut self.peers[usize::from(i)];
                 if !live(p)
                     || p.incoming_bandwidth == 0
                     || p.outgoing_bandwidth_throttle_epoch == time_current
@@ -1182,7 +1207,8 @@ impl Host {
             } else {
                 bandwidth * scale / data_total.max(1)
             };
-            for p in self.peers.iter_mut() {
+            for &i in &slots {
+                let p = &mut self.peers[usize::from(i)];
                 if !live(p) || p.outgoing_bandwidth_throttle_epoch == time_current {
                     continue;
                 }
@@ -1202,7 +1228,8 @@ impl Host {
                 while peers_remaining > 0 && needs_adjustment {
                     needs_adjustment = false;
                     bandwidth_limit = bandwidth / peers_remaining;
-                    for p in self.peers.iter_mut() {
+                    for &i in &slots {
+                        let p = &mut self.peers[usize::from(i)];
                         if !live(p) || p.incoming_bandwidth_throttle_epoch == time_current {
                             continue;
                         }
@@ -1219,7 +1246,12 @@ impl Host {
                 }
             }
             let outgoing = core.outgoing_bandwidth;
-            for (idx, p) in self.peers.iter_mut().enumerate().filter(|(_, p)| live(p)) {
+            for &i in &slots {
+                let idx = usize::from(i);
+                let p = &mut self.peers[idx];
+                if !live(p) {
+                    continue;
+                }
                 core.sched.touch(idx);
                 let incoming = if p.incoming_bandwidth_throttle_epoch == time_current {
                     p.outgoing_bandwidth
@@ -1237,6 +1269,7 @@ impl Host {
                 );
             }
         }
+        core.live_sorted = slots;
     }
 
     /// Builds every datagram currently due for `idx` into the pending queue
@@ -1295,16 +1328,28 @@ pub(crate) fn change_state(core: &mut Core, peer: &mut Peer, state: PeerState) {
         PeerState::Connected | PeerState::DisconnectLater
     );
     let is = matches!(state, PeerState::Connected | PeerState::DisconnectLater);
+    let slot = usize::from(peer.incoming_peer_id);
     if is && !was {
         if peer.incoming_bandwidth != 0 {
             core.bandwidth_limited_peers += 1;
         }
         core.connected_peers += 1;
+        if core.live_pos.get(slot) == Some(&u32::MAX) {
+            core.live_pos[slot] = core.live.len() as u32;
+            core.live.push(slot as u16);
+        }
     } else if was && !is {
         if peer.incoming_bandwidth != 0 {
             core.bandwidth_limited_peers = core.bandwidth_limited_peers.saturating_sub(1);
         }
         core.connected_peers = core.connected_peers.saturating_sub(1);
+        if let Some(&pos) = core.live_pos.get(slot).filter(|p| **p != u32::MAX) {
+            core.live.swap_remove(pos as usize);
+            if let Some(&moved) = core.live.get(pos as usize) {
+                core.live_pos[usize::from(moved)] = pos;
+            }
+            core.live_pos[slot] = u32::MAX;
+        }
     }
     if peer.state != state {
         debug!(peer = peer.incoming_peer_id, address = %peer.address, from = ?peer.state, to = ?state, "peer state");

@@ -556,33 +556,6 @@ impl MultiplayerPeer {
 }
 
 impl<S: EnetSocket> MultiplayerPeer<S> {
-    pub(crate) fn start(
-        socket: S,
-        config: HostConfig,
-        mut core: MultiplayerCore,
-        common: &Common,
-        server: Option<SocketAddr>,
-    ) -> Result<MultiplayerPeer<S>, MultiplayerError> {
-        let mut host = EnetHost::with_socket(socket, config)?;
-        let now = Instant::now();
-        core.set_refuse_new_connections(host.host_mut(), common.refuse_new_connections);
-        if let Some(server) = server {
-            // A client accepts no connection of its own.
-            host.host_mut().set_refuse_new_connections(true);
-            let peer = core.connect(host.host_mut(), now, server)?;
-            if let Some((limit, minimum, maximum)) = common.timeouts {
-                host.host_mut()
-                    .set_peer_timeout(peer, limit, minimum, maximum)?;
-            }
-            host.flush()?;
-        }
-        Ok(MultiplayerPeer {
-            host,
-            core,
-            compression: common.compression,
-        })
-    }
-
     /// Services the connection like Godot's `poll()`: sends what is queued, receives every
     /// datagram that is ready, runs ENet's timers and turns ENet's events into
     /// [`MultiplayerEvent`]s (take them with [`next_event`](Self::next_event)). Never blocks.
@@ -639,204 +612,250 @@ impl<S: EnetSocket> MultiplayerPeer<S> {
         }
         Ok(self.host.wait(timeout)?)
     }
+}
 
-    /// Hands one ENet event to the framing core, with the socket's failure cause.
-    fn feed(&mut self, event: enet_proto::Event) {
-        if let enet_proto::Event::Disconnect { peer, .. } = &event {
-            if let Some(failure) = self.host.take_failure(*peer) {
-                self.core.set_failure_cause(*peer, failure.cause.into());
+/// The methods [`MultiplayerPeer`] and `TokioMultiplayerPeer` share word for word, and their
+/// `Drop`: everything but servicing (`poll`, `service`, `wait`, taking events), which blocks in
+/// one and is async in the other. `$peer` is the peer type, `$host` its ENet driver
+/// ([`EnetHost`] or `TokioEnetHost`); both drivers have the same synchronous methods used here
+/// (`with_socket`, `host`, `host_mut`, `flush`, `local_addr`, `take_failure`,
+/// `release_peer_address`). Names resolve where the macro is used, so both modules import them.
+macro_rules! shared_peer_methods {
+    ($peer:ident, $host:ident) => {
+        impl<S: EnetSocket> $peer<S> {
+            fn start(
+                socket: S,
+                config: HostConfig,
+                mut core: MultiplayerCore,
+                common: &Common,
+                server: Option<SocketAddr>,
+            ) -> Result<Self, MultiplayerError> {
+                let mut host = $host::with_socket(socket, config)?;
+                let now = Instant::now();
+                core.set_refuse_new_connections(host.host_mut(), common.refuse_new_connections);
+                if let Some(server) = server {
+                    // A client accepts no connection of its own.
+                    host.host_mut().set_refuse_new_connections(true);
+                    let peer = core.connect(host.host_mut(), now, server)?;
+                    if let Some((limit, minimum, maximum)) = common.timeouts {
+                        host.host_mut()
+                            .set_peer_timeout(peer, limit, minimum, maximum)?;
+                    }
+                    host.flush()?;
+                }
+                Ok(Self {
+                    host,
+                    core,
+                    compression: common.compression,
+                })
+            }
+
+            /// Hands one ENet event to the framing core, with the socket's failure cause.
+            fn feed(&mut self, event: enet_proto::Event) {
+                if let enet_proto::Event::Disconnect { peer, .. } = &event {
+                    if let Some(failure) = self.host.take_failure(*peer) {
+                        self.core.set_failure_cause(*peer, failure.cause.into());
+                    }
+                }
+                self.core.handle_event(self.host.host_mut(), event);
+                if self.core.has_released() {
+                    // A refused connection was reset: its reset goes out, then the session ends.
+                    let _ = self.host.flush();
+                    self.release();
+                }
+            }
+
+            /// Releases the socket state (DTLS sessions) of the peers the core dropped.
+            fn release(&mut self) {
+                while let Some((peer, address)) = self.core.poll_released() {
+                    self.host.release_peer_address(peer, address);
+                }
+            }
+
+            /// Godot's `put_packet`: sends `data` to the [target peer](Self::set_target_peer) with
+            /// the configured transfer mode and channel, and flushes.
+            pub fn put_packet(&mut self, data: &[u8]) -> Result<(), MultiplayerError> {
+                self.core.put_packet(self.host.host_mut(), data)?;
+                self.host.flush()?;
+                Ok(())
+            }
+
+            /// Sends `data` to `target` in `mode`, on `channel` (`None`: the mode's channel), and
+            /// flushes. A client's packets go to the server, which relays them.
+            ///
+            /// # Errors
+            /// Not connected, an unknown target, a reserved or out-of-range channel, a packet the
+            /// ENet host refuses, or a broken socket.
+            pub fn send(
+                &mut self,
+                target: Target,
+                mode: TransferMode,
+                channel: Option<u8>,
+                data: &[u8],
+            ) -> Result<(), MultiplayerError> {
+                self.core
+                    .send(self.host.host_mut(), target, mode, channel, data)?;
+                self.host.flush()?;
+                Ok(())
+            }
+
+            /// Sets the target of [`put_packet`](Self::put_packet) (Godot's `set_target_peer`).
+            pub fn set_target_peer(&mut self, target: Target) {
+                let mut config = self.core.config().clone();
+                config.target = target;
+                self.set_framing(config);
+            }
+
+            /// Sets the transfer mode of [`put_packet`](Self::put_packet).
+            pub fn set_transfer_mode(&mut self, mode: TransferMode) {
+                let mut config = self.core.config().clone();
+                config.transfer_mode = mode;
+                self.set_framing(config);
+            }
+
+            /// Sets the channel of [`put_packet`](Self::put_packet) (`None`: the mode's).
+            ///
+            /// # Errors
+            /// Channel 0 (reserved) or a channel not below the channel count.
+            pub fn set_transfer_channel(
+                &mut self,
+                channel: Option<u8>,
+            ) -> Result<(), MultiplayerError> {
+                let mut config = self.core.config().clone();
+                config.transfer_channel = channel;
+                self.core.set_config(config)
+            }
+
+            /// Sends [`TransferMode::Unreliable`] sequenced (Godot's `always_ordered`).
+            pub fn set_always_ordered(&mut self, on: bool) {
+                let mut config = self.core.config().clone();
+                config.always_ordered = on;
+                self.set_framing(config);
+            }
+
+            fn set_framing(&mut self, config: FramingConfig) {
+                // Only fields that are always valid change here.
+                let _ = self.core.set_config(config);
+            }
+
+            /// Refuses (or accepts again) new connections at the ENet level: CONNECTs are dropped
+            /// before a peer slot is taken, so the clients time out (`connection_failed`). With
+            /// `use_dtls` new clients are turned away one step earlier, like Godot's: their DTLS
+            /// ClientHellos get no answer, so the server does no handshake work for them
+            /// ([`EnetSocket::set_accepting_new_peers`]); connected clients are not affected.
+            pub fn set_refuse_new_connections(&mut self, refuse: bool) {
+                self.core
+                    .set_refuse_new_connections(self.host.host_mut(), refuse);
+            }
+
+            /// Whether new connections are refused.
+            pub fn is_refusing_new_connections(&self) -> bool {
+                self.core.is_refusing_new_connections()
+            }
+
+            /// The framing settings (transfer mode, channels, target, relay).
+            pub fn config(&self) -> &FramingConfig {
+                self.core.config()
+            }
+
+            /// The compression mode.
+            pub fn compression(&self) -> CompressionMode {
+                self.compression
+            }
+
+            /// This peer's id (Godot's `get_unique_id`: 1 on the server).
+            pub fn unique_id(&self) -> u32 {
+                self.core.unique_id()
+            }
+
+            /// Is this the server?
+            pub fn is_server(&self) -> bool {
+                self.core.is_server()
+            }
+
+            /// Godot's `get_connection_status`.
+            pub fn connection_status(&self) -> ConnectionStatus {
+                self.core.connection_status()
+            }
+
+            /// The ids of the known peers, in order.
+            pub fn peer_ids(&self) -> Vec<u32> {
+                self.core.peer_ids().collect()
+            }
+
+            /// The address of peer `id` (Godot's `get_peer_address` and `get_peer_port`; a client
+            /// only knows the server's, id 1).
+            pub fn peer_address(&self, id: u32) -> Result<SocketAddr, MultiplayerError> {
+                self.core.peer_address(self.host.host(), id)
+            }
+
+            /// ENet's statistics of peer `id`: round-trip time, packet loss, bytes and datagrams.
+            pub fn peer_stats(&self, id: u32) -> Result<PeerStats, MultiplayerError> {
+                self.core.peer_stats(self.host.host(), id)
+            }
+
+            /// Godot's `set_peer_timeout` (see [`MultiplayerCore::set_peer_timeout`]).
+            pub fn set_peer_timeout(
+                &mut self,
+                id: u32,
+                limit: u32,
+                minimum: Duration,
+                maximum: Duration,
+            ) -> Result<(), MultiplayerError> {
+                self.core
+                    .set_peer_timeout(self.host.host_mut(), id, limit, minimum, maximum)
+            }
+
+            /// Server: disconnects client `id`, at once (`now`: Godot's `disconnect_peer(id, true)`,
+            /// the event is queued immediately) or after the packets already queued to it.
+            pub fn disconnect_peer(&mut self, id: u32, now: bool) -> Result<(), MultiplayerError> {
+                self.core
+                    .disconnect_peer(self.host.host_mut(), Instant::now(), id, now)?;
+                self.host.flush()?;
+                self.release();
+                Ok(())
+            }
+
+            /// Closes every connection (one DISCONNECT to each peer, sent now), like Godot's
+            /// `close_connection`. Dropping the peer does the same.
+            pub fn close(&mut self) -> Result<(), MultiplayerError> {
+                self.core.close(self.host.host_mut(), Instant::now());
+                self.host.flush()?;
+                self.release();
+                Ok(())
+            }
+
+            /// The local address of the socket (Godot's `get_local_port` is its port).
+            pub fn local_addr(&self) -> Result<SocketAddr, MultiplayerError> {
+                Ok(self.host.local_addr()?)
+            }
+
+            /// What the framing layer dropped or relayed.
+            pub fn framing_stats(&self) -> FramingStats {
+                self.core.stats()
+            }
+
+            /// The framing state machine.
+            pub fn core(&self) -> &MultiplayerCore {
+                &self.core
+            }
+
+            /// The ENet host (statistics, throttling, the socket).
+            pub fn enet(&self) -> &$host<S> {
+                &self.host
             }
         }
-        self.core.handle_event(self.host.host_mut(), event);
-        if self.core.has_released() {
-            // A refused connection was reset: its reset goes out, then the session ends.
-            let _ = self.host.flush();
-            self.release();
+
+        impl<S: EnetSocket> Drop for $peer<S> {
+            fn drop(&mut self) {
+                if self.core.connection_status() != ConnectionStatus::Disconnected {
+                    let _ = self.close();
+                }
+            }
         }
-    }
-
-    /// Releases the socket state (DTLS sessions) of the peers the core dropped.
-    fn release(&mut self) {
-        while let Some((peer, address)) = self.core.poll_released() {
-            self.host.release_peer_address(peer, address);
-        }
-    }
-
-    /// Godot's `put_packet`: sends `data` to the [target peer](Self::set_target_peer) with
-    /// the configured transfer mode and channel, and flushes.
-    pub fn put_packet(&mut self, data: &[u8]) -> Result<(), MultiplayerError> {
-        self.core.put_packet(self.host.host_mut(), data)?;
-        self.host.flush()?;
-        Ok(())
-    }
-
-    /// Sends `data` to `target` in `mode`, on `channel` (`None`: the mode's channel), and
-    /// flushes. A client's packets go to the server, which relays them.
-    ///
-    /// # Errors
-    /// Not connected, an unknown target, a reserved or out-of-range channel, a packet the
-    /// ENet host refuses, or a broken socket.
-    pub fn send(
-        &mut self,
-        target: Target,
-        mode: TransferMode,
-        channel: Option<u8>,
-        data: &[u8],
-    ) -> Result<(), MultiplayerError> {
-        self.core
-            .send(self.host.host_mut(), target, mode, channel, data)?;
-        self.host.flush()?;
-        Ok(())
-    }
-
-    /// Sets the target of [`put_packet`](Self::put_packet) (Godot's `set_target_peer`).
-    pub fn set_target_peer(&mut self, target: Target) {
-        let mut config = self.core.config().clone();
-        config.target = target;
-        self.set_framing(config);
-    }
-
-    /// Sets the transfer mode of [`put_packet`](Self::put_packet).
-    pub fn set_transfer_mode(&mut self, mode: TransferMode) {
-        let mut config = self.core.config().clone();
-        config.transfer_mode = mode;
-        self.set_framing(config);
-    }
-
-    /// Sets the channel of [`put_packet`](Self::put_packet) (`None`: the mode's).
-    ///
-    /// # Errors
-    /// Channel 0 (reserved) or a channel not below the channel count.
-    pub fn set_transfer_channel(&mut self, channel: Option<u8>) -> Result<(), MultiplayerError> {
-        let mut config = self.core.config().clone();
-        config.transfer_channel = channel;
-        self.core.set_config(config)
-    }
-
-    /// Sends [`TransferMode::Unreliable`] sequenced (Godot's `always_ordered`).
-    pub fn set_always_ordered(&mut self, on: bool) {
-        let mut config = self.core.config().clone();
-        config.always_ordered = on;
-        self.set_framing(config);
-    }
-
-    fn set_framing(&mut self, config: FramingConfig) {
-        // Only fields that are always valid change here.
-        let _ = self.core.set_config(config);
-    }
-
-    /// Refuses (or accepts again) new connections at the ENet level: CONNECTs are dropped
-    /// before a peer slot is taken, so the clients time out (`connection_failed`). With
-    /// `use_dtls` new clients are turned away one step earlier, like Godot's: their DTLS
-    /// ClientHellos get no answer, so the server does no handshake work for them
-    /// ([`EnetSocket::set_accepting_new_peers`]); connected clients are not affected.
-    pub fn set_refuse_new_connections(&mut self, refuse: bool) {
-        self.core
-            .set_refuse_new_connections(self.host.host_mut(), refuse);
-    }
-
-    /// Whether new connections are refused.
-    pub fn is_refusing_new_connections(&self) -> bool {
-        self.core.is_refusing_new_connections()
-    }
-
-    /// The framing settings (transfer mode, channels, target, relay).
-    pub fn config(&self) -> &FramingConfig {
-        self.core.config()
-    }
-
-    /// The compression mode.
-    pub fn compression(&self) -> CompressionMode {
-        self.compression
-    }
-
-    /// This peer's id (Godot's `get_unique_id`: 1 on the server).
-    pub fn unique_id(&self) -> u32 {
-        self.core.unique_id()
-    }
-
-    /// Is this the server?
-    pub fn is_server(&self) -> bool {
-        self.core.is_server()
-    }
-
-    /// Godot's `get_connection_status`.
-    pub fn connection_status(&self) -> ConnectionStatus {
-        self.core.connection_status()
-    }
-
-    /// The ids of the known peers, in order.
-    pub fn peer_ids(&self) -> Vec<u32> {
-        self.core.peer_ids().collect()
-    }
-
-    /// The address of peer `id` (Godot's `get_peer_address` and `get_peer_port`; a client
-    /// only knows the server's, id 1).
-    pub fn peer_address(&self, id: u32) -> Result<SocketAddr, MultiplayerError> {
-        self.core.peer_address(self.host.host(), id)
-    }
-
-    /// ENet's statistics of peer `id`: round-trip time, packet loss, bytes and datagrams.
-    pub fn peer_stats(&self, id: u32) -> Result<PeerStats, MultiplayerError> {
-        self.core.peer_stats(self.host.host(), id)
-    }
-
-    /// Godot's `set_peer_timeout` (see [`MultiplayerCore::set_peer_timeout`]).
-    pub fn set_peer_timeout(
-        &mut self,
-        id: u32,
-        limit: u32,
-        minimum: Duration,
-        maximum: Duration,
-    ) -> Result<(), MultiplayerError> {
-        self.core
-            .set_peer_timeout(self.host.host_mut(), id, limit, minimum, maximum)
-    }
-
-    /// Server: disconnects client `id`, at once (`now`: Godot's `disconnect_peer(id, true)`,
-    /// the event is queued immediately) or after the packets already queued to it.
-    pub fn disconnect_peer(&mut self, id: u32, now: bool) -> Result<(), MultiplayerError> {
-        self.core
-            .disconnect_peer(self.host.host_mut(), Instant::now(), id, now)?;
-        self.host.flush()?;
-        self.release();
-        Ok(())
-    }
-
-    /// Closes every connection (one DISCONNECT to each peer, sent now), like Godot's
-    /// `close_connection`. Dropping the peer does the same.
-    pub fn close(&mut self) -> Result<(), MultiplayerError> {
-        self.core.close(self.host.host_mut(), Instant::now());
-        self.host.flush()?;
-        self.release();
-        Ok(())
-    }
-
-    /// The local address of the socket (Godot's `get_local_port` is its port).
-    pub fn local_addr(&self) -> Result<SocketAddr, MultiplayerError> {
-        Ok(self.host.local_addr()?)
-    }
-
-    /// What the framing layer dropped or relayed.
-    pub fn framing_stats(&self) -> FramingStats {
-        self.core.stats()
-    }
-
-    /// The framing state machine.
-    pub fn core(&self) -> &MultiplayerCore {
-        &self.core
-    }
-
-    /// The ENet host (statistics, throttling, the socket).
-    pub fn enet(&self) -> &EnetHost<S> {
-        &self.host
-    }
+    };
 }
+#[cfg(feature = "tokio")]
+pub(crate) use shared_peer_methods;
 
-impl<S: EnetSocket> Drop for MultiplayerPeer<S> {
-    fn drop(&mut self) {
-        if self.core.connection_status() != ConnectionStatus::Disconnected {
-            let _ = self.close();
-        }
-    }
-}
+shared_peer_methods!(MultiplayerPeer, EnetHost);
