@@ -55,6 +55,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// DTLS content types (RFC 6347).
 const CT_CHANGE_CIPHER_SPEC: u8 = 20;
+const CT_ALERT: u8 = 21;
 const CT_HANDSHAKE: u8 = 22;
 const CT_APPLICATION_DATA: u8 = 23;
 
@@ -182,6 +183,10 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         dtls.cipher.unwrap_or("(unknown: the session was gone)")
     );
     println!(
+        "DTLS records on the wire (whole run): {}",
+        record_census(&dtls.wire)
+    );
+    println!(
         "note: over DTLS, ENet's CONNECT goes out again once the handshake is done (ENet retries \
          it on its own timer, as Godot's DTLS-enabled ENet does), so connecting takes longer \
          than the handshake itself."
@@ -267,6 +272,27 @@ fn first_call(run: &Run, plain: bool) -> &[u8] {
     found
         .or_else(|| sent.clone().next())
         .map_or(&[][..], |d| d.data.as_slice())
+}
+
+/// How many DTLS records of each content type the datagrams hold, as one line.
+fn record_census(wire: &[CapturedDatagram]) -> String {
+    let (mut handshake, mut ccs, mut data, mut alert, mut other) = (0, 0, 0, 0, 0);
+    for t in wire.iter().flat_map(|d| record_types(&d.data)) {
+        match t {
+            CT_HANDSHAKE => handshake += 1,
+            CT_CHANGE_CIPHER_SPEC => ccs += 1,
+            CT_APPLICATION_DATA => data += 1,
+            CT_ALERT => alert += 1,
+            _ => other += 1,
+        }
+    }
+    let mut line = format!(
+        "handshake {handshake}, change_cipher_spec {ccs}, application_data {data}, alert {alert}"
+    );
+    if other > 0 {
+        line.push_str(&format!(", other {other}"));
+    }
+    line
 }
 
 /// Content types of the DTLS records in one datagram (stops at a malformed header).
@@ -542,5 +568,29 @@ mod tests {
             vec![23]
         );
         assert!(record_types(&[1, 2, 3]).is_empty());
+    }
+
+    #[test]
+    fn record_census_counts_each_content_type() {
+        let datagram = |data: Vec<u8>| CapturedDatagram {
+            time: std::time::SystemTime::UNIX_EPOCH,
+            direction: Direction::Sent,
+            local: "127.0.0.1:1".parse().unwrap(),
+            remote: "127.0.0.1:2".parse().unwrap(),
+            data,
+        };
+        let record = |t: u8| vec![t, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 9];
+        let mut two = record(CT_HANDSHAKE);
+        two.extend(record(CT_CHANGE_CIPHER_SPEC));
+        let wire = [
+            datagram(two),
+            datagram(record(CT_APPLICATION_DATA)),
+            datagram(record(CT_ALERT)),
+            datagram(record(CT_APPLICATION_DATA)),
+        ];
+        assert_eq!(
+            record_census(&wire),
+            "handshake 1, change_cipher_spec 1, application_data 2, alert 1"
+        );
     }
 }

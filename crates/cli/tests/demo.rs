@@ -94,6 +94,24 @@ fn demo_shows_plaintext_vs_ciphertext_and_writes_a_pcap() {
     // At least a record header plus an AEAD tag; less than one ENet MTU.
     assert!((13.0 + 16.0..1400.0).contains(&overhead), "{overhead}");
 
+    // Every datagram of the DTLS run is a DTLS record, and the session ends with an alert
+    // (close_notify).
+    let census = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DTLS records on the wire (whole run): "))
+        .unwrap_or_else(|| panic!("no record census in {stdout}"));
+    assert!(!census.contains("other"), "{census}");
+    let count_of = |what: &str| -> u32 {
+        census
+            .split(", ")
+            .find_map(|p| p.strip_prefix(what))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{what} in {census}"))
+    };
+    assert!(count_of("handshake ") >= 6, "{census}");
+    assert!(count_of("application_data ") > 0, "{census}");
+    assert!(count_of("alert ") >= 1, "{census}");
+
     // The pcap.
     assert!(pcap.is_file());
     let count: usize = stdout

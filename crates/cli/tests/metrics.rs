@@ -228,3 +228,45 @@ fn dtls_room_metrics_count_handshakes_cookies_and_failures() {
         .sum();
     assert!(failed >= 1.0, "{m:?}");
 }
+
+/// A full DTLS room (`--max-clients 1`) answers a newcomer nothing: its join fails and the
+/// server did no handshake for it (one completed handshake in all, the member's).
+#[test]
+fn full_dtls_room_does_no_handshake_for_a_newcomer() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new(bin())
+        .arg("keygen")
+        .arg("--out")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let key = dir.path().join("key.pem");
+    let cert = dir.path().join("cert.pem");
+    let (_server, game, http) = start(&[
+        "--dtls",
+        "--key",
+        key.to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--max-clients",
+        "1",
+    ]);
+    let ca = cert.to_str().unwrap();
+    let (mut a, id) = client(&game, &["--dtls", "--ca", ca, "--hostname", "localhost"]);
+    writeln!(a.child.stdin.as_mut().unwrap(), "still here").unwrap();
+    a.expect_line(&format!("{id}: still here"), WAIT);
+    let out = Command::new(bin())
+        .args(["connect", "--connect", &game, "--dtls", "--ca", ca])
+        .args(["--hostname", "localhost", "--timeout", "3"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let m = parse(&scrape(&http).2);
+    assert_eq!(get(&m, "enet_dtls_peers_connected"), 1.0);
+    assert_eq!(get(&m, "enet_dtls_dtls_handshakes_completed_total"), 1.0);
+    // The member still chats.
+    writeln!(a.child.stdin.as_mut().unwrap(), "after").unwrap();
+    a.expect_line(&format!("{id}: after"), WAIT);
+}
