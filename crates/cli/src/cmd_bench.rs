@@ -9,10 +9,10 @@
 //! | `handshake` | full DTLS handshakes per second with RSA-2048 and P-256 certificates, and the server thread's CPU per handshake, next to `openssl speed -seconds 1 rsa2048 ecdsap256` sign rates | OpenSSL's signing rate |
 //! | `peers` | `--peers` idle peers (one C ENet client host) on our `enet-echo` and on C ENet's echo host, both sized 4,095: resident memory per peer, the server's idle CPU (from `/proc/PID/stat`), time to connect them all | C ENet |
 //! | `netsim` | datagrams per second through the `netsim` relay (no impairment) vs raw UDP without it | raw UDP |
-//! | `rpc` | RPCs per second through `serve` vs Godot 3.2.3's server: a hook, not wired yet | Godot |
 //!
-//! Hook: the RPC row is reported as skipped (`HOOK: ...`), so that the table and the JSON
-//! already have its place; whoever brings `serve` wires it there ([`RPC_HOOK`]).
+//! RPCs per second next to Godot 3.2.3's own server are measured by `scripts/bench` step 3 (the
+//! `rpc_bench` example of the enet-dtls crate: our server and Godot's each run in their own
+//! process and are driven by the same Rust clients), not here.
 //!
 //! The C anchor runs only when its binary is named by `--c-anchor` or `ENET_DTLS_C_ANCHOR`
 //! (scripts/bench builds it); otherwise its rows say why they were skipped.
@@ -62,11 +62,6 @@ const LOSS_WAIT: Duration = Duration::from_millis(200);
 /// How often server threads look at their stop flag while idle.
 const SERVER_TICK: Duration = Duration::from_millis(50);
 
-/// Why the RPC row is empty. HOOK(serve): drive `enet-dtls serve` and a Godot 3.2.3 server
-/// with the same RPC client and report RPCs per second for both.
-const RPC_HOOK: &str = "HOOK: RPCs/s through `serve` vs Godot 3.2.3 needs serve/MultiplayerAPI \
-     (helpers mp, rpc, app); the lead wires it";
-
 /// The parts of the bench (`--parts`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Part {
@@ -80,17 +75,14 @@ pub(crate) enum Part {
     Peers,
     /// Datagrams per second through the netsim relay.
     Netsim,
-    /// RPCs per second (a hook).
-    Rpc,
 }
 
-const ALL_PARTS: [Part; 6] = [
+const ALL_PARTS: [Part; 5] = [
     Part::Small,
     Part::Transfer,
     Part::Handshake,
     Part::Peers,
     Part::Netsim,
-    Part::Rpc,
 ];
 
 /// Arguments of `bench`.
@@ -341,7 +333,6 @@ struct Report {
     rounds: u32,
     quick: bool,
     machine: Machine,
-    parts: Vec<Part>,
     small: Vec<(&'static str, Outcome<Measure>)>,
     transfer: Vec<(&'static str, Outcome<f64>)>,
     handshakes: Vec<(&'static str, Outcome<scale::Handshakes>)>,
@@ -572,7 +563,6 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         rounds,
         quick: q,
         machine,
-        parts,
         small,
         transfer,
         handshakes,
@@ -753,9 +743,6 @@ impl Report {
         if let Some(o) = &self.netsim {
             s += &scale::relay_table(o, find(&self.small, "raw-udp"));
         }
-        if self.parts.contains(&Part::Rpc) {
-            let _ = writeln!(s, "\n== RPCs per second\nrpc        skipped: {RPC_HOOK}");
-        }
         s
     }
 
@@ -840,9 +827,6 @@ impl Report {
         }
         if let Some(o) = &self.netsim {
             top["netsim"] = scale::relay_json(o, find(&self.small, "raw-udp"));
-        }
-        if self.parts.contains(&Part::Rpc) {
-            top["rpc"] = skipped(RPC_HOOK);
         }
         top
     }
@@ -1401,7 +1385,6 @@ mod tests {
                 cpu_model: "test".into(),
                 loadavg: "0 0 0".into(),
             },
-            parts: vec![Part::Small, Part::Transfer, Part::Rpc],
             small: vec![
                 ("raw-udp", m(400.0, 10.0)),
                 ("enet", m(100.0, 40.0)),
@@ -1433,7 +1416,7 @@ mod tests {
         );
         assert_eq!(json["ratios"]["dtls/raw-udp"]["msgs_per_s"], json!(0.5));
         assert_eq!(json["transfer"]["ratios"]["enet/c-enet"], json!(1.5));
-        assert!(json["rpc"]["skipped"].as_str().unwrap().contains("HOOK"));
+        assert!(json.get("rpc").is_none());
         let table = r.table();
         assert!(
             table.contains("transfer enet / c-enet MB/s: 1.500"),

@@ -300,7 +300,8 @@ fn quick_runs_every_part_and_writes_json_and_svg() {
         &v["netsim"]["cpu_ns_per_datagram"],
         "netsim CPU per datagram",
     );
-    assert!(v["rpc"]["skipped"].as_str().unwrap().contains("HOOK"));
+    // The RPC comparison with Godot is scripts/bench step 3 (rpc_bench), not a part of this command.
+    assert!(v.get("rpc").is_none(), "{v}");
 
     let svg = std::fs::read_to_string(&svg).expect("--plot wrote the SVG");
     assert!(svg.starts_with("<svg"), "an SVG document");
