@@ -286,9 +286,9 @@ impl<St, S: EnetSocket> RpcPeer<St, S> {
         if self.peer.core().pending_events() == 0 {
             return Ok(());
         }
-        self.peer.enet().defer_flushes(true);
+        self.peer.enet_mut().defer_flushes(true);
         let fed = self.feed_queued();
-        self.peer.enet().defer_flushes(false);
+        self.peer.enet_mut().defer_flushes(false);
         fed?;
         // Sends the deferred packets; what arrived meanwhile waits for the next poll (`wait`
         // returns at once while the peer holds events).

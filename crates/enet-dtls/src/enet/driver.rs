@@ -40,9 +40,8 @@ pub(crate) struct Core {
     /// What the socket was last told by [`EnetSocket::set_accepting_new_peers`] (`None`:
     /// nothing yet).
     accepting: Option<bool>,
-    /// Set by `defer_flushes`: explicit `flush` calls send nothing meanwhile (an atomic so that
-    /// it can be set through a shared reference, e.g. `MultiplayerPeer::enet`).
-    pub(crate) defer_flush: std::sync::atomic::AtomicBool,
+    /// Set by `defer_flushes`: explicit `flush` calls send nothing meanwhile.
+    pub(crate) defer_flush: bool,
 }
 
 impl Core {
@@ -67,7 +66,7 @@ impl Core {
             events: VecDeque::new(),
             failures: VecDeque::new(),
             accepting: None,
-            defer_flush: std::sync::atomic::AtomicBool::new(false),
+            defer_flush: false,
         })
     }
 
@@ -386,21 +385,15 @@ macro_rules! forward_host_methods {
         /// (by `send`, `broadcast` or a layer above, such as the multiplayer peer, which flushes
         /// after every packet) stay queued and leave packed together at the next `service`,
         /// `poll` or `flush` after it is turned off. An RPC server answering a batch of calls uses
-        /// it to send one datagram per client for the batch instead of one per answer. Takes
-        /// `&self` so that it can be set through a shared reference. Off by default.
-        pub fn defer_flushes(&self, on: bool) {
-            self.core
-                .defer_flush
-                .store(on, std::sync::atomic::Ordering::Relaxed);
+        /// it to send one datagram per client for the batch instead of one per answer. Off by
+        /// default.
+        pub fn defer_flushes(&mut self, on: bool) {
+            self.core.defer_flush = on;
         }
 
         /// Sends everything that is queued now, without receiving (`enet_host_flush`).
         pub fn flush(&mut self) -> io::Result<()> {
-            if self
-                .core
-                .defer_flush
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
+            if self.core.defer_flush {
                 return Ok(());
             }
             let now = Instant::now();

@@ -556,6 +556,11 @@ impl MultiplayerPeer {
 }
 
 impl<S: EnetSocket> MultiplayerPeer<S> {
+    /// The ENet host, mutably, for drivers in this crate (the RPC driver defers its flushes).
+    pub(crate) fn enet_mut(&mut self) -> &mut EnetHost<S> {
+        &mut self.host
+    }
+
     /// Services the connection like Godot's `poll()`: sends what is queued, receives every
     /// datagram that is ready, runs ENet's timers and turns ENet's events into
     /// [`MultiplayerEvent`]s (take them with [`next_event`](Self::next_event)). Never blocks.
