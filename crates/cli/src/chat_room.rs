@@ -117,13 +117,28 @@ impl<S: RoomSocket> Room<S> {
     pub(crate) fn step(&mut self, timeout: Duration) -> Result<Vec<RoomEvent>, MultiplayerError> {
         let mut out = Vec::new();
         if let Some(event) = self.peer.service(timeout)? {
-            self.handle(event, &mut out)?;
-            while let Some(event) = self.peer.next_event() {
-                self.handle(event, &mut out)?;
-            }
+            // The relays of one batch of messages leave together (one datagram per client
+            // where they fit) rather than one flush per receive_message.
+            self.peer.defer_flushes(true)?;
+            let handled = self.handle_batch(event, &mut out);
+            self.peer.defer_flushes(false)?;
+            handled?;
         }
         self.update_metrics();
         Ok(out)
+    }
+
+    /// Handles `first` and every other event that is already queued.
+    fn handle_batch(
+        &mut self,
+        first: ApiEvent,
+        out: &mut Vec<RoomEvent>,
+    ) -> Result<(), MultiplayerError> {
+        self.handle(first, out)?;
+        while let Some(event) = self.peer.next_event() {
+            self.handle(event, out)?;
+        }
+        Ok(())
     }
 
     fn handle(

@@ -2,7 +2,8 @@
 //! Godot 3.2 clients can join (node `Chat`; `send_message(text)` to the server,
 //! `receive_message(sender_id, text)` to every client).
 //!
-//! `serve` prints, one line per event, flushed at once:
+//! `serve` prints one line per event, the lines of the events handled together flushed at once
+//! (one write):
 //!
 //! * `LISTENING <addr:port>` first (the real port when given port 0);
 //! * `METRICS <addr:port>` next, only with `--metrics`;
@@ -133,14 +134,27 @@ fn say(line: std::fmt::Arguments<'_>) {
     let _ = out.flush();
 }
 
-/// Prints the `serve` line of a room event.
-pub(crate) fn print_room_event(event: &RoomEvent) {
-    match event {
-        RoomEvent::Join(id, Some(addr)) => say(format_args!("JOIN {id} {addr}")),
-        RoomEvent::Join(id, None) => say(format_args!("JOIN {id} ?")),
-        RoomEvent::Leave(id) => say(format_args!("LEAVE {id}")),
-        RoomEvent::Message(id, text) => say(format_args!("MSG {id}: {}", printable(text))),
-        RoomEvent::Refused(id, why) => eprintln!("message from {id} not relayed: {why}"),
+/// Prints the `serve` lines of room events: one write and one flush for all of them (a busy
+/// room handles many messages per step; a write per line would cost a system call each).
+pub(crate) fn print_room_events(events: &[RoomEvent]) {
+    use std::fmt::Write as _;
+    let mut lines = String::new();
+    for event in events {
+        let _ = match event {
+            RoomEvent::Join(id, Some(addr)) => writeln!(lines, "JOIN {id} {addr}"),
+            RoomEvent::Join(id, None) => writeln!(lines, "JOIN {id} ?"),
+            RoomEvent::Leave(id) => writeln!(lines, "LEAVE {id}"),
+            RoomEvent::Message(id, text) => writeln!(lines, "MSG {id}: {}", printable(text)),
+            RoomEvent::Refused(id, why) => {
+                eprintln!("message from {id} not relayed: {why}");
+                Ok(())
+            }
+        };
+    }
+    if !lines.is_empty() {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(lines.as_bytes());
+        let _ = out.flush();
     }
 }
 
@@ -209,13 +223,9 @@ fn serve_room<S: RoomSocket>(
         say(format_args!("METRICS {}", h.local_addr()));
     }
     while !shutdown.requested() {
-        for event in room.step(shutdown::POLL_INTERVAL)? {
-            print_room_event(&event);
-        }
+        print_room_events(&room.step(shutdown::POLL_INTERVAL)?);
     }
-    for event in room.shutdown(shutdown::GRACE) {
-        print_room_event(&event);
-    }
+    print_room_events(&room.shutdown(shutdown::GRACE));
     say(format_args!("SHUTDOWN"));
     drop(http);
     Ok(ExitCode::SUCCESS)

@@ -295,6 +295,23 @@ impl<St, S: EnetSocket> RpcPeer<St, S> {
         self.peer.poll()
     }
 
+    /// Defers the peer's flushes while `on`, for an application that answers the events of
+    /// one [`poll`](Self::poll) itself (with [`register_event`](MultiplayerApi::register_event)
+    /// methods): the calls it makes meanwhile stay queued, and turning it off sends them
+    /// together, packed into one datagram per client where they fit, as `poll` does for the
+    /// answers of handlers. Each API packet is unchanged and ENet keeps their order.
+    ///
+    /// # Errors
+    /// A broken socket (when turning it off sends the queued packets).
+    pub fn defer_flushes(&mut self, on: bool) -> Result<(), MultiplayerError> {
+        let host = self.peer.enet_mut();
+        host.defer_flushes(on);
+        if !on {
+            host.flush()?;
+        }
+        Ok(())
+    }
+
     /// Hands every queued peer event to the API and queues the API's packets.
     fn feed_queued(&mut self) -> Result<(), MultiplayerError> {
         while let Some(event) = self.peer.next_event() {

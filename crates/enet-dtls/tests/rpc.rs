@@ -433,3 +433,38 @@ fn garbage_from_a_peer_is_refused_and_the_room_goes_on() {
     assert_eq!(stats.refused, refused);
     assert!(refused > 150, "{stats:?}");
 }
+
+/// `RpcPeer::defer_flushes`: the calls an application makes while flushes are deferred stay
+/// queued, and leave together (one datagram to the client) when it turns them back on, in
+/// their order.
+#[test]
+fn deferred_flushes_send_the_calls_together_in_order() {
+    let mut server = RpcPeer::new(server_builder(None).create().unwrap(), server_api());
+    let port = server.peer().local_addr().unwrap().port();
+    let mut a = RpcPeer::new(client_builder(port, None).create().unwrap(), client_api());
+    let ida = a.unique_id();
+    let mut ev = vec![Vec::new(), Vec::new()];
+    run(&mut [&mut server, &mut a], &mut ev, |p, _| {
+        p[1].api().peers().count() == 1 && p[0].api().peers().count() == 1
+    });
+    let sent = |s: &RpcPeer<Chat>| s.peer().enet().host().stats().packets_sent;
+    let before = sent(&server);
+    server.defer_flushes(true).unwrap();
+    let lines: Vec<String> = (0..5).map(|i| format!("line {i}")).collect();
+    for line in &lines {
+        server
+            .rpc_id(ida, "Chat", "show", (line.as_str(),))
+            .unwrap();
+    }
+    assert_eq!(sent(&server), before, "nothing left while deferred");
+    server.defer_flushes(false).unwrap();
+    assert_eq!(
+        sent(&server),
+        before + 1,
+        "the five calls left in one datagram"
+    );
+    run(&mut [&mut server, &mut a], &mut ev, |p, _| {
+        p[1].api().state().lines.len() == lines.len()
+    });
+    assert_eq!(a.api().state().lines, lines);
+}
