@@ -1,5 +1,5 @@
 /*
- * enet_cpu: C ENet 1.3 programs for server_cpu.py (scripts/bench step 5: server CPU, memory and latency
+ * enet_cpu: C ENet 1.3 programs for server_cpu.py (scripts/bench step 4: server CPU, memory and latency
  * against C ENet).
  *
  * Built by server_cpu.py with `gcc -O2 enet_cpu.c -lenet`; never shipped. Separate processes, so

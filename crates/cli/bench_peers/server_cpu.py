@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Server CPU, memory and latency of `enet-dtls enet-echo` next to C ENet's echo host, and the
-DTLS record cost next to the cipher's own: run by scripts/bench (step 5), or alone:
+DTLS record cost next to the cipher's own: run by scripts/bench (step 4), or alone:
 
     crates/cli/bench_peers/server_cpu.py [--rounds N] [--quick] [--only echo,bulk,ping,idle,cipher]
                                          [--bin PATH] [--anchor PATH] [--out FILE]

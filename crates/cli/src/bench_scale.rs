@@ -208,7 +208,7 @@ fn thread_cpu_ns() -> Option<u64> {
 }
 
 /// utime + stime (clock ticks) from a `/proc/.../stat` line.
-fn proc_stat_ticks(stat: &str) -> Option<u64> {
+pub(super) fn proc_stat_ticks(stat: &str) -> Option<u64> {
     // The command name (field 2) may hold spaces: count fields after its closing ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -462,13 +462,13 @@ impl PeerLoad {
 }
 
 /// A child process killed (and reaped) on drop, with its stdout lines on a channel.
-struct Proc {
+pub(super) struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command) -> io::Result<Proc> {
+    pub(super) fn spawn(mut cmd: Command) -> io::Result<Proc> {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -490,7 +490,7 @@ impl Proc {
     }
 
     /// The first line starting with `prefix`, within `wait`.
-    fn line(&self, prefix: &str, wait: Duration) -> Option<String> {
+    pub(super) fn line(&self, prefix: &str, wait: Duration) -> Option<String> {
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -500,6 +500,11 @@ impl Proc {
                 Err(_) => return None,
             }
         }
+    }
+
+    /// The process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn rss_kib(&self) -> Option<f64> {

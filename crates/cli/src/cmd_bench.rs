@@ -9,10 +9,11 @@
 //! | `handshake` | full DTLS handshakes per second with RSA-2048 and P-256 certificates, and the server thread's CPU per handshake, next to `openssl speed -seconds 1 rsa2048 ecdsap256` sign rates | OpenSSL's signing rate |
 //! | `peers` | `--peers` idle peers (one C ENet client host) on our `enet-echo` and on C ENet's echo host, both sized 4,095: resident memory per peer, the server's idle CPU (from `/proc/PID/stat`), time to connect them all | C ENet |
 //! | `netsim` | datagrams per second through the `netsim` relay (no impairment) vs raw UDP without it | raw UDP |
+//! | `rpc` | Godot RPCs per second (the chat room: `send_message` to the server, `receive_message` to every client) through the real `enet-dtls serve` process, plain and `--dtls`, and through Godot 3.2.3's own server (`fixtures/godot/bench_chat_server.gd`), the same clients for both; the server process's CPU per call from `/proc` | Godot 3.2.3 |
 //!
-//! RPCs per second next to Godot 3.2.3's own server are measured by `scripts/bench` step 3 (the
-//! `rpc_bench` example of the enet-dtls crate: our server and Godot's each run in their own
-//! process and are driven by the same Rust clients), not here.
+//! The Godot row needs `godot3-server` in `$PATH` and the repository's Godot project
+//! (`--godot-project`, default `fixtures/godot` of the source tree this binary was built from):
+//! without them it is skipped with the reason, except with `CI=true`, where that is an error.
 //!
 //! The C anchor runs only when its binary is named by `--c-anchor` or `ENET_DTLS_C_ANCHOR`
 //! (scripts/bench builds it); otherwise its rows say why they were skipped.
@@ -26,6 +27,8 @@
 
 #[path = "bench_plot.rs"]
 mod plot;
+#[path = "bench_rpc.rs"]
+mod rpc;
 #[path = "bench_scale.rs"]
 mod scale;
 
@@ -75,14 +78,17 @@ pub(crate) enum Part {
     Peers,
     /// Datagrams per second through the netsim relay.
     Netsim,
+    /// Godot RPCs per second through `serve` and through Godot 3.2.3's server.
+    Rpc,
 }
 
-const ALL_PARTS: [Part; 5] = [
+const ALL_PARTS: [Part; 6] = [
     Part::Small,
     Part::Transfer,
     Part::Handshake,
     Part::Peers,
     Part::Netsim,
+    Part::Rpc,
 ];
 
 /// Arguments of `bench`.
@@ -131,6 +137,19 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=4095))]
     peers: Option<u64>,
+    /// Chat clients of the rpc part; each makes --messages calls (default 20000, --quick 2000)
+    /// of `send_message` per round.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=32))]
+    rpc_clients: u64,
+    /// Calls of one rpc client in flight (its own `receive_message` not back yet).
+    #[arg(long, value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    rpc_window: u64,
+    /// The Godot project holding `bench_chat_server.gd` for the rpc part's Godot row.
+    /// Default: `fixtures/godot` of the source tree this binary was built from.
+    #[arg(long, value_name = "DIR")]
+    godot_project: Option<PathBuf>,
     /// Small, fast runs of every part (well under a minute): for a smoke test, not for numbers.
     #[arg(long)]
     quick: bool,
@@ -339,6 +358,7 @@ struct Report {
     openssl: Option<Outcome<scale::OpensslSpeed>>,
     peers: Vec<(&'static str, Outcome<scale::PeerLoad>)>,
     netsim: Option<Outcome<scale::Relay>>,
+    rpc: Option<rpc::RpcReport>,
 }
 
 /// Runs `bench`.
@@ -385,6 +405,31 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             .into());
         }
     }
+    // The rpc part's Godot row: skipped with the reason when Godot cannot run, an error in CI.
+    let godot_project = args
+        .godot_project
+        .clone()
+        .unwrap_or_else(rpc::default_godot_project);
+    let godot = if has(Part::Rpc) {
+        match rpc::godot_ready(&godot_project) {
+            Ok(()) => Ok(()),
+            Err(why) if in_ci() => {
+                return Err(fail(
+                    "rpc",
+                    format!("{why} (CI=true: a missing anchor is a failure)"),
+                )
+                .into())
+            }
+            Err(why) => Err(why),
+        }
+    } else {
+        Ok(())
+    };
+    let rpc_load = rpc::RpcLoad {
+        clients: usize::try_from(args.rpc_clients)?,
+        calls: messages,
+        window: args.rpc_window,
+    };
     let machine = Machine::probe();
 
     // Progress: one step per workload and round.
@@ -393,7 +438,12 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         + if has(Part::Transfer) { 2 + c } else { 0 }
         + if has(Part::Handshake) { 2 } else { 0 }
         + if has(Part::Peers) { 1 + c } else { 0 }
-        + if has(Part::Netsim) { 1 } else { 0 };
+        + if has(Part::Netsim) { 1 } else { 0 }
+        + if has(Part::Rpc) {
+            2 + u64::from(godot.is_ok())
+        } else {
+            0
+        };
     let steps = per_round * u64::from(rounds) + u64::from(has(Part::Handshake));
     let bar = ProgressBar::new(steps);
     bar.set_style(
@@ -408,6 +458,12 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
     let mut hs: [Vec<scale::Handshakes>; 2] = Default::default();
     let mut peers: [Vec<scale::PeerLoad>; 2] = Default::default();
     let mut relay: Vec<scale::Relay> = Vec::new();
+    let mut rpcs: [Vec<rpc::RpcFigures>; 3] = Default::default();
+    let rpc_servers = [
+        rpc::RpcServer::Serve,
+        rpc::RpcServer::Godot,
+        rpc::RpcServer::ServeDtls,
+    ];
     let key_types = [("rsa2048", KeyType::Rsa(2048)), ("p256", KeyType::EcP256)];
     for round in 1..=rounds {
         bar.println(format!("bench: round {round}/{rounds}"));
@@ -475,6 +531,22 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             step("netsim relay");
             relay.push(scale::bench_relay(sizes.relay_messages, params)?);
             bar.inc(1);
+        }
+        if has(Part::Rpc) {
+            // Take turns, and alternate who goes first, round by round.
+            let mut order = vec![0usize, 1, 2];
+            if round % 2 == 0 {
+                order.reverse();
+            }
+            for i in order {
+                let server = rpc_servers[i];
+                if server == rpc::RpcServer::Godot && godot.is_err() {
+                    continue;
+                }
+                step(&format!("rpc: {}", server.name()));
+                rpcs[i].push(rpc::bench_rpc(server, rpc_load, &godot_project)?);
+                bar.inc(1);
+            }
         }
     }
     let openssl = if has(Part::Handshake) {
@@ -557,6 +629,24 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             .map_or_else(|| Outcome::Skipped("no round".into()), Outcome::Done)
     });
 
+    let rpc = has(Part::Rpc).then(|| rpc::RpcReport {
+        load: rpc_load,
+        rows: rpc_servers
+            .iter()
+            .zip(&rpcs)
+            .map(|(server, rounds)| {
+                let outcome = match (rpc::RpcFigures::median(rounds), &godot) {
+                    (Some(f), _) => Outcome::Done(f),
+                    (None, Err(why)) if *server == rpc::RpcServer::Godot => {
+                        Outcome::Skipped(why.clone())
+                    }
+                    (None, _) => Outcome::Skipped("no round".into()),
+                };
+                (server.name(), outcome)
+            })
+            .collect(),
+    });
+
     let report = Report {
         params,
         sizes,
@@ -569,6 +659,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         openssl,
         peers,
         netsim,
+        rpc,
     };
     let json = report.json().to_string();
     if let Some(path) = &args.json_out {
@@ -743,6 +834,9 @@ impl Report {
         if let Some(o) = &self.netsim {
             s += &scale::relay_table(o, find(&self.small, "raw-udp"));
         }
+        if let Some(r) = &self.rpc {
+            s += &rpc::rpc_table(r);
+        }
         s
     }
 
@@ -828,6 +922,9 @@ impl Report {
         if let Some(o) = &self.netsim {
             top["netsim"] = scale::relay_json(o, find(&self.small, "raw-udp"));
         }
+        if let Some(r) = &self.rpc {
+            top["rpc"] = rpc::rpc_json(r);
+        }
         top
     }
 }
@@ -837,6 +934,11 @@ impl Report {
 
 // ---------------------------------------------------------------------------------------------
 // Shared pieces
+
+/// Is this run in CI (`CI=true` or `CI=1`)? Then a missing anchor is an error, not a skip.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
 
 /// The median of `xs` (`NaN` for none).
 fn median_of(mut xs: Vec<f64>) -> f64 {
@@ -1399,6 +1501,7 @@ mod tests {
             openssl: None,
             peers: Vec::new(),
             netsim: None,
+            rpc: None,
         }
     }
 

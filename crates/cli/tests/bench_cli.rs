@@ -208,6 +208,8 @@ fn out_of_range_arguments_are_refused() {
         ("--window", "0"),
         ("--peers", "4096"),
         ("--transfer-mib", "0"),
+        ("--rpc-clients", "0"),
+        ("--rpc-window", "0"),
         ("--parts", "everything"),
     ] {
         let out = bench(&[flag, value]);
@@ -300,8 +302,32 @@ fn quick_runs_every_part_and_writes_json_and_svg() {
         &v["netsim"]["cpu_ns_per_datagram"],
         "netsim CPU per datagram",
     );
-    // The RPC comparison with Godot is scripts/bench step 3 (rpc_bench), not a part of this command.
-    assert!(v.get("rpc").is_none(), "{v}");
+    // The rpc part: our `serve` (plain and --dtls) and, when Godot runs here (always in CI),
+    // Godot 3.2.3's server, with the same clients.
+    let rpc = &v["rpc"];
+    assert_eq!(rpc["clients"], 4, "{v}");
+    let mut servers = vec!["serve", "serve+dtls"];
+    if common::require_program("godot3-server") {
+        servers.push("godot-3.2.3");
+        pos(
+            &rpc["ratios"]["serve/godot-3.2.3"]["calls_per_s"],
+            "serve/godot calls/s",
+        );
+        pos(
+            &rpc["ratios"]["serve/godot-3.2.3"]["cpu_per_call"],
+            "serve/godot CPU per call",
+        );
+    }
+    for server in servers {
+        for key in [
+            "calls_per_s",
+            "receives_per_s",
+            "cpu_us_per_call",
+            "server_cores",
+        ] {
+            pos(&rpc["servers"][server][key], &format!("rpc {server} {key}"));
+        }
+    }
 
     let svg = std::fs::read_to_string(&svg).expect("--plot wrote the SVG");
     assert!(svg.starts_with("<svg"), "an SVG document");
@@ -315,4 +341,89 @@ fn quick_runs_every_part_and_writes_json_and_svg() {
     for w in ["raw-udp", "c-enet", "dtls"] {
         assert!(svg.contains(w), "the plot names {w}");
     }
+}
+
+/// A short run of the rpc part only: the rows of `enet-dtls serve` (plain and --dtls) and of
+/// Godot 3.2.3's own chat server, each a separate process driven by the same clients.
+#[test]
+fn rpc_part_has_serve_and_godot_rows_with_positive_figures() {
+    if !common::require_program("godot3-server") {
+        return;
+    }
+    let out = bench(&[
+        "--quick",
+        "--parts",
+        "rpc",
+        "--messages",
+        "300",
+        "--rpc-clients",
+        "3",
+        "--rpc-window",
+        "8",
+    ]);
+    let stdout = ok_stdout(&out);
+    assert!(
+        stdout.contains("3 clients x 300 send_message(text), 8 in flight each"),
+        "the header names the load:\n{stdout}"
+    );
+    for server in ["serve", "godot-3.2.3", "serve+dtls"] {
+        let fields = row(&stdout, server);
+        assert_eq!(
+            fields.len(),
+            4,
+            "{server}: calls/s, receives/s, CPU us per call, server cores:\n{stdout}"
+        );
+        let calls = positive(fields[0], &format!("{server} calls/s"));
+        let receives = positive(fields[1], &format!("{server} receives/s"));
+        assert!(
+            (receives / calls - 3.0).abs() < 0.01,
+            "{server}: every call reaches the 3 clients:\n{stdout}"
+        );
+        positive(fields[2], &format!("{server} CPU per call"));
+        positive(fields[3], &format!("{server} server cores"));
+    }
+    let ratio = row(&stdout, "rpc serve / godot-3.2.3:");
+    assert_eq!(ratio[0], "calls/s", "{stdout}");
+    positive(ratio[1].trim_end_matches(','), "serve / godot calls/s");
+    positive(ratio[6], "serve / godot CPU per call");
+    // Only the asked part ran.
+    assert!(!stdout.contains("== small"), "{stdout}");
+}
+
+/// Without `godot3-server` in `$PATH` the Godot row is skipped with the reason (our rows still
+/// run), and with `CI=true` that is an error.
+#[test]
+fn without_godot_the_rpc_row_is_skipped_and_in_ci_the_part_fails() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let run = |ci: bool| {
+        let mut c = Command::new(bin());
+        c.args(["bench", "--quick", "--parts", "rpc", "--messages", "100"])
+            .env("PATH", empty.path())
+            .env_remove("CI");
+        if ci {
+            c.env("CI", "true");
+        }
+        c.output().expect("run enet-dtls bench")
+    };
+    let stdout = ok_stdout(&run(false));
+    let godot = row(&stdout, "godot-3.2.3").join(" ");
+    assert!(
+        godot.starts_with("skipped:") && godot.contains("godot3-server is not installed"),
+        "the Godot row says why it was skipped:\n{stdout}"
+    );
+    positive(row(&stdout, "serve")[0], "serve calls/s");
+    positive(row(&stdout, "serve+dtls")[0], "serve+dtls calls/s");
+    assert_eq!(
+        row(&stdout, "rpc serve / godot-3.2.3:"),
+        ["n/a"],
+        "{stdout}"
+    );
+
+    let out = run(true);
+    assert!(!out.status.success(), "CI=true without Godot must fail");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("godot3-server") && stderr.contains("CI=true"),
+        "the error names the missing peer: {stderr}"
+    );
 }
