@@ -1,6 +1,6 @@
 //! `enet-dtls bench --plot FILE.svg`: the RTT distributions (cumulative, one line per
-//! workload) and the throughput bars (small messages per second, transfer MB/s), drawn with
-//! `plotters`' SVG backend.
+//! workload) and the throughput bars (small messages per second, transfer MB/s, and with the
+//! rpc part the Godot RPC calls per second of each server), drawn with `plotters`' SVG backend.
 
 use std::path::Path;
 
@@ -20,9 +20,16 @@ const COLOURS: [RGBColor; 6] = [
 
 /// Draws the report's RTT distributions and throughput bars into `path` (SVG).
 pub(super) fn draw(report: &Report, path: &Path) -> Result<(), String> {
-    let root = SVGBackend::new(path, (1500, 520)).into_drawing_area();
+    let rpc: Vec<(String, f64)> = report.rpc.as_ref().map_or_else(Vec::new, |r| {
+        r.rows
+            .iter()
+            .filter_map(|(n, o)| o.done().map(|f| ((*n).to_string(), f.calls_per_s)))
+            .collect()
+    });
+    let columns = if report.rpc.is_some() { 4 } else { 3 };
+    let root = SVGBackend::new(path, (500 * columns, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let panels = root.split_evenly((1, 3));
+    let panels = root.split_evenly((1, columns as usize));
     rtt_cdf(report, &panels[0]).map_err(|e| format!("RTT panel: {e}"))?;
     let small: Vec<(String, f64)> = report
         .small
@@ -58,6 +65,15 @@ pub(super) fn draw(report: &Report, path: &Path) -> Result<(), String> {
         &tput,
     )
     .map_err(|e| format!("transfer panel: {e}"))?;
+    if report.rpc.is_some() {
+        bars(
+            &panels[3],
+            "Godot RPCs: send_message calls/s",
+            "calls per second",
+            &rpc,
+        )
+        .map_err(|e| format!("rpc panel: {e}"))?;
+    }
     root.present().map_err(|e| e.to_string())?;
     Ok(())
 }

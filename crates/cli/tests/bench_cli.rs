@@ -335,10 +335,11 @@ fn quick_runs_every_part_and_writes_json_and_svg() {
         "ping-pong RTT distribution",
         "small reliable messages/s",
         "MB/s",
+        "Godot RPCs: send_message calls/s",
     ] {
         assert!(svg.contains(caption), "the plot has {caption:?}");
     }
-    for w in ["raw-udp", "c-enet", "dtls"] {
+    for w in ["raw-udp", "c-enet", "dtls", "serve+dtls"] {
         assert!(svg.contains(w), "the plot names {w}");
     }
 }
