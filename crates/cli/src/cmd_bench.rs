@@ -94,7 +94,8 @@ const ALL_PARTS: [Part; 6] = [
 /// Arguments of `bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Messages per throughput run (each one is echoed back). Default 20000 (--quick: 2000).
+    /// Messages per throughput run (each one is echoed back), and calls per client and round of
+    /// the rpc part. Default 20000 (--quick: 2000).
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     messages: Option<u64>,
