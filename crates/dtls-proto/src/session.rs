@@ -20,7 +20,7 @@ const MAX_PLAINTEXT: usize = 16_384;
 /// State of a [`DtlsSession`], mirroring Godot's `PacketPeerDTLS.Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
-    /// Closed: by [`DtlsSession::close`] or by the peer's close_notify.
+    /// Closed: by [`DtlsSession::close`] or by the peer's close_notify (answered with ours).
     Disconnected,
     /// The handshake is in progress.
     Handshaking,
@@ -40,7 +40,8 @@ pub enum Status {
 pub enum SessionEvent {
     /// The handshake completed; [`DtlsSession::send`] works from now on.
     Connected,
-    /// The session closed: the peer sent close_notify ([`DtlsSession::close`] emits no event).
+    /// The session closed: the peer sent close_notify, and ours, the answer, is queued for
+    /// [`DtlsSession::poll_transmit`] ([`DtlsSession::close`] emits no event).
     Closed,
     /// The session failed (handshake timeout, certificate, fatal alert, ...); the error says why.
     Failed(DtlsError),
@@ -563,9 +564,15 @@ impl DtlsSession {
                     }
                 }
                 Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
+                    // Answer with our own close_notify (RFC 5246 section 7.2.1), as Godot's
+                    // mbedTLS and `openssl s_server` do: OpenSSL only records the peer's
+                    // alert, SSL_shutdown writes ours (queued for `poll_transmit`).
+                    if let Err(e) = self.stream.shutdown() {
+                        tracing::debug!(error = %e, "dtls close_notify answer could not be written");
+                    }
                     self.status = Status::Disconnected;
                     self.events.push_back(SessionEvent::Closed);
-                    tracing::debug!("dtls peer sent close_notify");
+                    tracing::debug!("dtls peer sent close_notify; answered with ours");
                     return;
                 }
                 Err(e) if matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE) => {

@@ -72,10 +72,35 @@ fn p256_handshake_app_data_and_close() {
     client.close();
     assert_eq!(client.status(), Status::Disconnected);
     let notify = client.poll_transmit().expect("close_notify datagram");
+    assert!(is_close_notify(&notify), "{notify:02x?}");
+    assert!(client.poll_transmit().is_none());
     server.handle_datagram(Instant::now(), &notify);
     assert_eq!(server.status(), Status::Disconnected);
     assert!(server.error().is_none());
+    let events: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert_eq!(
+        events.last(),
+        Some(&dtls_proto::SessionEvent::Closed),
+        "{events:?}"
+    );
+    // The server answers with its own close_notify, once; the closed client takes it quietly.
+    let answer = server.poll_transmit().expect("close_notify answer");
+    assert!(is_close_notify(&answer), "{answer:02x?}");
+    assert!(server.poll_transmit().is_none());
+    client.handle_datagram(Instant::now(), &answer);
+    assert_eq!(client.status(), Status::Disconnected);
+    assert!(client.poll_transmit().is_none());
     assert_eq!(server.send(b"x"), Err(DtlsError::NotConnected));
+}
+
+/// An encrypted alert record of epoch 1 (content type 21, DTLS 1.2) whose body is one
+/// AEAD-sealed two-byte alert: what a close_notify looks like on the wire.
+fn is_close_notify(datagram: &[u8]) -> bool {
+    datagram.len() > 13
+        && datagram[0] == 21
+        && datagram[1..3] == [0xFE, 0xFD]
+        && datagram[3..5] == [0, 1]
+        && usize::from(u16::from_be_bytes([datagram[11], datagram[12]])) == datagram.len() - 13
 }
 
 #[test]
