@@ -321,6 +321,9 @@ impl Entry {
     }
 }
 
+/// Where decrypted datagrams go when they skip the event queue ([`Endpoint::handle_with`]).
+type Deliver<'a> = &'a mut dyn FnMut(SessionHandle, SocketAddr, &[u8]);
+
 /// One entry of the timer heap: (when, slot index, slot generation), earliest first.
 type TimerEntry = Reverse<(Instant, u32, u32)>;
 
@@ -570,14 +573,6 @@ impl Endpoint {
             .ok_or(DtlsError::UnknownSession)
     }
 
-    fn entry_mut(&mut self, h: SessionHandle) -> Result<&mut Entry, DtlsError> {
-        self.slots
-            .get_mut(h.index as usize)
-            .filter(|s| s.generation == h.generation)
-            .and_then(|s| s.entry.as_mut())
-            .ok_or(DtlsError::UnknownSession)
-    }
-
     /// Starts a client handshake with the DTLS server at `addr` (normalised); the ClientHello is ready
     /// in [`poll_transmit`](Self::poll_transmit), and [`Event::Connected`] or [`Event::Failed`] follows.
     ///
@@ -623,8 +618,31 @@ impl Endpoint {
     /// [`DtlsError::PacketTooLarge`] beyond the session's data MTU; [`DtlsError::EmptyPacket`] for an
     /// empty `data`.
     pub fn send(&mut self, h: SessionHandle, data: &[u8]) -> Result<(), DtlsError> {
-        let entry = self.entry_mut(h)?;
+        let slot = self
+            .slots
+            .get_mut(h.index as usize)
+            .filter(|s| s.generation == h.generation)
+            .ok_or(DtlsError::UnknownSession)?;
+        let entry = slot.entry.as_mut().ok_or(DtlsError::UnknownSession)?;
         let result = entry.session.send(data);
+        if result.is_ok() {
+            // An application record written: it only adds datagrams (no event, and OpenSSL
+            // starts no timer for application data), so skip the full drain step.
+            let addr = entry.addr;
+            while let Some(contents) = entry.session.poll_transmit() {
+                if self.transmits.len() >= MAX_QUEUED {
+                    tracing::trace!(
+                        "dtls endpoint transmit queue full (not drained?); datagram dropped"
+                    );
+                    continue;
+                }
+                self.transmits.push_back(Transmit {
+                    destination: addr,
+                    contents,
+                });
+            }
+            return result;
+        }
         let now = entry.last_activity;
         // A failed write may have failed the session: report it like any other input.
         self.after_input(h.index as usize, now);
@@ -656,17 +674,40 @@ impl Endpoint {
 
     /// Handles one datagram that arrived from `from`.
     pub fn handle(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        self.handle_inner(now, from, data);
+        self.handle_inner(now, from, data, None);
         self.settle_timers();
     }
 
-    fn handle_inner(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+    /// Like [`handle`](Self::handle), but the application datagrams of an established session
+    /// go to `deliver` (with the session and the peer) straight from the decryption buffer,
+    /// instead of becoming [`Event::Data`] (no copy, no queue), as long as no event is
+    /// waiting in [`poll_event`](Self::poll_event): then they queue behind it, so events and
+    /// data keep their order. Returns how many datagrams went to `deliver`.
+    pub fn handle_with(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+        deliver: &mut dyn FnMut(SessionHandle, SocketAddr, &[u8]),
+    ) -> usize {
+        let delivered = self.handle_inner(now, from, data, Some(deliver));
+        self.settle_timers();
+        delivered
+    }
+
+    fn handle_inner(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+        deliver: Option<Deliver<'_>>,
+    ) -> usize {
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += data.len() as u64;
         let from = normalize_addr(from);
         if data.is_empty() || data.len() > MAX_DATAGRAM_SIZE {
             self.stats.dropped += 1;
-            return;
+            return 0;
         }
         let existing = match self.last_lookup {
             Some((a, i)) if a == from => Some(i),
@@ -679,7 +720,9 @@ impl Endpoint {
             }
         };
         if let Some(index) = existing {
-            if let Some(entry) = self.slots[index as usize].entry.as_mut() {
+            let slot = &mut self.slots[index as usize];
+            let generation = slot.generation;
+            if let Some(entry) = slot.entry.as_mut() {
                 // RFC 6347 section 4.2.8: a peer that lost its state reconnects from the same address
                 // with a fresh epoch-0 ClientHello; only a valid cookie (the listener's check) replaces
                 // the session. The ClientHello that created it (same random) is a retransmission. This
@@ -689,9 +732,21 @@ impl Endpoint {
                 let reconnect = (entry.connected || entry.accepted)
                     && client_hello(data).is_some_and(|h| Some(h.random) != entry.hello_random);
                 if !reconnect {
-                    entry.session.handle_datagram(now, data);
+                    let mut delivered = 0;
+                    match deliver {
+                        Some(deliver) if self.events.is_empty() => {
+                            let h = handle(index as usize, generation);
+                            delivered = entry
+                                .session
+                                .handle_datagram_with(now, data, &mut |p| deliver(h, from, p));
+                            if delivered > 0 {
+                                entry.last_activity = now;
+                            }
+                        }
+                        _ => entry.session.handle_datagram(now, data),
+                    }
                     self.after_input(index as usize, now);
-                    return;
+                    return delivered;
                 }
             }
         }
@@ -700,7 +755,7 @@ impl Endpoint {
             // start a handshake too).
             self.stats.ignored_refusing += 1;
             tracing::trace!(%from, len = data.len(), "dtls endpoint refuses new sessions; datagram ignored");
-            return;
+            return 0;
         }
         let room = match existing {
             // A reconnection replaces its own session: no new room needed.
@@ -710,7 +765,7 @@ impl Endpoint {
         let Some(listener) = self.listener.as_mut() else {
             self.stats.dropped += 1;
             tracing::trace!(%from, len = data.len(), "dtls endpoint dropped a datagram from an unknown address (client-only)");
-            return;
+            return 0;
         };
         match listener.handle_datagram_admit(now, from, data, room.is_ok()) {
             ListenOutcome::Drop => {
@@ -745,6 +800,7 @@ impl Endpoint {
                 self.after_input(h.index as usize, now);
             }
         }
+        0
     }
 
     /// Runs every timer due at `now`: idle expiry, handshake expiry, retransmissions. Only the

@@ -507,3 +507,71 @@ fn recycled_buffers_carry_exact_datagrams() {
         DtlsSession::recycle(got);
     }
 }
+
+/// The server picks by its own order (AES-128-GCM first, `DEFAULT_CIPHER_LIST`), whatever the
+/// client prefers; a client restricted to one suite still gets that one.
+#[test]
+fn the_server_prefers_aes128_gcm() {
+    let (key, cert) = ec_identity("localhost");
+    let now = Instant::now();
+    let server_cfg = ServerConfig::builder(key, cert).build().unwrap();
+    for (offer, expected) in [
+        (None, "ECDHE-ECDSA-AES128-GCM-SHA256"),
+        (
+            Some("ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"),
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+        ),
+        (Some("ECDHE-ECDSA-CHACHA20-POLY1305"), "ECDHE-ECDSA-CHACHA20-POLY1305"),
+    ] {
+        let mut client_cfg = ClientConfig::builder().verify(false);
+        if let Some(offer) = offer {
+            client_cfg = client_cfg.cipher_list(offer);
+        }
+        let mut client = DtlsSession::client(&client_cfg.build().unwrap(), now).unwrap();
+        let mut server = DtlsSession::server(&server_cfg, now).unwrap();
+        drive_clean(&mut client, &mut server);
+        assert_eq!(
+            client.cipher_name(),
+            Some(expected),
+            "{offer:?}: {:?} {:?}",
+            client.error(),
+            server.error()
+        );
+        assert_eq!(server.cipher_name(), Some(expected), "{offer:?}");
+    }
+}
+
+/// `handle_datagram_with` hands decrypted datagrams to the callback in order, the same bytes
+/// `recv` would return, and leaves nothing queued.
+#[test]
+fn datagrams_can_be_delivered_without_the_queue() {
+    let (key, cert) = ec_identity("localhost");
+    let (mut client, mut server) = pinned_pair(key, cert, dtls_proto::DEFAULT_MTU);
+    drive_clean(&mut client, &mut server);
+    while server.poll_event().is_some() {}
+    let now = Instant::now();
+    let mut got = Vec::new();
+    for i in 0..20u8 {
+        client.send(&vec![i; 1 + usize::from(i) * 50]).unwrap();
+        let d = client.poll_transmit().unwrap();
+        let n = server.handle_datagram_with(now, &d, &mut |p| got.push(p.to_vec()));
+        assert_eq!(n, 1);
+    }
+    assert_eq!(server.available_packet_count(), 0);
+    let expected: Vec<Vec<u8>> = (0..20u8)
+        .map(|i| vec![i; 1 + usize::from(i) * 50])
+        .collect();
+    assert_eq!(got, expected);
+    // A datagram already queued comes first: the next ones queue behind it.
+    client.send(b"queued").unwrap();
+    let d = client.poll_transmit().unwrap();
+    server.handle_datagram(now, &d);
+    client.send(b"after").unwrap();
+    let d = client.poll_transmit().unwrap();
+    assert_eq!(
+        server.handle_datagram_with(now, &d, &mut |_| panic!("out of order")),
+        0
+    );
+    assert_eq!(server.recv(), Some(b"queued".to_vec()));
+    assert_eq!(server.recv(), Some(b"after".to_vec()));
+}
