@@ -23,13 +23,16 @@ const TRANSFER_WINDOW: u64 = 4;
 
 /// Our ENet: `total` bytes in 1 MiB reliable packets, each acknowledged by a 4-byte reliable
 /// packet from the server; MB/s (10^6 bytes) from the first send to the last ack.
-pub(super) fn bench_transfer(total: u64, dtls: bool) -> Result<f64, BenchError> {
+/// Also returns the CPU and datagrams of the transfer ([`cost::Cost`], in MiB).
+pub(super) fn bench_transfer(total: u64, dtls: bool) -> Result<(f64, cost::Cost), BenchError> {
     if dtls {
         let (server, client) = dtls_hosts("transfer-enet+dtls")?;
-        transfer_workload("transfer-enet+dtls", total, server, client)
+        transfer_workload("transfer-enet+dtls", total, server, client, |s, a| {
+            s.cipher(a)
+        })
     } else {
         let (server, client) = plain_hosts("transfer-enet")?;
-        transfer_workload("transfer-enet", total, server, client)
+        transfer_workload("transfer-enet", total, server, client, |_, _| None)
     }
 }
 
@@ -38,7 +41,8 @@ fn transfer_workload<S: EnetSocket + 'static, C: EnetSocket>(
     total: u64,
     mut server_host: EnetHost<S>,
     mut client: EnetHost<C>,
-) -> Result<f64, BenchError> {
+    suite: fn(&C, SocketAddr) -> Option<&'static str>,
+) -> Result<(f64, cost::Cost), BenchError> {
     let io = io_err(w);
     let server_addr = server_host.local_addr().map_err(&io)?;
     let server = Server::spawn("bench-transfer-sink", move |stop| -> Result<(), String> {
@@ -66,6 +70,7 @@ fn transfer_workload<S: EnetSocket + 'static, C: EnetSocket>(
     let packets = total.div_ceil(TRANSFER_PACKET as u64);
     let data = payload(TRANSFER_PACKET);
     let (mut sent, mut acked) = (0u64, 0u64);
+    let probe = cost::Probe::start(server.tid(), client.host().stats());
     let start = Instant::now();
     while acked < packets {
         while sent < packets && sent - acked < TRANSFER_WINDOW {
@@ -84,6 +89,11 @@ fn transfer_workload<S: EnetSocket + 'static, C: EnetSocket>(
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let mut cost = probe.finish(
+        (packets * TRANSFER_PACKET as u64) as f64 / f64::from(1u32 << 20),
+        client.host().stats(),
+    );
+    cost.suite = suite(client.socket(), server_addr);
     client.disconnect(peer, 0);
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {
@@ -96,7 +106,10 @@ fn transfer_workload<S: EnetSocket + 'static, C: EnetSocket>(
         Some(Err(e)) => return Err(fail(w, format!("sink host: {e}"))),
         None => return Err(fail(w, "sink thread panicked")),
     }
-    Ok((packets * TRANSFER_PACKET as u64) as f64 / elapsed / 1e6)
+    Ok((
+        (packets * TRANSFER_PACKET as u64) as f64 / elapsed / 1e6,
+        cost,
+    ))
 }
 
 /// C ENet: the anchor's `transfer` mode, the same workload; MB/s.

@@ -25,6 +25,8 @@
 //! This is a measuring tool, not a test: it reports numbers and asserts nothing about them.
 //! Machines, load and the kernel move them a lot; compare ratios from the same run only.
 
+#[path = "bench_cost.rs"]
+mod cost;
 #[path = "bench_plot.rs"]
 mod plot;
 #[path = "bench_rpc.rs"]
@@ -36,7 +38,7 @@ use std::io::{self, Write as _};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -199,6 +201,8 @@ struct Measure {
     lost: u64,
     /// Every ping's round trip, microseconds (for the plot).
     samples: Vec<f64>,
+    /// CPU and datagrams of the windowed run (our ENet hosts only).
+    cost: Option<cost::Cost>,
 }
 
 impl Measure {
@@ -215,6 +219,7 @@ impl Measure {
             rtt_p99_us: quantile(&samples, 0.99),
             lost,
             samples,
+            cost: None,
         }
     }
 }
@@ -360,6 +365,8 @@ struct Report {
     peers: Vec<(&'static str, Outcome<scale::PeerLoad>)>,
     netsim: Option<Outcome<scale::Relay>>,
     rpc: Option<rpc::RpcReport>,
+    /// "small" and "transfer": CPU per unit of work, plain ENet vs over DTLS, cipher bound.
+    dtls_cost: Vec<(&'static str, cost::PartCost)>,
 }
 
 /// Runs `bench`.
@@ -466,15 +473,31 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         rpc::RpcServer::ServeDtls,
     ];
     let key_types = [("rsa2048", KeyType::Rsa(2048)), ("p256", KeyType::EcP256)];
+    // CPU and datagrams of our ENet runs, plain [0] and over DTLS [1] (bench_cost.rs).
+    let mut small_cost: [Vec<cost::Cost>; 2] = Default::default();
+    let mut transfer_cost: [Vec<cost::Cost>; 2] = Default::default();
     for round in 1..=rounds {
         bar.println(format!("bench: round {round}/{rounds}"));
+        // Plain ENet and ENet over DTLS swap places every other round, so that neither
+        // always runs first (or right after the same workload).
+        let dtls_first = round % 2 == 0;
         if has(Part::Small) {
             step("small: raw-udp");
             small[0].push(bench_raw_udp(params)?);
             bar.inc(1);
-            step("small: enet");
-            small[1].push(bench_enet(params, false)?);
-            bar.inc(1);
+            let mut ours = |dtls: bool| -> Result<(), BenchError> {
+                step(if dtls {
+                    "small: enet+dtls"
+                } else {
+                    "small: enet"
+                });
+                let m = bench_enet(params, dtls)?;
+                small_cost[usize::from(dtls)].extend(m.cost);
+                small[if dtls { 4 } else { 1 }].push(m);
+                bar.inc(1);
+                Ok(())
+            };
+            ours(dtls_first)?;
             if let Some(path) = &anchor {
                 step("small: c-enet");
                 small[2].push(bench_c_anchor(path, params)?);
@@ -483,17 +506,32 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             step("small: dtls");
             small[3].push(bench_dtls(params)?);
             bar.inc(1);
-            step("small: enet+dtls");
-            small[4].push(bench_enet(params, true)?);
-            bar.inc(1);
+            let mut ours = |dtls: bool| -> Result<(), BenchError> {
+                step(if dtls {
+                    "small: enet+dtls"
+                } else {
+                    "small: enet"
+                });
+                let m = bench_enet(params, dtls)?;
+                small_cost[usize::from(dtls)].extend(m.cost);
+                small[if dtls { 4 } else { 1 }].push(m);
+                bar.inc(1);
+                Ok(())
+            };
+            ours(!dtls_first)?;
         }
         if has(Part::Transfer) {
-            step("transfer: enet");
-            transfer[0].push(scale::bench_transfer(sizes.transfer_bytes, false)?);
-            bar.inc(1);
-            step("transfer: enet+dtls");
-            transfer[2].push(scale::bench_transfer(sizes.transfer_bytes, true)?);
-            bar.inc(1);
+            for dtls in [dtls_first, !dtls_first] {
+                step(if dtls {
+                    "transfer: enet+dtls"
+                } else {
+                    "transfer: enet"
+                });
+                let (mb_s, c) = scale::bench_transfer(sizes.transfer_bytes, dtls)?;
+                transfer[if dtls { 2 } else { 0 }].push(mb_s);
+                transfer_cost[usize::from(dtls)].push(c);
+                bar.inc(1);
+            }
             if let Some(path) = &anchor {
                 step("transfer: c-enet");
                 transfer[1].push(scale::bench_c_transfer(path, sizes.transfer_bytes)?);
@@ -647,6 +685,21 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             })
             .collect(),
     });
+    let part_cost = |c: &[Vec<cost::Cost>; 2]| {
+        Some(cost::PartCost::new(
+            cost::Cost::median(&c[0])?,
+            cost::Cost::median(&c[1])?,
+        ))
+    };
+    let mut dtls_cost = Vec::new();
+    if has(Part::Small) {
+        step("openssl speed (AEAD)");
+        dtls_cost.extend(part_cost(&small_cost).map(|c| ("small", c)));
+    }
+    if has(Part::Transfer) {
+        step("openssl speed (AEAD)");
+        dtls_cost.extend(part_cost(&transfer_cost).map(|c| ("transfer", c)));
+    }
 
     let report = Report {
         params,
@@ -661,6 +714,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         peers,
         netsim,
         rpc,
+        dtls_cost,
     };
     let json = report.json().to_string();
     if let Some(path) = &args.json_out {
@@ -826,6 +880,26 @@ impl Report {
                 let _ = writeln!(s, "transfer {a} / {b} MB/s: {r}");
             }
         }
+        for (part, c) in &self.dtls_cost {
+            s += &match *part {
+                "small" => cost::table(
+                    "ENet over DTLS vs plain ENet, small messages",
+                    c,
+                    "msg",
+                    "MSGS/S",
+                    1e6,
+                    "us",
+                ),
+                _ => cost::table(
+                    "ENet over DTLS vs plain ENet, transfer",
+                    c,
+                    "MiB",
+                    "MIB/S",
+                    1e3,
+                    "ms",
+                ),
+            };
+        }
         if !self.handshakes.is_empty() {
             s += &scale::handshake_table(&self.handshakes, self.openssl.as_ref());
         }
@@ -914,6 +988,14 @@ impl Report {
                     .collect::<serde_json::Map<String, Value>>(),
             });
         }
+        if !self.dtls_cost.is_empty() {
+            top["dtls_cost"] = self
+                .dtls_cost
+                .iter()
+                .map(|(part, c)| ((*part).to_string(), cost::json(c)))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
         if !self.handshakes.is_empty() {
             top["handshakes"] = scale::handshake_json(&self.handshakes, self.openssl.as_ref());
         }
@@ -969,6 +1051,8 @@ fn median(rounds: &[Measure]) -> Option<Measure> {
             .iter()
             .flat_map(|m| m.samples.iter().copied())
             .collect(),
+        // Reported separately (dtls_cost), from the rounds' costs.
+        cost: None,
     })
 }
 
@@ -981,19 +1065,32 @@ fn payload(size: usize) -> Vec<u8> {
 struct Server<T> {
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<T>>,
+    /// The thread's id once it runs (0 before, or where Linux's `/proc` is missing).
+    tid: Arc<AtomicU64>,
 }
 
 impl<T: Send + 'static> Server<T> {
     fn spawn(name: &str, body: impl FnOnce(&AtomicBool) -> T + Send + 'static) -> io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let tid = Arc::new(AtomicU64::new(0));
+        let own_tid = Arc::clone(&tid);
         let handle = thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || body(&flag))?;
+            .spawn(move || {
+                own_tid.store(cost::current_tid().unwrap_or(0), Ordering::Relaxed);
+                body(&flag)
+            })?;
         Ok(Server {
             stop,
             handle: Some(handle),
+            tid,
         })
+    }
+
+    /// The server thread's id, for its CPU time (`None` until it runs, or without `/proc`).
+    fn tid(&self) -> Option<u64> {
+        Some(self.tid.load(Ordering::Relaxed)).filter(|&t| t != 0)
     }
 
     /// Stops the thread and returns what it returned (`None` if it panicked).
@@ -1174,10 +1271,10 @@ fn dtls_hosts(
 fn bench_enet(p: Params, dtls: bool) -> Result<Measure, BenchError> {
     if dtls {
         let (server, client) = dtls_hosts("enet+dtls")?;
-        enet_echo_workload("enet+dtls", p, server, client)
+        enet_echo_workload("enet+dtls", p, server, client, |s, a| s.cipher(a))
     } else {
         let (server, client) = plain_hosts("enet")?;
-        enet_echo_workload("enet", p, server, client)
+        enet_echo_workload("enet", p, server, client, |_, _| None)
     }
 }
 
@@ -1186,6 +1283,7 @@ fn enet_echo_workload<S: EnetSocket + 'static, C: EnetSocket>(
     p: Params,
     mut server_host: EnetHost<S>,
     mut client: EnetHost<C>,
+    suite: fn(&C, SocketAddr) -> Option<&'static str>,
 ) -> Result<Measure, BenchError> {
     let io = io_err(w);
     let server_addr = server_host.local_addr().map_err(&io)?;
@@ -1237,6 +1335,7 @@ fn enet_echo_workload<S: EnetSocket + 'static, C: EnetSocket>(
 
     let msg = payload(p.size);
     let (mut sent, mut done) = (0u64, 0u64);
+    let probe = cost::Probe::start(server.tid(), client.host().stats());
     let start = Instant::now();
     while done < p.messages {
         while sent < p.messages && sent - done < p.window {
@@ -1249,6 +1348,8 @@ fn enet_echo_workload<S: EnetSocket + 'static, C: EnetSocket>(
         done += 1;
     }
     let msgs_per_s = p.messages as f64 / start.elapsed().as_secs_f64();
+    let mut cost = probe.finish(p.messages as f64, client.host().stats());
+    cost.suite = suite(client.socket(), server_addr);
     let samples = ping_pong(w, p.pings, || {
         client
             .send(peer, 0, Packet::reliable(msg.clone()))
@@ -1270,7 +1371,10 @@ fn enet_echo_workload<S: EnetSocket + 'static, C: EnetSocket>(
         Some(Err(e)) => return Err(fail(w, format!("echo host: {e}"))),
         None => return Err(fail(w, "echo thread panicked")),
     }
-    Ok(Measure::new(msgs_per_s, 0, samples))
+    Ok(Measure {
+        cost: Some(cost),
+        ..Measure::new(msgs_per_s, 0, samples)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1503,6 +1607,7 @@ mod tests {
             peers: Vec::new(),
             netsim: None,
             rpc: None,
+            dtls_cost: Vec::new(),
         }
     }
 

@@ -187,9 +187,9 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         record_census(&dtls.wire)
     );
     println!(
-        "note: over DTLS, ENet's CONNECT goes out again once the handshake is done (ENet retries \
-         it on its own timer, as Godot's DTLS-enabled ENet does), so connecting takes longer \
-         than the handshake itself."
+        "note: over DTLS, ENet's CONNECT is held while the handshake runs and goes out as soon \
+         as it completes (Godot's DTLS-enabled ENet drops it and waits for ENet's retry, about \
+         0.5 s later), so connecting takes one round trip more than the handshake."
     );
     println!();
     println!(

@@ -74,6 +74,40 @@ fn record(c: &mut Criterion) {
             DtlsSession::recycle(black_box(plain));
         })
     });
+    // Each AEAD suite a server may pick, recycled, at a full ENet datagram and a small one.
+    for suite in [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+    ] {
+        let key = PrivateKey::generate(KeyType::EcP256).expect("key");
+        let cert =
+            Certificate::self_signed(&key, &CertificateParams::new("localhost")).expect("cert");
+        let server_cfg = ServerConfig::builder(key, cert)
+            .cipher_list(suite)
+            .build()
+            .expect("server config");
+        let client_cfg = ClientConfig::builder()
+            .verify(false)
+            .build()
+            .expect("client");
+        let (mut client, mut server) = handshake(&server_cfg, &client_cfg);
+        assert_eq!(client.cipher_name(), Some(suite));
+        for size in [1200usize, 200] {
+            let payload = vec![0x5au8; size];
+            group.throughput(Throughput::Bytes(size as u64));
+            group.bench_function(format!("suite {suite} {size}B recycled"), |b| {
+                b.iter(|| {
+                    client.send(black_box(&payload)).expect("send");
+                    let datagram = client.poll_transmit().expect("datagram");
+                    server.handle_datagram(now, &datagram);
+                    DtlsSession::recycle(datagram);
+                    let plain = server.recv().expect("decrypted");
+                    DtlsSession::recycle(black_box(plain));
+                })
+            });
+        }
+    }
     group.finish();
 }
 

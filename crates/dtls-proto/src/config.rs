@@ -65,12 +65,28 @@ fn dtls12_only(builder: &mut SslContextBuilder) -> Result<(), DtlsError> {
     Ok(())
 }
 
+/// The default DTLS 1.2 cipher list of both sides: AES-128-GCM first, then OpenSSL's defaults
+/// in their order (AES-256-GCM, ChaCha20-Poly1305, AES-128-GCM with DHE, the CBC suites).
+///
+/// Why AES-128-GCM: ENet over DTLS seals and opens one record per datagram, and on machines
+/// with AES instructions it is the cheapest AEAD OpenSSL has. Measured here (criterion,
+/// `cargo bench -p dtls-proto --bench dtls -- record/suite`, seal + open of one record):
+/// AES-128-GCM 0.93 us at 1,200 bytes, AES-256-GCM 1.02 us, ChaCha20-Poly1305 2.09 us (1.49 us
+/// even at 200 bytes: OpenSSL 3.0 sets ChaCha up again for every record). Godot's mbedTLS
+/// client, which offers ChaCha20-Poly1305 first, gets AES-128-GCM from a server with this list,
+/// since servers pick by their own order ([`ServerConfigBuilder::cipher_list`]). Every suite
+/// in it is also offered by Godot 3.2's mbedTLS and by `openssl s_client`.
+///
+/// (`DEFAULT` cannot follow other entries in OpenSSL's syntax, so the rest is written as
+/// `ALL:!COMPLEMENTOFDEFAULT:!eNULL`, which is the same set as `DEFAULT`, in the same order.)
+pub const DEFAULT_CIPHER_LIST: &str =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ALL:!COMPLEMENTOFDEFAULT:!eNULL";
+
 fn set_ciphers(builder: &mut SslContextBuilder, list: Option<&str>) -> Result<(), DtlsError> {
-    if let Some(list) = list {
-        builder
-            .set_cipher_list(list)
-            .map_err(|e| DtlsError::config(&format!("cipher list {list:?} refused"), &e))?;
-    }
+    let list = list.unwrap_or(DEFAULT_CIPHER_LIST);
+    builder
+        .set_cipher_list(list)
+        .map_err(|e| DtlsError::config(&format!("cipher list {list:?} refused"), &e))?;
     Ok(())
 }
 
@@ -150,7 +166,9 @@ pub struct ServerConfigBuilder {
 
 impl ServerConfigBuilder {
     /// Restricts the DTLS 1.2 cipher suites (OpenSSL cipher-list syntax, e.g.
-    /// `ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256`). Default: OpenSSL's defaults.
+    /// `ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256`). Default:
+    /// [`DEFAULT_CIPHER_LIST`]. The server picks the first suite of this list that the client
+    /// offers (OpenSSL's `SSL_OP_CIPHER_SERVER_PREFERENCE`), not the client's favourite.
     pub fn cipher_list(mut self, ciphers: impl Into<String>) -> Self {
         self.cipher_list = Some(ciphers.into());
         self
@@ -203,7 +221,8 @@ impl ServerConfigBuilder {
             .map_err(|e| DtlsError::config("cannot create a DTLS server context", &e))?;
         dtls12_only(&mut b)?;
         set_ciphers(&mut b, self.cipher_list.as_deref())?;
-        b.set_options(SslOptions::COOKIE_EXCHANGE);
+        // Our order, not the client's: the cheapest AEAD per record (see DEFAULT_CIPHER_LIST).
+        b.set_options(SslOptions::COOKIE_EXCHANGE | SslOptions::CIPHER_SERVER_PREFERENCE);
         b.set_session_cache_mode(SslSessionCacheMode::OFF);
         b.set_verify(SslVerifyMode::NONE);
         b.set_certificate(self.cert.x509())
@@ -313,8 +332,8 @@ pub struct ClientConfigBuilder {
 }
 
 impl ClientConfigBuilder {
-    /// Restricts the DTLS 1.2 cipher suites offered (OpenSSL cipher-list syntax).
-    /// Default: OpenSSL's defaults.
+    /// Restricts the DTLS 1.2 cipher suites offered (OpenSSL cipher-list syntax), in order of
+    /// preference. Default: [`DEFAULT_CIPHER_LIST`].
     pub fn cipher_list(mut self, ciphers: impl Into<String>) -> Self {
         self.cipher_list = Some(ciphers.into());
         self

@@ -8,7 +8,8 @@
 //! time with [`Endpoint::handle_timeout`], then drains [`Endpoint::poll_transmit`] and
 //! [`Endpoint::poll_event`] and sleeps until [`Endpoint::poll_timeout`].
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -302,7 +303,33 @@ struct Entry {
     /// The session's own next timer (retransmission, handshake timeout), cached after every input
     /// so `poll_timeout` needs no call into OpenSSL.
     timer: Option<Instant>,
+    /// The `when` of this session's live entry in the endpoint's timer heap: never later than
+    /// [`Entry::deadline`] (see `Endpoint::timers`).
+    scheduled: Option<Instant>,
 }
+
+impl Entry {
+    /// The session's next deadline: its own timer, or the idle expiry once connected.
+    fn deadline(&self, idle: Option<Duration>) -> Option<Instant> {
+        let idle_at = idle
+            .filter(|_| self.connected)
+            .map(|t| self.last_activity + t);
+        match (self.timer, idle_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Where decrypted datagrams go when they skip the event queue ([`Endpoint::handle_with`]).
+type Deliver<'a> = &'a mut dyn FnMut(SessionHandle, SocketAddr, &[u8]);
+
+/// One entry of the timer heap: (when, slot index, slot generation), earliest first.
+type TimerEntry = Reverse<(Instant, u32, u32)>;
+
+/// The timer heap is rebuilt when it holds more than twice the sessions plus this many entries
+/// (stale entries of ended sessions, superseded deadlines).
+const TIMER_HEAP_SLACK: usize = 64;
 
 struct Slot {
     generation: u32,
@@ -359,6 +386,15 @@ pub struct Endpoint {
     last_lookup: Option<(SocketAddr, u32)>,
     per_source: HashMap<Source, usize>,
     transmits: VecDeque<Transmit>,
+    /// Deadlines of the sessions, earliest first, with lazy invalidation: every session with a
+    /// deadline has an entry here no later than it (its `scheduled`), and after every public
+    /// `&mut self` call the top entry is exact (`settle_timers`), so `poll_timeout` is a peek
+    /// and `handle_timeout` visits only the sessions whose entries are due. A deadline that
+    /// moves later (activity pushes the idle expiry back) leaves its entry in place until it
+    /// reaches the top; then the real deadline is pushed.
+    timers: BinaryHeap<TimerEntry>,
+    /// Scratch list of the slots `handle_timeout` visits (kept for its capacity).
+    due: Vec<u32>,
     events: VecDeque<Event>,
     stats: EndpointStats,
     last_refusal_log: Option<Instant>,
@@ -409,6 +445,8 @@ impl Endpoint {
             last_lookup: None,
             per_source: HashMap::new(),
             transmits: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            due: Vec::new(),
             events: VecDeque::new(),
             stats: EndpointStats::default(),
             last_refusal_log: None,
@@ -453,6 +491,8 @@ impl Endpoint {
     pub fn set_config(&mut self, config: EndpointConfig) -> Result<(), DtlsError> {
         config.validate()?;
         self.config = config;
+        // Idle deadlines may move earlier: schedule every session again.
+        self.rebuild_timers();
         Ok(())
     }
 
@@ -533,14 +573,6 @@ impl Endpoint {
             .ok_or(DtlsError::UnknownSession)
     }
 
-    fn entry_mut(&mut self, h: SessionHandle) -> Result<&mut Entry, DtlsError> {
-        self.slots
-            .get_mut(h.index as usize)
-            .filter(|s| s.generation == h.generation)
-            .and_then(|s| s.entry.as_mut())
-            .ok_or(DtlsError::UnknownSession)
-    }
-
     /// Starts a client handshake with the DTLS server at `addr` (normalised); the ClientHello is ready
     /// in [`poll_transmit`](Self::poll_transmit), and [`Event::Connected`] or [`Event::Failed`] follows.
     ///
@@ -572,8 +604,10 @@ impl Endpoint {
             hello_random: None,
             last_activity: now,
             timer: None,
+            scheduled: None,
         });
         self.after_input(h.index as usize, now);
+        self.settle_timers();
         Ok(h)
     }
 
@@ -584,11 +618,35 @@ impl Endpoint {
     /// [`DtlsError::PacketTooLarge`] beyond the session's data MTU; [`DtlsError::EmptyPacket`] for an
     /// empty `data`.
     pub fn send(&mut self, h: SessionHandle, data: &[u8]) -> Result<(), DtlsError> {
-        let entry = self.entry_mut(h)?;
+        let slot = self
+            .slots
+            .get_mut(h.index as usize)
+            .filter(|s| s.generation == h.generation)
+            .ok_or(DtlsError::UnknownSession)?;
+        let entry = slot.entry.as_mut().ok_or(DtlsError::UnknownSession)?;
         let result = entry.session.send(data);
+        if result.is_ok() {
+            // An application record written: it only adds datagrams (no event, and OpenSSL
+            // starts no timer for application data), so skip the full drain step.
+            let addr = entry.addr;
+            while let Some(contents) = entry.session.poll_transmit() {
+                if self.transmits.len() >= MAX_QUEUED {
+                    tracing::trace!(
+                        "dtls endpoint transmit queue full (not drained?); datagram dropped"
+                    );
+                    continue;
+                }
+                self.transmits.push_back(Transmit {
+                    destination: addr,
+                    contents,
+                });
+            }
+            return result;
+        }
         let now = entry.last_activity;
         // A failed write may have failed the session: report it like any other input.
         self.after_input(h.index as usize, now);
+        self.settle_timers();
         result
     }
 
@@ -600,6 +658,7 @@ impl Endpoint {
     pub fn close(&mut self, h: SessionHandle) -> Result<(), DtlsError> {
         self.entry(h)?;
         self.end(h.index as usize, CloseReason::Local, true);
+        self.settle_timers();
         Ok(())
     }
 
@@ -610,16 +669,45 @@ impl Endpoint {
                 self.end(i, CloseReason::Local, true);
             }
         }
+        self.settle_timers();
     }
 
     /// Handles one datagram that arrived from `from`.
     pub fn handle(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.handle_inner(now, from, data, None);
+        self.settle_timers();
+    }
+
+    /// Like [`handle`](Self::handle), but the application datagrams of an established session
+    /// go to `deliver` (with the session and the peer) straight from the decryption buffer,
+    /// instead of becoming [`Event::Data`] (no copy, no queue), as long as no event is
+    /// waiting in [`poll_event`](Self::poll_event): then they queue behind it, so events and
+    /// data keep their order. Returns how many datagrams went to `deliver`.
+    pub fn handle_with(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+        deliver: &mut dyn FnMut(SessionHandle, SocketAddr, &[u8]),
+    ) -> usize {
+        let delivered = self.handle_inner(now, from, data, Some(deliver));
+        self.settle_timers();
+        delivered
+    }
+
+    fn handle_inner(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+        deliver: Option<Deliver<'_>>,
+    ) -> usize {
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += data.len() as u64;
         let from = normalize_addr(from);
         if data.is_empty() || data.len() > MAX_DATAGRAM_SIZE {
             self.stats.dropped += 1;
-            return;
+            return 0;
         }
         let existing = match self.last_lookup {
             Some((a, i)) if a == from => Some(i),
@@ -632,7 +720,9 @@ impl Endpoint {
             }
         };
         if let Some(index) = existing {
-            if let Some(entry) = self.slots[index as usize].entry.as_mut() {
+            let slot = &mut self.slots[index as usize];
+            let generation = slot.generation;
+            if let Some(entry) = slot.entry.as_mut() {
                 // RFC 6347 section 4.2.8: a peer that lost its state reconnects from the same address
                 // with a fresh epoch-0 ClientHello; only a valid cookie (the listener's check) replaces
                 // the session. The ClientHello that created it (same random) is a retransmission. This
@@ -642,9 +732,21 @@ impl Endpoint {
                 let reconnect = (entry.connected || entry.accepted)
                     && client_hello(data).is_some_and(|h| Some(h.random) != entry.hello_random);
                 if !reconnect {
-                    entry.session.handle_datagram(now, data);
+                    let mut delivered = 0;
+                    match deliver {
+                        Some(deliver) if self.events.is_empty() => {
+                            let h = handle(index as usize, generation);
+                            delivered = entry
+                                .session
+                                .handle_datagram_with(now, data, &mut |p| deliver(h, from, p));
+                            if delivered > 0 {
+                                entry.last_activity = now;
+                            }
+                        }
+                        _ => entry.session.handle_datagram(now, data),
+                    }
                     self.after_input(index as usize, now);
-                    return;
+                    return delivered;
                 }
             }
         }
@@ -653,7 +755,7 @@ impl Endpoint {
             // start a handshake too).
             self.stats.ignored_refusing += 1;
             tracing::trace!(%from, len = data.len(), "dtls endpoint refuses new sessions; datagram ignored");
-            return;
+            return 0;
         }
         let room = match existing {
             // A reconnection replaces its own session: no new room needed.
@@ -663,7 +765,7 @@ impl Endpoint {
         let Some(listener) = self.listener.as_mut() else {
             self.stats.dropped += 1;
             tracing::trace!(%from, len = data.len(), "dtls endpoint dropped a datagram from an unknown address (client-only)");
-            return;
+            return 0;
         };
         match listener.handle_datagram_admit(now, from, data, room.is_ok()) {
             ListenOutcome::Drop => {
@@ -692,17 +794,39 @@ impl Endpoint {
                     hello_random: client_hello(data).map(|h| h.random),
                     last_activity: now,
                     timer: None,
+                    scheduled: None,
                 });
                 tracing::debug!(%from, ?h, "dtls cookie valid, handshake starts");
                 self.after_input(h.index as usize, now);
             }
         }
+        0
     }
 
-    /// Runs every timer due at `now`: idle expiry, handshake expiry, retransmissions.
+    /// Runs every timer due at `now`: idle expiry, handshake expiry, retransmissions. Only the
+    /// sessions whose timer-heap entries are due are visited, in slot order.
     pub fn handle_timeout(&mut self, now: Instant) {
         let idle = self.config.idle_timeout;
-        for i in 0..self.slots.len() {
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        while let Some(&Reverse((when, index, generation))) = self.timers.peek() {
+            if when > now {
+                break;
+            }
+            self.timers.pop();
+            let slot = &mut self.slots[index as usize];
+            if slot.generation == generation {
+                if let Some(entry) = slot.entry.as_mut() {
+                    // Its heap entry is gone: scheduled again below.
+                    entry.scheduled = None;
+                    due.push(index);
+                }
+            }
+        }
+        due.sort_unstable();
+        due.dedup();
+        for &index in &due {
+            let i = index as usize;
             let Some(entry) = self.slots[i].entry.as_mut() else {
                 continue;
             };
@@ -716,21 +840,79 @@ impl Endpoint {
                 entry.session.handle_timeout(now);
                 self.after_input(i, now);
             }
+            self.schedule(i);
+        }
+        self.due = due;
+        self.settle_timers();
+    }
+
+    /// The earliest timer of any session (retransmission, handshake or idle timeout). Constant
+    /// time: the top of a timer heap that every `&mut self` call leaves exact.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|&Reverse((when, _, _))| when)
+    }
+
+    /// Makes sure the session in slot `index` has a heap entry no later than its deadline.
+    fn schedule(&mut self, index: usize) {
+        let idle = self.config.idle_timeout;
+        let generation = self.slots[index].generation;
+        let Some(entry) = self.slots[index].entry.as_mut() else {
+            return;
+        };
+        let Some(deadline) = entry.deadline(idle) else {
+            return;
+        };
+        if !matches!(entry.scheduled, Some(s) if s <= deadline) {
+            entry.scheduled = Some(deadline);
+            self.timers
+                .push(Reverse((deadline, index as u32, generation)));
         }
     }
 
-    /// The earliest timer of any session (retransmission, handshake or idle timeout).
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// Drops or reschedules heap entries until the top one is exact (or the heap is empty),
+    /// and rebuilds the heap when stale entries pile up.
+    fn settle_timers(&mut self) {
+        if self.timers.len() > 2 * self.by_addr.len() + TIMER_HEAP_SLACK {
+            self.rebuild_timers();
+        }
         let idle = self.config.idle_timeout;
-        self.slots
-            .iter()
-            .filter_map(|s| s.entry.as_ref())
-            .flat_map(|e| {
-                let idle_at = idle.filter(|_| e.connected).map(|t| e.last_activity + t);
-                [e.timer, idle_at]
-            })
-            .flatten()
-            .min()
+        while let Some(&Reverse((when, index, generation))) = self.timers.peek() {
+            let slot = &mut self.slots[index as usize];
+            let entry = match slot.entry.as_mut() {
+                Some(e) if slot.generation == generation && e.scheduled == Some(when) => e,
+                // An ended session, or a deadline superseded by an earlier entry.
+                _ => {
+                    self.timers.pop();
+                    continue;
+                }
+            };
+            let deadline = entry.deadline(idle);
+            if deadline == Some(when) {
+                return;
+            }
+            // The deadline moved later (or went away): schedule the real one.
+            self.timers.pop();
+            entry.scheduled = deadline;
+            if let Some(d) = deadline {
+                self.timers.push(Reverse((d, index, generation)));
+            }
+        }
+    }
+
+    /// One heap entry per session with a deadline, exact.
+    fn rebuild_timers(&mut self) {
+        let idle = self.config.idle_timeout;
+        let mut heap = std::mem::take(&mut self.timers).into_vec();
+        heap.clear();
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            if let Some(entry) = slot.entry.as_mut() {
+                entry.scheduled = entry.deadline(idle);
+                if let Some(d) = entry.scheduled {
+                    heap.push(Reverse((d, index as u32, slot.generation)));
+                }
+            }
+        }
+        self.timers = BinaryHeap::from(heap);
     }
 
     /// The next datagram to send.
@@ -925,6 +1107,11 @@ impl Endpoint {
         }
         let was_connected = entry.connected;
         entry.timer = entry.session.poll_timeout();
+        let deadline = entry.deadline(self.config.idle_timeout);
+        if let Some(d) = deadline.filter(|&d| !matches!(entry.scheduled, Some(s) if s <= d)) {
+            entry.scheduled = Some(d);
+            self.timers.push(Reverse((d, index as u32, generation)));
+        }
         match terminal {
             None => {}
             Some(Ok(())) => {
@@ -961,5 +1148,133 @@ fn handle(index: usize, generation: u32) -> SessionHandle {
     SessionHandle {
         index: u32::try_from(index).unwrap_or(u32::MAX),
         generation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
+
+    /// What `poll_timeout` computed before the timer heap: a scan of every session.
+    fn scan(ep: &Endpoint) -> Option<Instant> {
+        let idle = ep.config.idle_timeout;
+        ep.slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .filter_map(|e| e.deadline(idle))
+            .min()
+    }
+
+    /// A tiny deterministic generator (xorshift), so the run is the same every time.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Many clients against one server under loss, with data, closes, reconnections, stalled
+    /// handshakes, idle expiry and a changed idle timeout: after every call the heap's
+    /// `poll_timeout` equals the full scan, on the server and on every client, and the heap
+    /// stays bounded.
+    #[test]
+    fn timer_heap_matches_a_full_scan() {
+        let key = PrivateKey::generate(KeyType::EcP256).unwrap();
+        let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap();
+        let server_cfg = ServerConfig::builder(key, cert).build().unwrap();
+        let client_cfg = ClientConfig::builder().verify(false).build().unwrap();
+        let limits = EndpointConfig::default()
+            .idle_timeout(Some(Duration::from_secs(3)))
+            .max_sessions(12);
+        let mut server = Endpoint::server(limits, &server_cfg).unwrap();
+        let s_addr: SocketAddr = "10.0.0.1:4433".parse().unwrap();
+        let n = 16;
+        // Four clients per address (the share of a 12-session table is 12).
+        let c_addr = |i: usize| SocketAddr::from(([10, 0, 1, (i % 4) as u8], 5000 + i as u16));
+        let mut clients: Vec<Endpoint> = (0..n)
+            .map(|_| Endpoint::client(EndpointConfig::default()).unwrap())
+            .collect();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut now = Instant::now();
+        let check = |server: &Endpoint, clients: &[Endpoint]| {
+            assert_eq!(server.poll_timeout(), scan(server));
+            assert!(server.timers.len() <= 2 * server.session_count() + TIMER_HEAP_SLACK + 1);
+            for c in clients {
+                assert_eq!(c.poll_timeout(), scan(c));
+            }
+        };
+        let mut connected = 0;
+        for step in 0..4000 {
+            match rng.below(10) {
+                0 => {
+                    let i = rng.below(n as u64) as usize;
+                    if clients[i].session_count() == 0 {
+                        clients[i].connect(now, s_addr, &client_cfg).unwrap();
+                    } else if let Some(h) = clients[i].handle_of(s_addr) {
+                        match rng.below(3) {
+                            0 => clients[i].close(h).unwrap(),
+                            _ => {
+                                let _ = clients[i].send(h, &[step as u8; 40]);
+                            }
+                        }
+                    }
+                }
+                1 => {
+                    let pick = server.sessions().nth(rng.below(4) as usize);
+                    if let Some((h, _)) = pick {
+                        if rng.below(2) == 0 {
+                            let _ = server.send(h, b"from the server");
+                        } else {
+                            server.close(h).unwrap();
+                        }
+                    }
+                }
+                2 if step == 2000 => {
+                    let idle = Duration::from_millis(500 + rng.below(3000));
+                    server
+                        .set_config(server.config().clone().idle_timeout(Some(idle)))
+                        .unwrap();
+                }
+                3 => {
+                    now += Duration::from_millis(rng.below(1500));
+                    server.handle_timeout(now);
+                    for c in &mut clients {
+                        c.handle_timeout(now);
+                    }
+                }
+                _ => now += Duration::from_millis(rng.below(40)),
+            }
+            check(&server, &clients);
+            // Deliver, losing one datagram in eight.
+            for (i, c) in clients.iter_mut().enumerate() {
+                while let Some(t) = c.poll_transmit() {
+                    if rng.below(8) != 0 {
+                        server.handle(now, c_addr(i), &t.contents);
+                    }
+                }
+            }
+            while let Some(t) = server.poll_transmit() {
+                let i = (0..n).find(|&i| c_addr(i) == t.destination).unwrap();
+                if rng.below(8) != 0 {
+                    clients[i].handle(now, s_addr, &t.contents);
+                }
+            }
+            while let Some(e) = server.poll_event() {
+                connected += usize::from(matches!(e, Event::Connected { .. }));
+            }
+            for c in &mut clients {
+                while c.poll_event().is_some() {}
+            }
+            check(&server, &clients);
+        }
+        assert!(connected > 20, "{connected}");
+        assert!(server.stats().expired_idle > 0, "{:?}", server.stats());
     }
 }

@@ -79,8 +79,8 @@ mod record;
 mod session;
 
 pub use config::{
-    ClientConfig, ClientConfigBuilder, ServerConfig, ServerConfigBuilder, DEFAULT_COOKIE_ROTATION,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MTU, MAX_MTU, MIN_MTU,
+    ClientConfig, ClientConfigBuilder, ServerConfig, ServerConfigBuilder, DEFAULT_CIPHER_LIST,
+    DEFAULT_COOKIE_ROTATION, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MTU, MAX_MTU, MIN_MTU,
 };
 pub use endpoint::{
     normalize_addr, CloseReason, Endpoint, EndpointConfig, EndpointStats, Event, SessionHandle,

@@ -14,13 +14,16 @@ use crate::cookie::{binding_index, CookieBinding, CookieSecrets, SharedBinding};
 use crate::keys::{x509_names, x509_subject, Certificate};
 use crate::{ffi, record, ClientConfig, DtlsError, ServerConfig, MAX_DATAGRAM_SIZE};
 
+/// Where decrypted datagrams go when they skip the inbox ([`DtlsSession::handle_datagram_with`]).
+type Deliver<'a> = &'a mut dyn FnMut(&[u8]);
+
 /// Largest plaintext of one DTLS record.
 const MAX_PLAINTEXT: usize = 16_384;
 
 /// State of a [`DtlsSession`], mirroring Godot's `PacketPeerDTLS.Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
-    /// Closed: by [`DtlsSession::close`] or by the peer's close_notify.
+    /// Closed: by [`DtlsSession::close`] or by the peer's close_notify (answered with ours).
     Disconnected,
     /// The handshake is in progress.
     Handshaking,
@@ -40,7 +43,8 @@ pub enum Status {
 pub enum SessionEvent {
     /// The handshake completed; [`DtlsSession::send`] works from now on.
     Connected,
-    /// The session closed: the peer sent close_notify ([`DtlsSession::close`] emits no event).
+    /// The session closed: the peer sent close_notify, and ours, the answer, is queued for
+    /// [`DtlsSession::poll_transmit`] ([`DtlsSession::close`] emits no event).
     Closed,
     /// The session failed (handshake timeout, certificate, fatal alert, ...); the error says why.
     Failed(DtlsError),
@@ -92,6 +96,9 @@ pub struct DtlsSession {
     /// [`record::min_encrypted_body`] of the current cipher, keyed by OpenSSL's `SSL_CIPHER`
     /// pointer (the cipher is a static table entry): no name lookup per datagram.
     min_body: Option<(usize, usize)>,
+    /// `DTLS_get_data_mtu`, read once when the handshake completes (the MTU and the cipher do
+    /// not change afterwards: no renegotiation), not on every `send`.
+    data_mtu: Option<usize>,
 }
 
 impl std::fmt::Debug for DtlsSession {
@@ -175,6 +182,7 @@ impl DtlsSession {
             clock: ffi::VirtualClock::new(now),
             events: VecDeque::new(),
             min_body: None,
+            data_mtu: None,
         };
         tracing::debug!(hostname = ?session.hostname, verify = session.verify, "dtls client handshake started");
         let _time = session.clock.enter(now);
@@ -249,6 +257,7 @@ impl DtlsSession {
             clock: ffi::VirtualClock::new(now),
             events: VecDeque::new(),
             min_body: None,
+            data_mtu: None,
         }
     }
 
@@ -264,6 +273,28 @@ impl DtlsSession {
     /// silently, as DTLS requires; a fatal alert or handshake failure moves the session to
     /// [`Status::Error`] / [`Status::ErrorHostnameMismatch`]. Ignored unless handshaking or connected.
     pub fn handle_datagram(&mut self, now: Instant, data: &[u8]) {
+        self.handle_datagram_inner(now, data, None);
+    }
+
+    /// Like [`handle_datagram`](Self::handle_datagram), but the application datagrams it
+    /// decrypts go to `deliver` straight from the decryption buffer (no copy, no queue) as long
+    /// as none is waiting in [`recv`](Self::recv) (those come first, so the order holds).
+    /// Returns how many went to `deliver`.
+    pub fn handle_datagram_with(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        deliver: &mut dyn FnMut(&[u8]),
+    ) -> usize {
+        self.handle_datagram_inner(now, data, Some(deliver))
+    }
+
+    fn handle_datagram_inner(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        deliver: Option<Deliver<'_>>,
+    ) -> usize {
         self.last_now = now;
         // Cookies only matter while handshaking; a connected session's datagrams skip the lock.
         if self.status == Status::Handshaking {
@@ -273,31 +304,33 @@ impl DtlsSession {
         }
         if self.status == Status::Handshaking && now >= self.handshake_deadline {
             self.fail_timeout();
-            return;
+            return 0;
         }
         if !matches!(self.status, Status::Handshaking | Status::Connected) {
-            return;
+            return 0;
         }
         if data.is_empty() || data.len() > MAX_DATAGRAM_SIZE {
             tracing::trace!(
                 len = data.len(),
                 "dtls dropped a datagram of impossible size"
             );
-            return;
+            return 0;
         }
         let data = record::drop_short_encrypted(data, self.min_encrypted_body());
         if data.is_empty() {
-            return;
+            return 0;
         }
         let _time = self.clock.enter(now);
         self.stream.get_mut().push_incoming(&data);
-        if self.status == Status::Handshaking {
+        let delivered = if self.status == Status::Handshaking {
             self.drive_handshake();
+            0
         } else {
-            self.read_app_data();
-        }
+            self.read_app_data(deliver)
+        };
         // Anything OpenSSL did not consume belongs to a dead state; never let it pile up.
         self.stream.get_mut().incoming.clear();
+        delivered
     }
 
     /// Handles the passage of time: fails the handshake once its timeout has passed, and lets OpenSSL
@@ -460,7 +493,7 @@ impl DtlsSession {
         if self.status != Status::Connected {
             return None;
         }
-        ffi::data_mtu(self.stream.ssl())
+        self.data_mtu.or_else(|| ffi::data_mtu(self.stream.ssl()))
     }
 
     /// The configured MTU (largest datagram written).
@@ -510,6 +543,7 @@ impl DtlsSession {
         match self.stream.do_handshake() {
             Ok(()) => {
                 self.status = Status::Connected;
+                self.data_mtu = ffi::data_mtu(self.stream.ssl());
                 self.events.push_back(SessionEvent::Connected);
                 tracing::debug!(
                     role = ?self.role,
@@ -518,7 +552,7 @@ impl DtlsSession {
                     "dtls handshake complete"
                 );
                 // The datagram that completed the handshake may carry application records too.
-                self.read_app_data();
+                self.read_app_data(None);
             }
             Err(e) if matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE) => {}
             Err(e) => {
@@ -528,53 +562,72 @@ impl DtlsSession {
         }
     }
 
-    fn read_app_data(&mut self) {
+    /// Decrypts what OpenSSL holds: to `deliver` while the inbox is empty, else to the inbox.
+    /// Returns how many datagrams went to `deliver`.
+    fn read_app_data(&mut self, deliver: Option<Deliver<'_>>) -> usize {
         thread_local! {
             // One zeroed plaintext buffer per thread instead of a 16 KiB memset per datagram or
             // 16 KiB per session.
             static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; MAX_PLAINTEXT]);
         }
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut buf) => self.read_app_data_into(&mut buf),
+            Ok(mut buf) => self.read_app_data_into(&mut buf, deliver),
             // Unreachable in practice (no re-entrancy); stay correct anyway.
-            Err(_) => self.read_app_data_into(&mut vec![0; MAX_PLAINTEXT]),
-        });
+            Err(_) => self.read_app_data_into(&mut vec![0; MAX_PLAINTEXT], deliver),
+        })
     }
 
-    fn read_app_data_into(&mut self, buf: &mut [u8]) {
+    fn read_app_data_into(&mut self, buf: &mut [u8], mut deliver: Option<Deliver<'_>>) -> usize {
+        let mut delivered = 0;
         loop {
             match self.stream.ssl_read(buf) {
                 Ok(0) => {}
                 Ok(n) => {
-                    if self.inbox.len() >= MAX_QUEUED {
-                        self.inbox.pop_front();
-                        tracing::trace!("dtls receive queue full, dropped the oldest datagram");
+                    match deliver.as_mut() {
+                        Some(deliver) if self.inbox.is_empty() => {
+                            deliver(&buf[..n]);
+                            delivered += 1;
+                        }
+                        _ => {
+                            if self.inbox.len() >= MAX_QUEUED {
+                                self.inbox.pop_front();
+                                tracing::trace!(
+                                    "dtls receive queue full, dropped the oldest datagram"
+                                );
+                            }
+                            let mut datagram = crate::bio::take_buffer();
+                            datagram.extend_from_slice(&buf[..n]);
+                            self.inbox.push_back(datagram);
+                        }
                     }
-                    let mut datagram = crate::bio::take_buffer();
-                    datagram.extend_from_slice(&buf[..n]);
-                    self.inbox.push_back(datagram);
                     // One datagram is usually one record: stop here unless OpenSSL still holds
                     // unread records (of this datagram) or another datagram waits, instead of
                     // a second SSL_read that only reports WANT_READ.
                     if self.stream.get_ref().incoming.is_empty()
                         && !ffi::has_pending(self.stream.ssl())
                     {
-                        return;
+                        return delivered;
                     }
                 }
                 Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
+                    // Answer with our own close_notify (RFC 5246 section 7.2.1), as Godot's
+                    // mbedTLS and `openssl s_server` do: OpenSSL only records the peer's
+                    // alert, SSL_shutdown writes ours (queued for `poll_transmit`).
+                    if let Err(e) = self.stream.shutdown() {
+                        tracing::debug!(error = %e, "dtls close_notify answer could not be written");
+                    }
                     self.status = Status::Disconnected;
                     self.events.push_back(SessionEvent::Closed);
-                    tracing::debug!("dtls peer sent close_notify");
-                    return;
+                    tracing::debug!("dtls peer sent close_notify; answered with ours");
+                    return delivered;
                 }
                 Err(e) if matches!(e.code(), ErrorCode::WANT_READ | ErrorCode::WANT_WRITE) => {
-                    return;
+                    return delivered;
                 }
                 Err(e) => {
                     let err = self.classify(&e);
                     self.fail(err);
-                    return;
+                    return delivered;
                 }
             }
         }

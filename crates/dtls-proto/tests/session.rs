@@ -72,10 +72,35 @@ fn p256_handshake_app_data_and_close() {
     client.close();
     assert_eq!(client.status(), Status::Disconnected);
     let notify = client.poll_transmit().expect("close_notify datagram");
+    assert!(is_close_notify(&notify), "{notify:02x?}");
+    assert!(client.poll_transmit().is_none());
     server.handle_datagram(Instant::now(), &notify);
     assert_eq!(server.status(), Status::Disconnected);
     assert!(server.error().is_none());
+    let events: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert_eq!(
+        events.last(),
+        Some(&dtls_proto::SessionEvent::Closed),
+        "{events:?}"
+    );
+    // The server answers with its own close_notify, once; the closed client takes it quietly.
+    let answer = server.poll_transmit().expect("close_notify answer");
+    assert!(is_close_notify(&answer), "{answer:02x?}");
+    assert!(server.poll_transmit().is_none());
+    client.handle_datagram(Instant::now(), &answer);
+    assert_eq!(client.status(), Status::Disconnected);
+    assert!(client.poll_transmit().is_none());
     assert_eq!(server.send(b"x"), Err(DtlsError::NotConnected));
+}
+
+/// An encrypted alert record of epoch 1 (content type 21, DTLS 1.2) whose body is one
+/// AEAD-sealed two-byte alert: what a close_notify looks like on the wire.
+fn is_close_notify(datagram: &[u8]) -> bool {
+    datagram.len() > 13
+        && datagram[0] == 21
+        && datagram[1..3] == [0xFE, 0xFD]
+        && datagram[3..5] == [0, 1]
+        && usize::from(u16::from_be_bytes([datagram[11], datagram[12]])) == datagram.len() - 13
 }
 
 #[test]
@@ -481,4 +506,72 @@ fn recycled_buffers_carry_exact_datagrams() {
         assert!(server.recv().is_none());
         DtlsSession::recycle(got);
     }
+}
+
+/// The server picks by its own order (AES-128-GCM first, `DEFAULT_CIPHER_LIST`), whatever the
+/// client prefers; a client restricted to one suite still gets that one.
+#[test]
+fn the_server_prefers_aes128_gcm() {
+    let (key, cert) = ec_identity("localhost");
+    let now = Instant::now();
+    let server_cfg = ServerConfig::builder(key, cert).build().unwrap();
+    for (offer, expected) in [
+        (None, "ECDHE-ECDSA-AES128-GCM-SHA256"),
+        (
+            Some("ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"),
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+        ),
+        (Some("ECDHE-ECDSA-CHACHA20-POLY1305"), "ECDHE-ECDSA-CHACHA20-POLY1305"),
+    ] {
+        let mut client_cfg = ClientConfig::builder().verify(false);
+        if let Some(offer) = offer {
+            client_cfg = client_cfg.cipher_list(offer);
+        }
+        let mut client = DtlsSession::client(&client_cfg.build().unwrap(), now).unwrap();
+        let mut server = DtlsSession::server(&server_cfg, now).unwrap();
+        drive_clean(&mut client, &mut server);
+        assert_eq!(
+            client.cipher_name(),
+            Some(expected),
+            "{offer:?}: {:?} {:?}",
+            client.error(),
+            server.error()
+        );
+        assert_eq!(server.cipher_name(), Some(expected), "{offer:?}");
+    }
+}
+
+/// `handle_datagram_with` hands decrypted datagrams to the callback in order, the same bytes
+/// `recv` would return, and leaves nothing queued.
+#[test]
+fn datagrams_can_be_delivered_without_the_queue() {
+    let (key, cert) = ec_identity("localhost");
+    let (mut client, mut server) = pinned_pair(key, cert, dtls_proto::DEFAULT_MTU);
+    drive_clean(&mut client, &mut server);
+    while server.poll_event().is_some() {}
+    let now = Instant::now();
+    let mut got = Vec::new();
+    for i in 0..20u8 {
+        client.send(&vec![i; 1 + usize::from(i) * 50]).unwrap();
+        let d = client.poll_transmit().unwrap();
+        let n = server.handle_datagram_with(now, &d, &mut |p| got.push(p.to_vec()));
+        assert_eq!(n, 1);
+    }
+    assert_eq!(server.available_packet_count(), 0);
+    let expected: Vec<Vec<u8>> = (0..20u8)
+        .map(|i| vec![i; 1 + usize::from(i) * 50])
+        .collect();
+    assert_eq!(got, expected);
+    // A datagram already queued comes first: the next ones queue behind it.
+    client.send(b"queued").unwrap();
+    let d = client.poll_transmit().unwrap();
+    server.handle_datagram(now, &d);
+    client.send(b"after").unwrap();
+    let d = client.poll_transmit().unwrap();
+    assert_eq!(
+        server.handle_datagram_with(now, &d, &mut |_| panic!("out of order")),
+        0
+    );
+    assert_eq!(server.recv(), Some(b"queued".to_vec()));
+    assert_eq!(server.recv(), Some(b"after".to_vec()));
 }

@@ -65,6 +65,7 @@ struct Node {
     socket: DtlsEnetSocket<Wire>,
     client: bool,
     peer: Option<PeerId>,
+    connected_at: Option<Instant>,
     received: Vec<Vec<u8>>,
 }
 
@@ -91,6 +92,7 @@ impl Node {
             socket,
             client,
             peer: None,
+            connected_at: None,
             received: Vec::new(),
         }
     }
@@ -113,6 +115,7 @@ impl Node {
             match event {
                 Event::Connect { peer, .. } => {
                     self.peer = Some(peer);
+                    self.connected_at.get_or_insert(now);
                     if self.client {
                         for i in 0..MESSAGES {
                             self.host
@@ -186,25 +189,8 @@ fn wire(addr: SocketAddr) -> Wire {
     }
 }
 
-fn run(seed: u64) {
-    assert!(
-        enet_dtls::dtls_proto::virtual_time_supported(),
-        "DTLS timers must follow virtual time"
-    );
-    let start = Instant::now();
-    let mut net = Network::new(seed, start);
-    net.set_default_link(LinkConfig {
-        latency: Duration::from_millis(20),
-        jitter: Duration::from_millis(10),
-        loss: 0.1,
-        duplicate: 0.05,
-        reorder: 0.1,
-        reorder_delay: Duration::from_millis(30),
-        // Anything larger than the DTLS MTU would be lost (and the packets with it).
-        mtu: Some(DTLS_MTU),
-        ..LinkConfig::default()
-    });
-    net.set_capture(true);
+/// A server and a client node (EC P-256, pinned certificate), the client connecting.
+fn nodes(start: Instant) -> (Node, Node) {
     let key = PrivateKey::generate(KeyType::EcP256).unwrap();
     let cert = Certificate::self_signed(&key, &CertificateParams::new("localhost")).unwrap();
     let server_config = ServerConfig::builder(key, cert.clone()).build().unwrap();
@@ -224,6 +210,29 @@ fn run(seed: u64) {
     client.host.connect(start, s_addr, 1, 0).unwrap();
     client.pump(start);
     server.pump(start);
+    (server, client)
+}
+
+fn run(seed: u64) {
+    assert!(
+        enet_dtls::dtls_proto::virtual_time_supported(),
+        "DTLS timers must follow virtual time"
+    );
+    let start = Instant::now();
+    let mut net = Network::new(seed, start);
+    net.set_default_link(LinkConfig {
+        latency: Duration::from_millis(20),
+        jitter: Duration::from_millis(10),
+        loss: 0.1,
+        duplicate: 0.05,
+        reorder: 0.1,
+        reorder_delay: Duration::from_millis(30),
+        // Anything larger than the DTLS MTU would be lost (and the packets with it).
+        mtu: Some(DTLS_MTU),
+        ..LinkConfig::default()
+    });
+    net.set_capture(true);
+    let (server, client) = nodes(start);
     let mut sim = Sim::with_nodes(net, vec![server, client]);
     let done = sim.run_until(start + Duration::from_secs(600), |nodes| {
         nodes[1].received.len() >= MESSAGES
@@ -281,4 +290,44 @@ fn reliable_packets_survive_loss_reordering_and_duplication() {
     for seed in 1..=4 {
         run(seed);
     }
+}
+
+/// The client's first ENet CONNECT, sent while the DTLS handshake runs, is held and sent as soon
+/// as the session is up: on a lossless link ENet connects one round trip after the handshake
+/// (4 round trips in all: ClientHello/HelloVerifyRequest, the cookie ClientHello and the server
+/// flight, the client's Finished flight and the server's, then CONNECT/VERIFY_CONNECT), with no
+/// CONNECT retransmission (ENet's first retry would come after 500 ms).
+#[test]
+fn first_connect_is_sent_once_the_handshake_completes() {
+    let start = Instant::now();
+    let mut net = Network::new(7, start);
+    let one_way = Duration::from_millis(20);
+    net.set_default_link(LinkConfig {
+        latency: one_way,
+        ..LinkConfig::default()
+    });
+    let (server, client) = nodes(start);
+    let mut sim = Sim::with_nodes(net, vec![server, client]);
+    let done = sim.run_until(start + Duration::from_secs(10), |nodes| {
+        nodes[0].peer.is_some() && nodes[1].peer.is_some()
+    });
+    assert!(done, "the ENet connection did not complete");
+    let (server, client) = (&sim.nodes[0], &sim.nodes[1]);
+    let rtt = 2 * one_way;
+    let took = client.connected_at.unwrap() - start;
+    assert!(
+        took <= 4 * rtt + Duration::from_millis(5),
+        "connected after {took:?}, expected 4 round trips ({:?})",
+        4 * rtt
+    );
+    let stats = client.socket.stats();
+    assert_eq!(stats.handshakes_started, 1, "{stats:?}");
+    assert_eq!(stats.sent_after_handshake, 1, "{stats:?}");
+    assert_eq!(stats.dropped_handshaking, 0, "{stats:?}");
+    let peer = client.host.peer(client.peer.unwrap()).unwrap().stats();
+    assert_eq!(peer.packets_lost, 0, "the client retransmitted: {peer:?}");
+    // The server's ENet connects when the acknowledgement of its VERIFY_CONNECT arrives, half a
+    // round trip after the client.
+    let server_took = server.connected_at.unwrap() - start;
+    assert!(server_took <= took + rtt, "{server_took:?} {took:?}");
 }

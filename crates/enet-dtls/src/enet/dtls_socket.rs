@@ -43,6 +43,11 @@ const MAX_SWALLOWED_BATCHES: usize = 16;
 /// Records handed to the transport per `send_batch` call.
 const SEND_BATCH: usize = 64;
 
+/// ENet datagrams a client socket keeps per address while its handshake runs (the most recent
+/// ones; older ones are dropped). They are sent as soon as the session is established, so the
+/// first CONNECT is not lost to the handshake.
+pub const HANDSHAKE_QUEUE: usize = 4;
+
 /// The largest ENet datagram that fits one DTLS record whatever cipher suite is negotiated,
 /// for a DTLS MTU of `dtls_mtu` bytes (the largest UDP payload, record header included).
 ///
@@ -75,8 +80,12 @@ pub struct DtlsSocketStats {
     pub records_sent: u64,
     /// ENet datagrams received (decrypted records handed to ENet).
     pub records_received: u64,
-    /// ENet datagrams dropped because their session was still handshaking (ENet retries).
+    /// ENet datagrams dropped because their session was still handshaking and the handshake
+    /// queue ([`HANDSHAKE_QUEUE`] per address) was full, or the handshake failed (ENet retries).
     pub dropped_handshaking: u64,
+    /// ENet datagrams held while their client session was handshaking and sent once it was
+    /// established.
+    pub sent_after_handshake: u64,
     /// ENet datagrams dropped because their address had no session this socket could open:
     /// a server socket never opens one, and a client socket does not reconnect to an address
     /// whose failure the driver has not taken yet.
@@ -119,9 +128,12 @@ pub struct DtlsSocketStats {
 /// # Client side ([`DtlsEnetSocket::client`])
 ///
 /// The handshake with an address starts on ENet's first send to it (its CONNECT). While it
-/// runs, ENet datagrams to that address are dropped, as Godot does, and ENet's CONNECT
-/// retransmissions carry the connection once the session is up (on loopback the ENet
-/// connection completes with the first CONNECT retry, about 0.5 s after `connect`).
+/// runs, the socket keeps the last [`HANDSHAKE_QUEUE`] (4) ENet datagrams to that address and
+/// sends them, in order, as soon as the session is established; older ones are dropped (ENet
+/// retransmits what matters). So the first CONNECT is not lost: the ENet connection completes
+/// one round trip after the DTLS handshake (a few milliseconds on loopback), not on ENet's
+/// first CONNECT retry about 0.5 s later. Godot drops these datagrams; peers cannot tell the
+/// difference, since the records are ordinary application data sent after the handshake.
 ///
 /// # MTU
 ///
@@ -193,6 +205,9 @@ pub struct DtlsEnetSocket<T: EnetSocket = UdpEnetSocket> {
     /// Client handshakes in progress and when they started (for [`EnetSocket::peer_gone`]'s
     /// timeout cause).
     connecting: HashMap<SocketAddr, Instant>,
+    /// ENet datagrams sent while the client handshake with the address ran (at most
+    /// [`HANDSHAKE_QUEUE`] each), sent once it is established.
+    held: HashMap<SocketAddr, VecDeque<Vec<u8>>>,
     failures: VecDeque<ConnectionFailure>,
     /// Decrypted datagrams that arrived outside `recv_batch`.
     stash: VecDeque<(SocketAddr, Vec<u8>)>,
@@ -309,6 +324,7 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
             mtu,
             max_datagram,
             connecting: HashMap::new(),
+            held: HashMap::new(),
             failures: VecDeque::new(),
             stash: VecDeque::new(),
             outbox: Vec::with_capacity(SEND_BATCH),
@@ -387,6 +403,7 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
         if let Some(h) = self.endpoint.handle_of(addr) {
             let _ = self.endpoint.close(h);
             self.connecting.remove(&net::normalize(addr));
+            self.drop_held(net::normalize(addr));
         }
         self.after_input(now, None);
         self.flush(now)
@@ -422,17 +439,20 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
                         None => debug!(from = %addr, "dtls-enet stash full; datagram dropped"),
                     }
                 }
-                dtls_proto::Event::Connected { addr, .. } => {
+                dtls_proto::Event::Connected { handle, addr } => {
                     self.connecting.remove(&addr);
                     debug!(%addr, "dtls-enet session established");
+                    self.send_held(handle, addr);
                 }
                 dtls_proto::Event::Failed { addr, error, .. } => {
                     self.connecting.remove(&addr);
+                    self.drop_held(addr);
                     debug!(%addr, %error, "dtls-enet session failed");
                     self.fail(addr, FailureCause::Dtls(error));
                 }
                 dtls_proto::Event::Closed { addr, reason, .. } => {
                     self.connecting.remove(&addr);
+                    self.drop_held(addr);
                     match reason {
                         CloseReason::Remote | CloseReason::IdleTimeout => {
                             debug!(%addr, ?reason, "dtls-enet session closed");
@@ -473,8 +493,51 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
         }
     }
 
+    /// Keeps an ENet datagram to `addr`, whose client handshake runs, for when it completes
+    /// (the last [`HANDSHAKE_QUEUE`] only). Server sockets hold nothing.
+    fn hold(&mut self, addr: SocketAddr, data: &[u8]) {
+        if self.client.is_none() || !self.connecting.contains_key(&addr) {
+            self.stats.dropped_handshaking += 1;
+            trace!(to = %addr, "dtls-enet session still handshaking; datagram dropped");
+            return;
+        }
+        let queue = self.held.entry(addr).or_default();
+        if queue.len() >= HANDSHAKE_QUEUE {
+            queue.pop_front();
+            self.stats.dropped_handshaking += 1;
+        }
+        queue.push_back(data.to_vec());
+        trace!(to = %addr, len = data.len(), "dtls-enet datagram held until the handshake completes");
+    }
+
+    /// The session with `addr` is established: sends what was held for it, oldest first.
+    fn send_held(&mut self, handle: dtls_proto::SessionHandle, addr: SocketAddr) {
+        let Some(queue) = self.held.remove(&addr) else {
+            return;
+        };
+        for data in queue {
+            match self.endpoint.send(handle, &data) {
+                Ok(()) => {
+                    self.stats.records_sent += 1;
+                    self.stats.sent_after_handshake += 1;
+                }
+                Err(error) => {
+                    self.stats.dropped_refused += 1;
+                    debug!(to = %addr, %error, len = data.len(), "dtls-enet held datagram refused");
+                }
+            }
+        }
+    }
+
+    /// Forgets what was held for `addr` (its handshake failed or was abandoned).
+    fn drop_held(&mut self, addr: SocketAddr) {
+        if let Some(queue) = self.held.remove(&addr) {
+            self.stats.dropped_handshaking += queue.len() as u64;
+        }
+    }
+
     /// A send to `addr`, which has no session: a client socket starts the handshake.
-    fn start_handshake(&mut self, now: Instant, addr: SocketAddr) {
+    fn start_handshake(&mut self, now: Instant, addr: SocketAddr, data: &[u8]) {
         let Some(config) = &self.client else {
             self.stats.dropped_no_session += 1;
             trace!(to = %addr, "dtls-enet server socket: no session with this address; dropped");
@@ -490,7 +553,7 @@ impl<T: EnetSocket> DtlsEnetSocket<T> {
                 debug!(%addr, "dtls-enet handshake started by the first ENet send");
                 self.stats.handshakes_started += 1;
                 self.connecting.insert(addr, now);
-                self.stats.dropped_handshaking += 1;
+                self.hold(addr, data);
             }
             Err(error) => {
                 debug!(%addr, %error, "dtls-enet cannot start a handshake");
@@ -535,7 +598,7 @@ impl<T: EnetSocket> EnetSocket for DtlsEnetSocket<T> {
         for t in batch {
             let to = net::normalize(t.destination);
             let Some(h) = self.endpoint.handle_of(to) else {
-                self.start_handshake(now, to);
+                self.start_handshake(now, to, &t.data);
                 continue;
             };
             match self.endpoint.send(h, &t.data) {
@@ -543,10 +606,7 @@ impl<T: EnetSocket> EnetSocket for DtlsEnetSocket<T> {
                     sent += 1;
                     self.stats.records_sent += 1;
                 }
-                Err(DtlsError::NotConnected) => {
-                    self.stats.dropped_handshaking += 1;
-                    trace!(%to, "dtls-enet session still handshaking; datagram dropped");
-                }
+                Err(DtlsError::NotConnected) => self.hold(to, &t.data),
                 Err(error) => {
                     self.stats.dropped_refused += 1;
                     debug!(%to, %error, len = t.data.len(), "dtls-enet datagram refused");
@@ -570,9 +630,17 @@ impl<T: EnetSocket> EnetSocket for DtlsEnetSocket<T> {
         }
         for _ in 0..MAX_SWALLOWED_BATCHES {
             let endpoint = &mut self.endpoint;
-            let n = self
-                .transport
-                .recv_batch(now, &mut |from, data| endpoint.handle(now, from, data))?;
+            // Decrypted datagrams of established sessions go to ENet straight from the
+            // decryption buffer; the rest (handshakes, closes) become endpoint events.
+            let mut direct = 0;
+            let n = self.transport.recv_batch(now, &mut |from, data| {
+                direct += endpoint.handle_with(now, from, data, &mut |_, addr, plain| {
+                    trace!(from = %addr, len = plain.len(), "dtls-enet recv");
+                    sink(addr, plain);
+                });
+            })?;
+            self.stats.records_received += direct as u64;
+            delivered += direct;
             self.drained = n == 0 || self.transport.recv_drained();
             delivered += self.after_input(now, Some(&mut *sink));
             // Handshake replies, and the cookie exchange, go out at once.
@@ -634,6 +702,7 @@ impl<T: EnetSocket> EnetSocket for DtlsEnetSocket<T> {
         let h = self.endpoint.handle_of(addr)?;
         let handshaking = self.endpoint.status(h).ok() == Some(Status::Handshaking);
         let started = self.connecting.remove(&addr);
+        self.drop_held(addr);
         let failure = match started {
             Some(start) if handshaking => Some(ConnectionFailure::new(
                 addr,

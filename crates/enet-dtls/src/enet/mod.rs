@@ -44,7 +44,9 @@ mod tokio;
 
 #[cfg(feature = "tokio")]
 pub use self::tokio::TokioEnetHost;
-pub use dtls_socket::{enet_mtu_for_dtls_mtu, DtlsEnetSocket, DtlsSocketStats, DTLS_RECORD_HEADER};
+pub use dtls_socket::{
+    enet_mtu_for_dtls_mtu, DtlsEnetSocket, DtlsSocketStats, DTLS_RECORD_HEADER, HANDSHAKE_QUEUE,
+};
 pub use host::{BindError, EnetHost};
 pub use socket::{
     ConnectionFailure, EnetSocket, FailureCause, SocketStats, UdpEnetSocket, MAX_UDP_PAYLOAD,
