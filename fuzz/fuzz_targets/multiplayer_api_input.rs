@@ -77,11 +77,7 @@ fuzz_target!(|data: &[u8]| {
         while let Some(out) = api.poll_outgoing() {
             // The server answers only SIMPLIFY_PATH (with CONFIRM_PATH) or, from the
             // handlers, calls and sets (and their path announcements).
-            assert!(
-                matches!(out.data.first(), Some(0..=3)),
-                "{:?}",
-                out.data
-            );
+            assert!(matches!(out.data.first(), Some(0..=3)), "{:?}", out.data);
         }
         while api.poll_event().is_some() {}
         for id in SENDERS {
