@@ -17,74 +17,16 @@
 #![no_main]
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use dtls_proto::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
-use dtls_proto::{
-    ClientConfig, DtlsSession, Endpoint, EndpointConfig, Event, ServerConfig, MAX_DATAGRAM_SIZE,
-};
+use dtls_proto::{DtlsSession, Endpoint, EndpointConfig, Event, MAX_DATAGRAM_SIZE};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "common/dtls.rs"]
+mod common;
+use common::{addr, client_config, corrupt, server_config, Input};
+
 const MAX_SESSIONS: usize = 4;
-
-fn config() -> &'static ServerConfig {
-    static CONFIG: OnceLock<ServerConfig> = OnceLock::new();
-    CONFIG.get_or_init(|| {
-        let key = PrivateKey::generate(KeyType::EcP256).expect("key");
-        let cert = Certificate::self_signed(&key, &CertificateParams::new("fuzz")).expect("cert");
-        ServerConfig::builder(key, cert).build().expect("config")
-    })
-}
-
-fn client_config() -> &'static ClientConfig {
-    static CONFIG: OnceLock<ClientConfig> = OnceLock::new();
-    CONFIG.get_or_init(|| {
-        ClientConfig::builder()
-            .verify(false)
-            .build()
-            .expect("client config")
-    })
-}
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("address")
-}
-
-struct Input<'a>(&'a [u8]);
-
-impl<'a> Input<'a> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-
-    fn u16(&mut self) -> usize {
-        let hi = self.byte().unwrap_or(0);
-        let lo = self.byte().unwrap_or(0);
-        usize::from(u16::from_be_bytes([hi, lo]))
-    }
-
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.0.len());
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        head
-    }
-}
-
-/// Applies `[pos: u16][xor: u8]` from the input to `datagram`.
-fn corrupt(input: &mut Input<'_>, mut datagram: Vec<u8>) -> Vec<u8> {
-    let pos = input.u16();
-    let xor = input.byte().unwrap_or(0);
-    if !datagram.is_empty() {
-        let i = pos % datagram.len();
-        datagram[i] ^= xor;
-    }
-    datagram
-}
 
 fn drain_events(ep: &mut Endpoint) {
     while let Some(ev) = ep.poll_event() {
@@ -114,14 +56,15 @@ fuzz_target!(|data: &[u8]| {
         .max_sessions(MAX_SESSIONS)
         .max_sessions_per_address(2)
         .idle_timeout(Some(Duration::from_secs(5)));
-    let mut ep = Endpoint::server(limits, config()).expect("endpoint");
+    let mut ep = Endpoint::server(limits, server_config()).expect("endpoint");
     let mut client = Endpoint::client(EndpointConfig::default()).expect("client endpoint");
     client
         .connect(now, server_addr, client_config())
         .expect("connect");
     let mut to_server: VecDeque<Vec<u8>> = VecDeque::new();
     let mut to_client: VecDeque<Vec<u8>> = VecDeque::new();
-    let mut stateful = DtlsSession::server_for_peer(config(), now, sources[0]).expect("server");
+    let mut stateful =
+        DtlsSession::server_for_peer(server_config(), now, sources[0]).expect("server");
     let mut waiting = DtlsSession::client(client_config(), now).expect("client");
     while waiting.poll_transmit().is_some() {}
 

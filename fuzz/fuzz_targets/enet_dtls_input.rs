@@ -24,42 +24,21 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use dtls_proto::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
-use dtls_proto::{ClientConfig, EndpointConfig, ServerConfig};
+use dtls_proto::EndpointConfig;
 use enet_dtls::enet::{DtlsEnetSocket, EnetSocket};
 use enet_proto::{Event, Host, HostConfig, Packet, PeerId, PeerState, Transmit};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "common/dtls.rs"]
+mod common;
+use common::{addr, client_config, corrupt, server_config, Input};
 
 const MAX_SESSIONS: usize = 4;
 const DTLS_MTU: usize = 1440;
 /// Datagrams a wire holds at most (older ones are dropped, like a full socket buffer).
 const WIRE_LIMIT: usize = 4096;
-
-fn server_config() -> &'static ServerConfig {
-    static CONFIG: OnceLock<ServerConfig> = OnceLock::new();
-    CONFIG.get_or_init(|| {
-        let key = PrivateKey::generate(KeyType::EcP256).expect("key");
-        let cert = Certificate::self_signed(&key, &CertificateParams::new("fuzz")).expect("cert");
-        ServerConfig::builder(key, cert).build().expect("config")
-    })
-}
-
-fn client_config() -> &'static ClientConfig {
-    static CONFIG: OnceLock<ClientConfig> = OnceLock::new();
-    CONFIG.get_or_init(|| {
-        ClientConfig::builder()
-            .verify(false)
-            .build()
-            .expect("client config")
-    })
-}
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("address")
-}
 
 /// An in-memory wire under a DTLS socket.
 #[derive(Debug)]
@@ -207,39 +186,6 @@ impl Node {
             }
         }
     }
-}
-
-struct Input<'a>(&'a [u8]);
-
-impl<'a> Input<'a> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-
-    fn u16(&mut self) -> usize {
-        let hi = self.byte().unwrap_or(0);
-        let lo = self.byte().unwrap_or(0);
-        usize::from(u16::from_be_bytes([hi, lo]))
-    }
-
-    fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.0.len());
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        head
-    }
-}
-
-fn corrupt(input: &mut Input<'_>, mut datagram: Vec<u8>) -> Vec<u8> {
-    let pos = input.u16();
-    let xor = input.byte().unwrap_or(0);
-    if !datagram.is_empty() {
-        let i = pos % datagram.len();
-        datagram[i] ^= xor;
-    }
-    datagram
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,8 @@
 //! Godot 3.2 MultiplayerAPI packets on hostile input: a server with nodes of every rpc mode
 //! takes arbitrary packets from several senders. Nothing panics, handlers of modes that forbid
-//! the sender never run, the path cache stays within its limit, and every answer the API
-//! produces is a well-formed CONFIRM_PATH.
+//! the sender never run, local calls made inside handlers (run at once, or queued when their
+//! handler is running) see our own id as the sender, the path cache stays within its limit,
+//! and the API produces only path messages, calls and sets.
 //!
 //! Input: a sequence of `[sender selector u8][length u8][packet]` records.
 #![no_main]
@@ -38,8 +39,22 @@ fuzz_target!(|data: &[u8]| {
             *ctx.state_mut() += 1;
             // Calls from a handler go out and run locally (remotesync) without recursion trouble.
             let _ = ctx.rpc_id(0, "Game", "remote", (1,));
+            // A local call that runs at once, inside this one.
+            let _ = ctx.rpc("Game", "echo", (0,));
         },
     );
+    // puppetsync on the master: never callable by a peer, only locally (as the typed handler
+    // does), so the sender is always our own id. It calls itself (queued until the input is
+    // handled, a handler is never re-entered) and sets a property locally.
+    api.register("Game", "echo", RpcMode::PuppetSync, |ctx, (n,): (i64,)| {
+        assert_eq!(ctx.sender(), 1, "a peer reached a puppetsync method");
+        if n < 3 {
+            let _ = ctx.rpc("Game", "echo", (n + 1,));
+        }
+        let _ = ctx.rset("Game", "spos", n);
+        assert_eq!(ctx.property("Game", "spos"), Some(&Variant::Int(n)));
+    });
+    api.register_property("Game", "spos", RpcMode::PuppetSync, 0);
     api.register("Game", "off", RpcMode::Disabled, |_c, _a: Vec<Variant>| {
         panic!("a disabled method ran")
     });
@@ -61,12 +76,8 @@ fuzz_target!(|data: &[u8]| {
         api.handle_packet(from, packet);
         while let Some(out) = api.poll_outgoing() {
             // The server answers only SIMPLIFY_PATH (with CONFIRM_PATH) or, from the
-            // remotesync handler, a call.
-            assert!(
-                matches!(out.data.first(), Some(0 | 2 | 3)),
-                "{:?}",
-                out.data
-            );
+            // handlers, calls and sets (and their path announcements).
+            assert!(matches!(out.data.first(), Some(0..=3)), "{:?}", out.data);
         }
         while api.poll_event().is_some() {}
         for id in SENDERS {

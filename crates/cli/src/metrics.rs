@@ -16,14 +16,12 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dtls_proto::EndpointStats;
 use enet_dtls::enet::{ConnectionFailure, EnetSocket};
 use enet_proto::HostStats;
-use enet_proto::Transmit;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -308,45 +306,14 @@ impl<S: EnetSocket> FailureTap<S> {
 }
 
 impl<S: EnetSocket> EnetSocket for FailureTap<S> {
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-    fn max_datagram_size(&self) -> usize {
-        self.inner.max_datagram_size()
-    }
-    fn send_batch(&mut self, now: Instant, batch: &[Transmit]) -> io::Result<usize> {
-        self.inner.send_batch(now, batch)
-    }
-    fn recv_batch(
-        &mut self,
-        now: Instant,
-        sink: &mut dyn FnMut(SocketAddr, &[u8]),
-    ) -> io::Result<usize> {
-        self.inner.recv_batch(now, sink)
-    }
-    fn recv_drained(&self) -> bool {
-        self.inner.recv_drained()
-    }
-    fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        self.inner.wait_readable(timeout)
-    }
-    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.poll_recv_ready(cx)
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
-    }
-    fn handle_timeout(&mut self, now: Instant) -> io::Result<()> {
-        self.inner.handle_timeout(now)
-    }
-    fn set_accepting_new_peers(&mut self, accept: bool) {
-        self.inner.set_accepting_new_peers(accept);
-    }
+    enet_dtls::forward_enet_socket!(field: inner, except: [poll_failure, peer_gone]);
+
     fn poll_failure(&mut self) -> Option<ConnectionFailure> {
         let failure = self.inner.poll_failure();
         self.count(&failure);
         failure
     }
+
     fn peer_gone(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnectionFailure> {
         let failure = self.inner.peer_gone(now, addr);
         self.count(&failure);

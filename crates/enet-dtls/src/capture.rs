@@ -33,12 +33,11 @@
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use enet_proto::Transmit;
 
-use crate::enet::{ConnectionFailure, EnetSocket};
+use crate::enet::EnetSocket;
 
 /// Default bound of a [`Capture`]: 64 MiB of datagram payload.
 pub const DEFAULT_CAPTURE_LIMIT: usize = 64 * 1024 * 1024;
@@ -246,13 +245,7 @@ impl<S: EnetSocket> CaptureSocket<S> {
 }
 
 impl<S: EnetSocket> EnetSocket for CaptureSocket<S> {
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    fn max_datagram_size(&self) -> usize {
-        self.inner.max_datagram_size()
-    }
+    crate::forward_enet_socket!(field: inner, except: [send_batch, recv_batch]);
 
     fn send_batch(&mut self, now: Instant, batch: &[Transmit]) -> io::Result<usize> {
         let sent = self.inner.send_batch(now, batch)?;
@@ -274,38 +267,6 @@ impl<S: EnetSocket> EnetSocket for CaptureSocket<S> {
             capture.record(now, Direction::Received, local, from, data);
             sink(from, data);
         })
-    }
-
-    fn recv_drained(&self) -> bool {
-        self.inner.recv_drained()
-    }
-
-    fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        self.inner.wait_readable(timeout)
-    }
-
-    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.inner.poll_recv_ready(cx)
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.inner.poll_timeout()
-    }
-
-    fn handle_timeout(&mut self, now: Instant) -> io::Result<()> {
-        self.inner.handle_timeout(now)
-    }
-
-    fn set_accepting_new_peers(&mut self, accept: bool) {
-        self.inner.set_accepting_new_peers(accept);
-    }
-
-    fn poll_failure(&mut self) -> Option<ConnectionFailure> {
-        self.inner.poll_failure()
-    }
-
-    fn peer_gone(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnectionFailure> {
-        self.inner.peer_gone(now, addr)
     }
 }
 
@@ -450,6 +411,7 @@ fn checksum(parts: &[&[u8]]) -> u16 {
 mod tests {
     use super::*;
     use crate::enet::testing::MemorySocket;
+    use std::time::Duration;
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()

@@ -370,3 +370,6 @@ impl<St, S: EnetSocket> RpcPeer<St, S> {
         (self.peer, self.glue.api)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -294,7 +294,6 @@ mod any_socket {
     use std::io;
     use std::net::SocketAddr;
     use std::sync::mpsc;
-    use std::task::{Context, Poll};
     use std::thread;
     use std::time::{Duration, Instant};
 
@@ -484,34 +483,12 @@ mod any_socket {
     }
 
     impl EnetSocket for TimerSocket {
-        fn local_addr(&self) -> io::Result<SocketAddr> {
-            self.inner.local_addr()
-        }
-        fn max_datagram_size(&self) -> usize {
-            self.inner.max_datagram_size()
-        }
-        fn send_batch(&mut self, now: Instant, batch: &[Transmit]) -> io::Result<usize> {
-            self.inner.send_batch(now, batch)
-        }
-        fn recv_batch(
-            &mut self,
-            now: Instant,
-            sink: &mut dyn FnMut(SocketAddr, &[u8]),
-        ) -> io::Result<usize> {
-            self.inner.recv_batch(now, sink)
-        }
-        fn recv_drained(&self) -> bool {
-            self.inner.recv_drained()
-        }
-        fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-            self.inner.wait_readable(timeout)
-        }
-        fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.inner.poll_recv_ready(cx)
-        }
+        enet_dtls::forward_enet_socket!(field: inner, except: [poll_timeout, handle_timeout]);
+
         fn poll_timeout(&self) -> Option<Instant> {
             self.deadlines.front().copied()
         }
+
         fn handle_timeout(&mut self, now: Instant) -> io::Result<()> {
             match self.deadlines.front() {
                 Some(&due) if due <= now => {

@@ -18,7 +18,6 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use enet_dtls::enet::{EnetHost, EnetSocket, UdpEnetSocket};
@@ -53,17 +52,14 @@ fn compressed(datagram: &[u8]) -> bool {
 }
 
 impl EnetSocket for Counting {
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.udp.local_addr()
-    }
-    fn max_datagram_size(&self) -> usize {
-        self.udp.max_datagram_size()
-    }
+    enet_dtls::forward_enet_socket!(field: udp, except: [send_batch, recv_batch]);
+
     fn send_batch(&mut self, now: Instant, batch: &[Transmit]) -> std::io::Result<usize> {
         let n = batch.iter().filter(|t| compressed(&t.data)).count() as u64;
         self.counts.sent.fetch_add(n, Ordering::Relaxed);
         self.udp.send_batch(now, batch)
     }
+
     fn recv_batch(
         &mut self,
         now: Instant,
@@ -76,15 +72,6 @@ impl EnetSocket for Counting {
             }
             sink(from, data)
         })
-    }
-    fn recv_drained(&self) -> bool {
-        self.udp.recv_drained()
-    }
-    fn wait_readable(&mut self, timeout: Option<Duration>) -> std::io::Result<bool> {
-        self.udp.wait_readable(timeout)
-    }
-    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.udp.poll_recv_ready(cx)
     }
 }
 

@@ -10,6 +10,8 @@
 //! * a Godot client calls our server, and our server answers;
 //! * our client calls a Godot server, and Godot answers;
 //! * two Godot clients greet each other through our server's relay;
+//! * a handler's local calls (`*sync` modes) run inside its `rpc()` / `rset()` with the sender
+//!   ids Godot's see, in Godot's order (rpc_room.gd's `nest()`);
 //! * both exchanges again with our side on tokio (`TokioRpcPeer`), and the first one with our
 //!   server (polled) in `use_dtls` mode, the Godot client's ENet
 //!   carried by Godot's own `PacketPeerDTLS` (`dtls_tunnel.gd`).
@@ -983,4 +985,113 @@ fn corpus_values_are_the_fixture_values() {
             "{name} is not in variant_values.gd"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local calls inside a handler
+// ---------------------------------------------------------------------------------------------
+
+/// rpc_room.gd's nest / nested / nested_inner / sv, printing into the state what Godot prints.
+fn nest_api() -> MultiplayerApi<Vec<String>> {
+    let mut api = MultiplayerApi::with_state(Vec::new());
+    api.register_property("Room", "sv", RpcMode::RemoteSync, 0);
+    api.register("Room", "nest", RpcMode::Remote, |ctx, (n,): (i64,)| {
+        let line = format!("NEST enter n={n} sender={}", ctx.sender());
+        ctx.state_mut().push(line);
+        ctx.rpc("Room", "nested", (n * 10,)).unwrap();
+        let line = format!("NEST after_rpc sender={}", ctx.sender());
+        ctx.state_mut().push(line);
+        ctx.rset("Room", "sv", n).unwrap();
+        let sv = ctx.property("Room", "sv").and_then(Variant::as_int);
+        let line = format!("NEST after_rset sv={} sender={}", sv.unwrap(), ctx.sender());
+        ctx.state_mut().push(line);
+    });
+    api.register(
+        "Room",
+        "nested",
+        RpcMode::RemoteSync,
+        |ctx, (n,): (i64,)| {
+            let line = format!("NESTED n={n} sender={}", ctx.sender());
+            ctx.state_mut().push(line);
+            if ctx.network_master("Room") == ctx.unique_id() {
+                ctx.rpc("Room", "nested_inner", ()).unwrap();
+            }
+            let line = format!("NESTED done sender={}", ctx.sender());
+            ctx.state_mut().push(line);
+        },
+    );
+    api.register(
+        "Room",
+        "nested_inner",
+        RpcMode::MasterSync,
+        |ctx, (): ()| {
+            let line = format!("NESTED_INNER sender={}", ctx.sender());
+            ctx.state_mut().push(line);
+        },
+    );
+    api
+}
+
+/// Connects a client with [`nest_api`] to `port`, calls nest(7) on the server once connected
+/// and services it until `done()` (or `give_up`). Returns the client.
+fn call_nest(port: u16, give_up: Instant, mut done: impl FnMut() -> bool) -> RpcPeer<Vec<String>> {
+    let peer = MultiplayerPeer::client("127.0.0.1", port).create().unwrap();
+    let mut client = RpcPeer::new(peer, nest_api());
+    while !done() {
+        assert!(Instant::now() < give_up, "no NEST lines");
+        if let Some(ApiEvent::ConnectedToServer) = client.service(Duration::from_millis(5)).unwrap()
+        {
+            client.rpc_id(1, "Room", "nest", (7,)).unwrap();
+        }
+    }
+    client
+}
+
+/// A local call made inside a handler runs inside `rpc()` / `rset()`, with the caller's own
+/// id as the sender, and the handler's sender is back afterwards: the lines Godot 3.2.3 prints
+/// for rpc_room.gd's nest() are the lines our server's handlers log, in the same order.
+#[test]
+fn local_calls_inside_a_handler_run_in_godots_order() {
+    if !have_godot() {
+        return;
+    }
+    let expected = |caller: i32| {
+        [
+            format!("NEST enter n=7 sender={caller}"),
+            "NESTED n=70 sender=1".to_owned(),
+            "NESTED_INNER sender=1".to_owned(),
+            "NESTED done sender=1".to_owned(),
+            format!("NEST after_rpc sender={caller}"),
+            format!("NEST after_rset sv=7 sender={caller}"),
+        ]
+    };
+    // Godot's server.
+    let (mut godot, port, give_up) = godot_rpc_server();
+    let mut client = call_nest(port, give_up, || {
+        godot.has_line("NEST after_rset").is_some()
+    });
+    let caller = client.unique_id();
+    client.close().unwrap();
+    let (_, stdout, stderr) = godot.finish(Duration::from_secs(10));
+    let godots: Vec<String> = stdout
+        .iter()
+        .filter(|l| l.starts_with("NEST"))
+        .cloned()
+        .collect();
+    assert_eq!(godots, expected(caller), "stderr:\n{stderr}");
+    // Ours.
+    let peer = MultiplayerPeer::server(0)
+        .bind_address("127.0.0.1".parse().unwrap())
+        .create()
+        .unwrap();
+    let port = peer.local_addr().unwrap().port();
+    let server = std::cell::RefCell::new(RpcPeer::new(peer, nest_api()));
+    let give_up = Instant::now() + DEADLINE;
+    let client = call_nest(port, give_up, || {
+        let mut server = server.borrow_mut();
+        server.service(Duration::from_millis(1)).unwrap();
+        server.api().state().len() >= 6
+    });
+    let ours = server.borrow().api().state().clone();
+    assert_eq!(ours, expected(client.unique_id()));
 }

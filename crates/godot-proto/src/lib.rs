@@ -104,7 +104,7 @@ pub mod variant;
 
 pub use multiplayer_api::{
     ApiEvent, ApiLimits, ApiStats, MultiplayerApi, Outgoing, RefusalReason, RpcContext, RpcError,
-    RpcKind, RpcMode, TransferMode, MAX_LOCAL_CALLS_PER_INPUT,
+    RpcKind, RpcMode, TransferMode, MAX_LOCAL_CALLS_PER_INPUT, MAX_LOCAL_CALL_DEPTH,
 };
 pub use variant::{
     decode_counting, Aabb, ArgError, ArgErrorKind, Args, Basis, Color, DecodeError, DecodeLimits,

@@ -60,14 +60,16 @@
 //!   `register_property`) instead of being found in a scene tree; a property set by `rset`
 //!   is stored here ([`MultiplayerApi::property`]) and reported as
 //!   [`ApiEvent::PropertySet`];
-//! * a local call of a `*sync` mode made inside a handler runs when that handler returns
-//!   (Godot runs it at once); the packets leave in the same order as Godot's;
+//! * a local call made inside a handler runs at once, as in Godot, except a call of a handler
+//!   that is already running (a handler calling itself: handlers cannot be re-entered, Godot
+//!   would recurse) or one made [`MAX_LOCAL_CALL_DEPTH`] handlers deep: those run after the
+//!   current input (see [`RpcContext`]); the packets leave in the same order as Godot's;
 //! * refusals, which Godot prints, are [`ApiEvent::Refused`] events with the reason;
 //! * full objects are never decoded (Godot's `allow_object_decoding` is off by default and
 //!   not supported here): instance ids only;
 //! * what peers can make us store or do is bounded ([`ApiLimits`]: paths per peer, path
-//!   length, decoding limits, queued refusals; [`MAX_LOCAL_CALLS_PER_INPUT`]), where Godot
-//!   has no limit.
+//!   length, decoding limits, queued refusals; [`MAX_LOCAL_CALLS_PER_INPUT`],
+//!   [`MAX_LOCAL_CALL_DEPTH`]), where Godot has no limit.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -94,6 +96,10 @@ pub const SERVER_ID: i32 = 1;
 /// The most local calls of `*sync` modes that handlers may chain for one input (a packet or
 /// an `rpc` call); see [`RefusalReason::LocalCallLimit`].
 pub const MAX_LOCAL_CALLS_PER_INPUT: usize = 4096;
+/// The most handlers on the stack at once: a local call made by the handler at this depth is
+/// queued instead of run at once (see [`RpcContext`]), so chains of handlers calling each other
+/// cannot overflow the stack.
+pub const MAX_LOCAL_CALL_DEPTH: usize = 64;
 
 /// Godot 3.2's RPC / rset modes (`MultiplayerAPI.RPCMode`; the numbers are Godot's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -393,6 +399,18 @@ impl<S> Registry<S> {
         &mut self.nodes[i]
     }
 
+    fn path_of(&self, node: usize) -> Option<String> {
+        self.nodes.get(node).map(|n| n.path.clone())
+    }
+
+    /// `true` while the handler of a method is running (taken out of it).
+    fn is_running(&self, node: usize, name: &str) -> bool {
+        self.nodes
+            .get(node)
+            .and_then(|n| n.methods.get(name))
+            .is_some_and(|m| !m.as_event && m.handler.is_none())
+    }
+
     fn find(&self, path: &str) -> Option<usize> {
         self.index.get(normalize_path(path)).copied()
     }
@@ -436,7 +454,8 @@ struct SendCache {
     confirmed: BTreeMap<i32, bool>,
 }
 
-/// A local call of a `*sync` mode requested from inside a handler; run when it returns.
+/// A local call of a `*sync` mode: run at once, or queued when it cannot be (see
+/// [`RpcContext`]).
 struct LocalCall {
     node: usize,
     name: String,
@@ -458,7 +477,12 @@ struct Core {
     events: VecDeque<ApiEvent>,
     queued_refusals: usize,
     stats: ApiStats,
+    /// Local calls that could not run at once, run after the current input.
     deferred: VecDeque<LocalCall>,
+    /// Local calls the current input may still make ([`MAX_LOCAL_CALLS_PER_INPUT`]).
+    local_calls_left: usize,
+    /// The current input ran out of local calls (reported once).
+    local_calls_cut: bool,
     args_buf: Vec<Variant>,
 }
 
@@ -526,6 +550,8 @@ impl<S> MultiplayerApi<S> {
                 queued_refusals: 0,
                 stats: ApiStats::default(),
                 deferred: VecDeque::new(),
+                local_calls_left: MAX_LOCAL_CALLS_PER_INPUT,
+                local_calls_cut: false,
                 args_buf: Vec::new(),
             },
         }
@@ -854,6 +880,7 @@ impl<S> MultiplayerApi<S> {
     }
 
     fn process_remote(&mut self, from: i32, packet: &[u8]) {
+        self.core.start_input();
         let set = packet[0] == CMD_REMOTE_SET;
         let kind = Some(if set { RpcKind::Set } else { RpcKind::Call });
         if packet.len() < 6 {
@@ -981,9 +1008,74 @@ impl<S> MultiplayerApi<S> {
     }
 
     fn path_of(&self, node: usize) -> Option<String> {
-        self.registry.nodes.get(node).map(|n| n.path.clone())
+        self.registry.path_of(node)
     }
 
+    /// The parts that run calls, borrowed apart.
+    fn exec(&mut self) -> Exec<'_, S> {
+        Exec {
+            core: &mut self.core,
+            registry: &mut self.registry,
+            state: &mut self.state,
+        }
+    }
+
+    fn apply_set(&mut self, from: i32, node: usize, name: &str, value: Variant) {
+        self.exec().apply_set(from, node, name, value);
+    }
+
+    /// Runs the handler of `node.name` for a remote call (the first handler on the stack).
+    fn invoke(&mut self, sender: i32, node: usize, name: &str, args: &mut [Variant]) {
+        self.exec().invoke(sender, node, name, args, 1);
+    }
+
+    fn run_deferred(&mut self) {
+        self.exec().run_deferred();
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Outgoing calls
+    // -----------------------------------------------------------------------------------------
+
+    fn call_top(
+        &mut self,
+        target: i32,
+        unreliable: bool,
+        set: bool,
+        path: &str,
+        name: &str,
+        args: &dyn ToArgsDyn,
+    ) -> Result<(), RpcError> {
+        self.core.start_input();
+        let local =
+            self.core
+                .send_call(&self.registry, target, unreliable, set, path, name, args)?;
+        if let Some(call) = local {
+            let mut exec = self.exec();
+            exec.run_local(call, 0);
+            exec.run_deferred();
+        }
+        Ok(())
+    }
+
+    crate::call_methods!(dispatch call_top, RpcError, own);
+
+    /// The sender of the call being handled: always 0 here, outside handlers (inside, use
+    /// [`RpcContext::sender`]).
+    pub fn rpc_sender_id(&self) -> i32 {
+        0
+    }
+}
+
+/// What running calls needs, borrowed apart: the core, the registry (without the handlers
+/// that are running: each is taken out of its method meanwhile) and the application state.
+struct Exec<'a, S> {
+    core: &'a mut Core,
+    registry: &'a mut Registry<S>,
+    state: &'a mut S,
+}
+
+impl<S> Exec<'_, S> {
     fn apply_set(&mut self, from: i32, node: usize, name: &str, value: Variant) {
         let Some(n) = self.registry.nodes.get_mut(node) else {
             return;
@@ -1003,8 +1095,9 @@ impl<S> MultiplayerApi<S> {
         }
     }
 
-    /// Runs the handler of `node.name` with `args` and `sender` as the rpc sender id.
-    fn invoke(&mut self, sender: i32, node: usize, name: &str, args: &mut [Variant]) {
+    /// Runs the handler of `node.name` with `args` and `sender` as the rpc sender id; the
+    /// handler is the `depth`th on the stack.
+    fn invoke(&mut self, sender: i32, node: usize, name: &str, args: &mut [Variant], depth: usize) {
         let Some(n) = self.registry.nodes.get_mut(node) else {
             return;
         };
@@ -1026,7 +1119,8 @@ impl<S> MultiplayerApi<S> {
             return;
         }
         let Some(mut handler) = method.handler.take() else {
-            let path = self.path_of(node);
+            // Not reached: local calls of a running handler are deferred (`RpcContext::call`).
+            let path = self.registry.path_of(node);
             self.core.refuse(
                 sender,
                 Some(RpcKind::Call),
@@ -1038,10 +1132,11 @@ impl<S> MultiplayerApi<S> {
         };
         let result = {
             let mut ctx = RpcContext {
-                core: &mut self.core,
-                registry: &self.registry,
-                state: &mut self.state,
+                core: &mut *self.core,
+                registry: &mut *self.registry,
+                state: &mut *self.state,
                 sender,
+                depth,
             };
             handler(&mut ctx, &mut Args::new(args, &[]))
         };
@@ -1069,7 +1164,7 @@ impl<S> MultiplayerApi<S> {
                 if e.name.is_none() {
                     e.name = names_for_error;
                 }
-                let path = self.path_of(node);
+                let path = self.registry.path_of(node);
                 self.core.refuse(
                     sender,
                     Some(RpcKind::Call),
@@ -1081,22 +1176,23 @@ impl<S> MultiplayerApi<S> {
         }
     }
 
-    fn run_deferred(&mut self) {
-        // Each deferred call is one `rpc` of a `*sync` mode made by a handler. A handler that
-        // calls itself that way forever would recurse without end in Godot; here the chain is
-        // cut after MAX_LOCAL_CALLS_PER_INPUT calls and reported, so no input can hang us.
-        let mut ran = 0;
-        while let Some(call) = self.core.deferred.pop_front() {
-            let me = self.core.my_id;
-            ran += 1;
-            if ran > MAX_LOCAL_CALLS_PER_INPUT {
-                let path = self.path_of(call.node);
+    /// Runs one local call of a `*sync` mode (Godot's local call in `rpcp` / local set in
+    /// `rsetp`, with our own id as the sender) from a handler at `depth` (0: from outside any
+    /// handler), unless the input's budget of local calls is spent.
+    fn run_local(&mut self, call: LocalCall, depth: usize) {
+        let me = self.core.my_id;
+        if self.core.local_calls_left == 0 {
+            // A handler calling itself (through the queue) without end: Godot would recurse
+            // until its stack overflows; the chain is cut, once per input, and reported.
+            self.core.deferred.clear();
+            if !self.core.local_calls_cut {
+                self.core.local_calls_cut = true;
+                let path = self.registry.path_of(call.node);
                 let kind = Some(if call.set {
                     RpcKind::Set
                 } else {
                     RpcKind::Call
                 });
-                self.core.deferred.clear();
                 self.core.refuse(
                     me,
                     kind,
@@ -1104,48 +1200,25 @@ impl<S> MultiplayerApi<S> {
                     Some(call.name),
                     RefusalReason::LocalCallLimit,
                 );
-                return;
             }
-            if call.set {
-                let mut args = call.args;
-                let value = args.pop().unwrap_or_default();
-                self.apply_set(me, call.node, &call.name, value);
-            } else {
-                let mut args = call.args;
-                self.invoke(me, call.node, &call.name, &mut args);
-            }
+            return;
+        }
+        self.core.local_calls_left -= 1;
+        let mut args = call.args;
+        if call.set {
+            let value = args.pop().unwrap_or_default();
+            self.apply_set(me, call.node, &call.name, value);
+        } else {
+            self.invoke(me, call.node, &call.name, &mut args, depth + 1);
         }
     }
 
-    // -----------------------------------------------------------------------------------------
-    // Outgoing calls
-    // -----------------------------------------------------------------------------------------
-
-    fn call_top(
-        &mut self,
-        target: i32,
-        unreliable: bool,
-        set: bool,
-        path: &str,
-        name: &str,
-        args: &dyn ToArgsDyn,
-    ) -> Result<(), RpcError> {
-        let local =
-            self.core
-                .send_call(&self.registry, target, unreliable, set, path, name, args)?;
-        if let Some(call) = local {
-            self.core.deferred.push_back(call);
-            self.run_deferred();
+    /// Runs the local calls that could not run at once (their handler was running, or the
+    /// stack was [`MAX_LOCAL_CALL_DEPTH`] deep), in the order they were made.
+    fn run_deferred(&mut self) {
+        while let Some(call) = self.core.deferred.pop_front() {
+            self.run_local(call, 0);
         }
-        Ok(())
-    }
-
-    crate::call_methods!(dispatch call_top, RpcError, own);
-
-    /// The sender of the call being handled: always 0 here, outside handlers (inside, use
-    /// [`RpcContext::sender`]).
-    pub fn rpc_sender_id(&self) -> i32 {
-        0
     }
 }
 
@@ -1217,6 +1290,13 @@ fn check_name(what: &'static str, s: &str) -> Result<(), RpcError> {
 }
 
 impl Core {
+    /// A new input (a packet, or a call from outside the handlers) starts with a full budget
+    /// of local calls.
+    fn start_input(&mut self) {
+        self.local_calls_left = MAX_LOCAL_CALLS_PER_INPUT;
+        self.local_calls_cut = false;
+    }
+
     /// Refuses a packet that does not parse (`why`), before its node and name are known.
     fn malformed(&mut self, from: i32, kind: Option<RpcKind>, why: &'static str) {
         self.refuse(from, kind, None, None, RefusalReason::Malformed(why));
@@ -1473,13 +1553,58 @@ impl Core {
 
 /// What a handler sees: the sender, the application state, and calls of its own.
 ///
-/// Calls made here go out at once; the local calls of the `*sync` modes run after the handler
-/// returns (Godot runs them at once; the order of effects is the same for remote peers).
+/// Calls made here go out at once, as Godot's do. A call that also runs here (the `*sync`
+/// modes; `master` on the master and `puppet` elsewhere, as Godot decides) runs at once too,
+/// inside the call, after its packets for the other peers are queued, with a context of its
+/// own whose [`sender`](Self::sender) is our id; when it returns, this context still has this
+/// call's sender. That is Godot 3.2's `rpcp`, which sets `rpc_sender_id` to our own id for the
+/// local call and puts the previous value back afterwards. A local `rset` sets the property at
+/// once (Godot sets it before sending; setting runs no code here, so nothing can tell).
+///
+/// Two local calls cannot run at once and wait until the current input (the packet, or the
+/// call made from outside the handlers) is done, then run in the order they were made:
+///
+/// * a call of a handler that is running further up the stack (a handler calling itself,
+///   directly or through others): handlers are `FnMut` and cannot be re-entered, where Godot
+///   would recurse;
+/// * a call made by the handler at [`MAX_LOCAL_CALL_DEPTH`], so that no chain of handlers can
+///   overflow the stack.
+///
+/// Every input runs at most [`MAX_LOCAL_CALLS_PER_INPUT`] local calls in all.
+///
+/// ```
+/// use godot_proto::{MultiplayerApi, RpcMode};
+///
+/// // What the handlers did, in order.
+/// let mut api = MultiplayerApi::with_state(Vec::<String>::new());
+/// api.register("Game", "hit", RpcMode::Remote, |ctx, (): ()| {
+///     let from = ctx.sender();
+///     ctx.state_mut().push(format!("hit from {from}"));
+///     ctx.rpc("Game", "show", ("ouch",)).unwrap(); // remotesync: runs here, now
+///     let line = format!("hit done, sender still {}", ctx.sender());
+///     ctx.state_mut().push(line);
+/// });
+/// api.register("Game", "show", RpcMode::RemoteSync, |ctx, (text,): (String,)| {
+///     let line = format!("show {text} from {}", ctx.sender());
+///     ctx.state_mut().push(line);
+/// });
+/// api.start_server();
+/// api.on_peer_connected(7);
+/// let mut call = vec![0, 10, 0, 0, 0x80]; // REMOTE_CALL, the path inline at offset 10
+/// call.extend_from_slice(b"hit\0\0Game\0"); // method, no arguments, path
+/// api.handle_packet(7, &call);
+/// assert_eq!(
+///     api.state(),
+///     &["hit from 7", "show ouch from 1", "hit done, sender still 7"]
+/// );
+/// ```
 pub struct RpcContext<'a, S> {
     core: &'a mut Core,
-    registry: &'a Registry<S>,
+    registry: &'a mut Registry<S>,
     state: &'a mut S,
     sender: i32,
+    /// Handlers on the stack, this one included.
+    depth: usize,
 }
 
 impl<S> fmt::Debug for RpcContext<'_, S> {
@@ -1493,6 +1618,17 @@ impl<S> fmt::Debug for RpcContext<'_, S> {
 
 impl<S> RpcContext<'_, S> {
     /// `get_rpc_sender_id()`: the peer that made this call (our own id for a local call).
+    ///
+    /// ```
+    /// # use godot_proto::{MultiplayerApi, RpcMode};
+    /// let mut api = MultiplayerApi::with_state(0);
+    /// api.register("Game", "tick", RpcMode::RemoteSync, |ctx, (): ()| {
+    ///     *ctx.state_mut() = ctx.sender();
+    /// });
+    /// api.start_server();
+    /// api.rpc("Game", "tick", ()).unwrap();
+    /// assert_eq!(*api.state(), 1); // the local call's sender is the server itself
+    /// ```
     pub fn sender(&self) -> i32 {
         self.sender
     }
@@ -1527,6 +1663,13 @@ impl<S> RpcContext<'_, S> {
         self.registry.master(path)
     }
 
+    /// A registered property's value (see [`MultiplayerApi::property`]); a local `rset` made
+    /// here has already set it.
+    pub fn property(&self, path: &str, property: &str) -> Option<&Variant> {
+        let i = self.registry.find(path)?;
+        self.registry.nodes[i].props.get(property).map(|p| &p.value)
+    }
+
     fn call(
         &mut self,
         target: i32,
@@ -1536,12 +1679,23 @@ impl<S> RpcContext<'_, S> {
         name: &str,
         args: &dyn ToArgsDyn,
     ) -> Result<(), RpcError> {
-        if let Some(local) =
+        let Some(local) =
             self.core
                 .send_call(self.registry, target, unreliable, set, path, name, args)?
-        {
+        else {
+            return Ok(());
+        };
+        let running = !local.set && self.registry.is_running(local.node, &local.name);
+        if running || self.depth >= MAX_LOCAL_CALL_DEPTH {
             self.core.deferred.push_back(local);
+            return Ok(());
         }
+        let mut exec = Exec {
+            core: &mut *self.core,
+            registry: &mut *self.registry,
+            state: &mut *self.state,
+        };
+        exec.run_local(local, self.depth);
         Ok(())
     }
 

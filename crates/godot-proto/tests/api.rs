@@ -756,3 +756,136 @@ fn a_handler_calling_itself_through_a_sync_mode_is_cut_off() {
         }]
     ));
 }
+
+/// Godot 3.2's `rpcp`: the local call of a `*sync` mode runs inside `rpc()`, after the packets
+/// for the other peers, with `get_rpc_sender_id()` our own id; the caller's sender id is back
+/// when `rpc()` returns. Here a remote call's handler makes such calls, nested two deep, and a
+/// local `rset`, and logs around each one.
+#[test]
+fn local_calls_from_a_handler_run_at_once_like_godot() {
+    let mut room = Room::new(&[5]);
+    for api in room.apis.values_mut() {
+        api.register_property("Game", "score", RpcMode::RemoteSync, 0);
+        api.register("Game", "show", RpcMode::RemoteSync, |ctx, (n,): (i64,)| {
+            let me = ctx.sender();
+            ctx.state_mut().push(format!("show({n}) from {me}"));
+            if ctx.is_server() {
+                // mastersync on the master: a local call only.
+                ctx.rpc("Game", "inner", ()).unwrap();
+            }
+            let line = format!("show done, sender {}", ctx.sender());
+            ctx.state_mut().push(line);
+        });
+        api.register("Game", "inner", RpcMode::MasterSync, |ctx, (): ()| {
+            let line = format!("inner() from {}", ctx.sender());
+            ctx.state_mut().push(line);
+        });
+    }
+    room.api(1)
+        .register("Game", "hit", RpcMode::Remote, |ctx, (n,): (i64,)| {
+            let line = format!("hit({n}) from {}", ctx.sender());
+            ctx.state_mut().push(line);
+            ctx.rpc("Game", "show", (n * 10,)).unwrap();
+            let line = format!("after show, sender {}", ctx.sender());
+            ctx.state_mut().push(line);
+            ctx.rset("Game", "score", n).unwrap();
+            let score = ctx.property("Game", "score").cloned();
+            ctx.state_mut().push(format!("after rset, score {score:?}"));
+        });
+    room.api(5).rpc_id(1, "Game", "hit", (4,)).unwrap();
+    room.run();
+    assert_eq!(
+        room.log(1),
+        &[
+            "hit(4) from 5",
+            "show(40) from 1",
+            "inner() from 1",
+            "show done, sender 1",
+            "after show, sender 5",
+            "after rset, score Some(Int(4))",
+        ]
+    );
+    assert_eq!(room.log(5), &["show(40) from 1", "show done, sender 1"]);
+    assert_eq!(
+        room.api(5).property("Game", "score"),
+        Some(&Variant::Int(4))
+    );
+    // The server's packets: show and the set go to the client, inner (mastersync on the
+    // master) stays local; the order is the order of the calls.
+    let from_server: Vec<u8> = room
+        .sent
+        .iter()
+        .filter(|(from, o)| *from == 1 && o.data[0] <= 1)
+        .map(|(_, o)| o.data[0])
+        .collect();
+    assert_eq!(from_server, [0, 1]);
+    let stats = room.api(1).stats();
+    assert_eq!((stats.calls_executed, stats.local_calls), (1, 3));
+    let events = room.events(1);
+    assert!(events.contains(&ApiEvent::PropertySet {
+        from: 1,
+        path: "Game".into(),
+        property: "score".into()
+    }));
+}
+
+/// A handler is not re-entered: its own local call (Godot would recurse) runs after the input,
+/// once the handler has returned, as do the calls it makes then.
+#[test]
+fn a_handler_calling_itself_runs_again_after_it_returns() {
+    let mut api = MultiplayerApi::with_state(Log::new());
+    api.register("Game", "count", RpcMode::RemoteSync, |ctx, (n,): (i64,)| {
+        ctx.state_mut().push(format!("in {n}"));
+        if n < 2 {
+            ctx.rpc("Game", "count", (n + 1,)).unwrap();
+            ctx.rpc("Game", "other", (n,)).unwrap();
+        }
+        ctx.state_mut().push(format!("out {n}"));
+    });
+    api.register("Game", "other", RpcMode::RemoteSync, |ctx, (n,): (i64,)| {
+        ctx.state_mut().push(format!("other {n}"));
+    });
+    api.start_server();
+    api.rpc("Game", "count", (0,)).unwrap();
+    assert_eq!(
+        api.state(),
+        &["in 0", "other 0", "out 0", "in 1", "other 1", "out 1", "in 2", "out 2"]
+    );
+    assert_eq!(api.stats().local_calls, 5);
+}
+
+/// A chain of handlers each calling the next runs nested up to MAX_LOCAL_CALL_DEPTH handlers
+/// deep; the call made at that depth runs after the input, and its chain nests again.
+#[test]
+fn nested_local_calls_stop_nesting_at_the_depth_limit() {
+    use godot_proto::MAX_LOCAL_CALL_DEPTH;
+    #[derive(Default)]
+    struct Depth {
+        now: usize,
+        max: usize,
+        order: Vec<usize>,
+    }
+    let len = MAX_LOCAL_CALL_DEPTH + 10;
+    let mut api = MultiplayerApi::with_state(Depth::default());
+    for i in 0..len {
+        let method = format!("m{i}");
+        api.register("Chain", &method, RpcMode::RemoteSync, move |ctx, (): ()| {
+            let d = ctx.state_mut();
+            d.now += 1;
+            d.max = d.max.max(d.now);
+            d.order.push(i);
+            if i + 1 < len {
+                ctx.rpc("Chain", &format!("m{}", i + 1), ()).unwrap();
+            }
+            ctx.state_mut().now -= 1;
+        });
+    }
+    api.start_server();
+    api.rpc("Chain", "m0", ()).unwrap();
+    let d = api.state();
+    assert_eq!(d.order, (0..len).collect::<Vec<_>>());
+    assert_eq!(d.max, MAX_LOCAL_CALL_DEPTH);
+    assert_eq!(d.now, 0);
+    assert_eq!(api.stats().local_calls, len as u64);
+    assert!(api.poll_event().is_none());
+}

@@ -36,6 +36,7 @@
 
 mod driver;
 mod dtls_socket;
+mod forward;
 mod host;
 mod socket;
 pub mod testing;

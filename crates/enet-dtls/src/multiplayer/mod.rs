@@ -120,6 +120,8 @@ pub use self::core::{
     MultiplayerCore, HEADER_SIZE, MAX_REMOTE_PEERS, SERVER_ID, SYSCH_CONFIG, SYSCH_MAX,
     SYSCH_RELIABLE, SYSCH_UNRELIABLE, SYSMSG_ADD_PEER, SYSMSG_REMOVE_PEER,
 };
+#[cfg(feature = "tokio")]
+pub(crate) use self::peer::MAX_EVENTS_PER_POLL;
 pub use self::peer::{ClientBuilder, MultiplayerPeer, MultiplayerSocket, ServerBuilder};
 #[cfg(feature = "tokio")]
 pub use self::tokio::TokioMultiplayerPeer;

@@ -1,19 +1,15 @@
 //! The polled driver ([`MultiplayerPeer`]), its builders and its socket.
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use enet_proto::{HostConfig, PeerStats, Transmit};
+use enet_proto::{HostConfig, PeerStats};
 
 use super::core::{generate_unique_id, FramingConfig, FramingStats, MultiplayerCore};
 use super::{
     CompressionMode, ConnectionStatus, MultiplayerError, MultiplayerEvent, Target, TransferMode,
 };
-use crate::enet::{
-    ConnectionFailure as SocketFailure, DtlsEnetSocket, EnetHost, EnetSocket, UdpEnetSocket,
-};
+use crate::enet::{DtlsEnetSocket, EnetHost, EnetSocket, UdpEnetSocket};
 use crate::keys::{Certificate, PrivateKey};
 use dtls_proto::{ClientConfig, EndpointConfig, ServerConfig};
 
@@ -43,6 +39,15 @@ macro_rules! each_socket {
 }
 
 impl MultiplayerSocket {
+    /// The socket in use, for forwarding.
+    fn socket(&self) -> &dyn EnetSocket {
+        each_socket!(self, s => s)
+    }
+
+    fn socket_mut(&mut self) -> &mut dyn EnetSocket {
+        each_socket!(self, s => s)
+    }
+
     /// The DTLS socket, when `use_dtls` is on (its statistics and sessions).
     pub fn dtls(&self) -> Option<&DtlsEnetSocket> {
         match self {
@@ -53,46 +58,7 @@ impl MultiplayerSocket {
 }
 
 impl EnetSocket for MultiplayerSocket {
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        each_socket!(self, s => s.local_addr())
-    }
-    fn max_datagram_size(&self) -> usize {
-        each_socket!(self, s => s.max_datagram_size())
-    }
-    fn send_batch(&mut self, now: Instant, batch: &[Transmit]) -> io::Result<usize> {
-        each_socket!(self, s => s.send_batch(now, batch))
-    }
-    fn recv_batch(
-        &mut self,
-        now: Instant,
-        sink: &mut dyn FnMut(SocketAddr, &[u8]),
-    ) -> io::Result<usize> {
-        each_socket!(self, s => s.recv_batch(now, sink))
-    }
-    fn recv_drained(&self) -> bool {
-        each_socket!(self, s => s.recv_drained())
-    }
-    fn wait_readable(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        each_socket!(self, s => s.wait_readable(timeout))
-    }
-    fn poll_recv_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each_socket!(self, s => s.poll_recv_ready(cx))
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        each_socket!(self, s => s.poll_timeout())
-    }
-    fn handle_timeout(&mut self, now: Instant) -> io::Result<()> {
-        each_socket!(self, s => s.handle_timeout(now))
-    }
-    fn poll_failure(&mut self) -> Option<SocketFailure> {
-        each_socket!(self, s => s.poll_failure())
-    }
-    fn peer_gone(&mut self, now: Instant, addr: SocketAddr) -> Option<SocketFailure> {
-        each_socket!(self, s => s.peer_gone(now, addr))
-    }
-    fn set_accepting_new_peers(&mut self, accept: bool) {
-        each_socket!(self, s => s.set_accepting_new_peers(accept))
-    }
+    crate::forward_enet_socket!(via: socket, socket_mut);
 }
 
 /// DTLS settings (Godot's `use_dtls`, `dtls_verify`, `dtls_hostname`, `set_dtls_key`,

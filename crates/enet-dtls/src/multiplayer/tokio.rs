@@ -88,6 +88,24 @@ pub struct TokioMultiplayerPeer<S: EnetSocket = MultiplayerSocket> {
 }
 
 impl<S: EnetSocket> TokioMultiplayerPeer<S> {
+    /// The ENet host, mutably, for drivers in this crate (the RPC driver defers its flushes).
+    pub(crate) fn enet_mut(&mut self) -> &mut TokioEnetHost<S> {
+        &mut self.host
+    }
+
+    /// The next event that is ready without any I/O: queued here, or made from an ENet event
+    /// the host already holds (from datagrams its last service round received). Replies queued
+    /// while handling those events (ADD_PEER, relayed copies) are not flushed: the caller does.
+    pub(crate) fn next_ready_event(&mut self) -> Option<MultiplayerEvent> {
+        loop {
+            if let Some(event) = self.core.poll_event() {
+                return Some(event);
+            }
+            let event = self.host.check_events()?;
+            self.feed(event);
+        }
+    }
+
     /// Services the connection without waiting for traffic (Godot's `poll()`); events are
     /// then taken with [`try_next_event`](Self::try_next_event).
     pub async fn poll(&mut self) -> Result<(), MultiplayerError> {

@@ -7,14 +7,17 @@ use godot_proto::{ApiEvent, MultiplayerApi, RpcError};
 use super::{Glue, RpcPeerError, RpcPeerStats};
 use crate::enet::EnetSocket;
 use crate::multiplayer::{
-    ConnectionFailure, MultiplayerError, MultiplayerSocket, TokioMultiplayerPeer,
+    ConnectionFailure, MultiplayerError, MultiplayerEvent, MultiplayerSocket, TokioMultiplayerPeer,
+    MAX_EVENTS_PER_POLL,
 };
 
 /// [`RpcPeer`](super::RpcPeer) on tokio: Godot 3.2's `MultiplayerAPI` over a
 /// [`TokioMultiplayerPeer`], with an async [`next_event`](Self::next_event).
 ///
 /// Handlers run inside [`next_event`](Self::next_event) / [`service`](Self::service); the
-/// `rpc*`, `rset*` and `send_bytes` methods send at once.
+/// `rpc*`, `rset*` and `send_bytes` methods send at once. The answers to the packets that
+/// arrive together (one service round of the peer) leave together, packed into one datagram
+/// per client where they fit, as with [`RpcPeer::poll`](super::RpcPeer::poll).
 ///
 /// # Cancel safety
 ///
@@ -81,7 +84,7 @@ impl<St, S: EnetSocket> TokioRpcPeer<St, S> {
                 return Ok(e);
             }
             let event = self.peer.next_event().await?;
-            self.glue.feed(event);
+            self.feed_batch(event)?;
         }
     }
 
@@ -98,13 +101,40 @@ impl<St, S: EnetSocket> TokioRpcPeer<St, S> {
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.peer.service(left).await? {
-                Some(event) => self.glue.feed(event),
+                Some(event) => self.feed_batch(event)?,
                 None => {
                     self.flush()?;
                     return Ok(self.glue.api.poll_event());
                 }
             }
         }
+    }
+
+    /// Hands `first` and every peer event that is ready without waiting (the rest of what the
+    /// peer's last service round received) to the API, with the peer's flush-per-packet
+    /// deferred, then flushes once: the answers to the batch leave packed, one datagram per
+    /// client where they fit (as [`RpcPeer::poll`](super::RpcPeer::poll) does). Synchronous, so
+    /// a cancelled `next_event` never leaves the flushes deferred.
+    fn feed_batch(&mut self, first: MultiplayerEvent) -> Result<(), MultiplayerError> {
+        self.peer.enet_mut().defer_flushes(true);
+        let fed = self.feed_ready(first);
+        self.peer.enet_mut().defer_flushes(false);
+        fed?;
+        self.peer.enet_mut().flush()?;
+        Ok(())
+    }
+
+    fn feed_ready(&mut self, first: MultiplayerEvent) -> Result<(), MultiplayerError> {
+        self.glue.feed(first);
+        self.flush()?;
+        for _ in 1..MAX_EVENTS_PER_POLL {
+            let Some(event) = self.peer.next_ready_event() else {
+                break;
+            };
+            self.glue.feed(event);
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// A queued API event, without waiting or servicing.
