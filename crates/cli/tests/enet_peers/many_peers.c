@@ -6,7 +6,7 @@
  *   many_peers HOST PORT PEERS SECONDS INTERVAL_MS
  *       Connects PEERS peers (one host, one socket) to the echo host at HOST:PORT, then, once all
  *       are connected, makes every peer send one small reliable packet at once and again every
- *       INTERVAL_MS, for SECONDS seconds, then waits 3 s more for the last echoes, counting them.
+ *       INTERVAL_MS, for SECONDS seconds, then waits until every echo is back (20 s at most), counting them.
  *       The service loop is C ENet's own (enet_host_service), as a game client would run it.
  *       Prints (flushed):
  *         CONNECTED <n> <ms>      when all PEERS are connected (or after 30 s: how many were)
