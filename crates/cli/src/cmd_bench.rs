@@ -482,10 +482,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         // always runs first (or right after the same workload).
         let dtls_first = round % 2 == 0;
         if has(Part::Small) {
-            step("small: raw-udp");
-            small[0].push(bench_raw_udp(params)?);
-            bar.inc(1);
-            let mut ours = |dtls: bool| -> Result<(), BenchError> {
+            // Our ENet (plain or over DTLS) runs twice a round, around the other workloads.
+            let ours = |dtls: bool,
+                        small: &mut [Vec<Measure>; 5],
+                        small_cost: &mut [Vec<cost::Cost>; 2]|
+             -> Result<(), BenchError> {
                 step(if dtls {
                     "small: enet+dtls"
                 } else {
@@ -497,7 +498,10 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
                 bar.inc(1);
                 Ok(())
             };
-            ours(dtls_first)?;
+            step("small: raw-udp");
+            small[0].push(bench_raw_udp(params)?);
+            bar.inc(1);
+            ours(dtls_first, &mut small, &mut small_cost)?;
             if let Some(path) = &anchor {
                 step("small: c-enet");
                 small[2].push(bench_c_anchor(path, params)?);
@@ -506,19 +510,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             step("small: dtls");
             small[3].push(bench_dtls(params)?);
             bar.inc(1);
-            let mut ours = |dtls: bool| -> Result<(), BenchError> {
-                step(if dtls {
-                    "small: enet+dtls"
-                } else {
-                    "small: enet"
-                });
-                let m = bench_enet(params, dtls)?;
-                small_cost[usize::from(dtls)].extend(m.cost);
-                small[if dtls { 4 } else { 1 }].push(m);
-                bar.inc(1);
-                Ok(())
-            };
-            ours(!dtls_first)?;
+            ours(!dtls_first, &mut small, &mut small_cost)?;
         }
         if has(Part::Transfer) {
             for dtls in [dtls_first, !dtls_first] {
