@@ -251,6 +251,23 @@ impl<T> Outcome<T> {
     }
 }
 
+/// Writes one table row per workload into `s`: its name padded to `width`, then what `done`
+/// makes of its figures (given the name too), or `skipped: <why>`.
+fn write_rows<T>(
+    s: &mut String,
+    rows: &[(&str, Outcome<T>)],
+    width: usize,
+    done: impl Fn(&str, &T) -> String,
+) {
+    use std::fmt::Write as _;
+    for (name, o) in rows {
+        let _ = match o {
+            Outcome::Done(x) => writeln!(s, "{name:<width$} {}", done(name, x)),
+            Outcome::Skipped(why) => writeln!(s, "{name:<width$} skipped: {why}"),
+        };
+    }
+}
+
 /// Errors of the bench command.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -813,20 +830,12 @@ impl Report {
                 "{:<10} {:>12} {:>11} {:>11} {:>6}",
                 "WORKLOAD", "MSGS/S", "RTT_P50_US", "RTT_P99_US", "LOST"
             );
-            for (name, o) in &self.small {
-                match o {
-                    Outcome::Done(m) => {
-                        let _ = writeln!(
-                            s,
-                            "{name:<10} {:>12.1} {:>11.2} {:>11.2} {:>6}",
-                            m.msgs_per_s, m.rtt_p50_us, m.rtt_p99_us, m.lost
-                        );
-                    }
-                    Outcome::Skipped(why) => {
-                        let _ = writeln!(s, "{name:<10} skipped: {why}");
-                    }
-                }
-            }
+            write_rows(&mut s, &self.small, 10, |_, m| {
+                format!(
+                    "{:>12.1} {:>11.2} {:>11.2} {:>6}",
+                    m.msgs_per_s, m.rtt_p50_us, m.rtt_p99_us, m.lost
+                )
+            });
             let _ = writeln!(
                 s,
                 "\n{:<18} {:>9} {:>9} {:>9}   (msgs/s: higher is better for the first; rtt: lower)",
@@ -855,16 +864,7 @@ impl Report {
                 self.sizes.transfer_bytes >> 20
             );
             let _ = writeln!(s, "{:<10} {:>10}", "WORKLOAD", "MB/S");
-            for (name, o) in &self.transfer {
-                match o {
-                    Outcome::Done(x) => {
-                        let _ = writeln!(s, "{name:<10} {x:>10.1}");
-                    }
-                    Outcome::Skipped(why) => {
-                        let _ = writeln!(s, "{name:<10} skipped: {why}");
-                    }
-                }
-            }
+            write_rows(&mut s, &self.transfer, 10, |_, x| format!("{x:>10.1}"));
             for (a, b) in TRANSFER_RATIOS {
                 let r = self
                     .transfer_ratio(a, b)
