@@ -21,12 +21,11 @@
 
 #![no_main]
 
-use std::collections::VecDeque;
-use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dtls_proto::EndpointConfig;
+use enet_dtls::enet::testing::WireSocket;
 use enet_dtls::enet::{DtlsEnetSocket, EnetSocket};
 use enet_proto::{Event, Host, HostConfig, Packet, PeerId, PeerState, Transmit};
 use libfuzzer_sys::fuzz_target;
@@ -37,72 +36,16 @@ use common::{addr, client_config, corrupt, server_config, Input};
 
 const MAX_SESSIONS: usize = 4;
 const DTLS_MTU: usize = 1440;
-/// Datagrams a wire holds at most (older ones are dropped, like a full socket buffer).
-const WIRE_LIMIT: usize = 4096;
-
-/// An in-memory wire under a DTLS socket.
-#[derive(Debug)]
-struct Wire {
-    addr: SocketAddr,
-    inbox: VecDeque<(SocketAddr, Vec<u8>)>,
-    outbox: VecDeque<(SocketAddr, Vec<u8>)>,
-}
-
-impl Wire {
-    fn new(addr: SocketAddr) -> Wire {
-        Wire {
-            addr,
-            inbox: VecDeque::new(),
-            outbox: VecDeque::new(),
-        }
-    }
-}
-
-impl EnetSocket for Wire {
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.addr)
-    }
-    fn max_datagram_size(&self) -> usize {
-        65_507
-    }
-    fn send_batch(&mut self, _now: Instant, batch: &[Transmit]) -> io::Result<usize> {
-        for t in batch {
-            assert!(t.data.len() <= DTLS_MTU, "datagram of {} bytes", t.data.len());
-            if self.outbox.len() < WIRE_LIMIT {
-                self.outbox.push_back((t.destination, t.data.clone()));
-            }
-        }
-        Ok(batch.len())
-    }
-    fn recv_batch(
-        &mut self,
-        _now: Instant,
-        sink: &mut dyn FnMut(SocketAddr, &[u8]),
-    ) -> io::Result<usize> {
-        let mut n = 0;
-        while let Some((from, data)) = self.inbox.pop_front() {
-            sink(from, &data);
-            n += 1;
-        }
-        Ok(n)
-    }
-    fn recv_drained(&self) -> bool {
-        self.inbox.is_empty()
-    }
-    fn wait_readable(&mut self, _timeout: Option<Duration>) -> io::Result<bool> {
-        Ok(!self.inbox.is_empty())
-    }
-}
 
 /// An ENet host on a DTLS socket, driven like `driver::Core` does (minus the clock).
 struct Node {
     host: Host,
-    socket: DtlsEnetSocket<Wire>,
+    socket: DtlsEnetSocket<WireSocket>,
     peer: Option<PeerId>,
 }
 
 impl Node {
-    fn new(socket: DtlsEnetSocket<Wire>, now: Instant, seed: u64) -> Node {
+    fn new(socket: DtlsEnetSocket<WireSocket>, now: Instant, seed: u64) -> Node {
         let config = HostConfig {
             mtu: socket.max_datagram_size() as u32,
             peer_limit: 8,
@@ -143,8 +86,9 @@ impl Node {
 
     fn pump(&mut self, now: Instant) {
         for _ in 0..64 {
-            let batch: Vec<Transmit> =
-                std::iter::from_fn(|| self.host.poll_transmit(now)).take(256).collect();
+            let batch: Vec<Transmit> = std::iter::from_fn(|| self.host.poll_transmit(now))
+                .take(256)
+                .collect();
             if !batch.is_empty() {
                 self.socket.send_batch(now, &batch).expect("send");
             }
@@ -207,9 +151,10 @@ fuzz_target!(|data: &[u8]| {
         .max_sessions(MAX_SESSIONS)
         .max_sessions_per_address(2);
     let server_socket =
-        DtlsEnetSocket::server_over(Wire::new(s_addr), server_config(), limits).expect("server");
+        DtlsEnetSocket::server_over(WireSocket::new(s_addr), server_config(), limits)
+            .expect("server");
     let client_socket =
-        DtlsEnetSocket::client_over(Wire::new(c_addr), client_config()).expect("client");
+        DtlsEnetSocket::client_over(WireSocket::new(c_addr), client_config()).expect("client");
     let mut server = Node::new(server_socket, now, 1);
     let mut client = Node::new(client_socket, now, 2);
     let _ = client.host.connect(now, s_addr, 2, 0);
@@ -274,7 +219,9 @@ fuzz_target!(|data: &[u8]| {
                 let bytes = input.bytes(len).to_vec();
                 match client.peer {
                     Some(peer) => {
-                        let _ = client.host.send(peer, (arg & 1) as u8, Packet::reliable(bytes));
+                        let _ = client
+                            .host
+                            .send(peer, (arg & 1) as u8, Packet::reliable(bytes));
                     }
                     None => {
                         let _ = client.host.connect(now, s_addr, 2, 0);
@@ -287,6 +234,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         assert!(server.socket.session_count() <= MAX_SESSIONS);
+        for node in [&server, &client] {
+            let largest = node.socket.transport().largest_sent();
+            assert!(largest <= DTLS_MTU, "datagram of {largest} bytes");
+        }
         // Datagrams for other addresses than the genuine client go nowhere.
         server
             .socket

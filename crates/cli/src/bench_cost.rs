@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use enet_dtls::enet_proto::HostStats;
 use serde_json::{json, Value};
 
+use super::scale::schedstat_ns;
 use super::{median_of, num};
 
 /// This thread's id (Linux: from the `/proc/thread-self` link, `PID/task/TID`).
@@ -25,8 +26,7 @@ pub(super) fn current_tid() -> Option<u64> {
 
 /// Nanoseconds thread `tid` of this process has spent on a CPU.
 pub(super) fn thread_cpu_ns(tid: u64) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
-    text.split_whitespace().next()?.parse().ok()
+    schedstat_ns(format!("/proc/self/task/{tid}/schedstat"))
 }
 
 /// What one throughput phase cost: wall time, both threads' CPU, the units of work done

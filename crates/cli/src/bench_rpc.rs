@@ -28,7 +28,7 @@ use enet_dtls::multiplayer::MultiplayerPeer;
 use enet_dtls::rpc::RpcPeer;
 use serde_json::{json, Value};
 
-use super::scale::{proc_stat_ticks, Proc};
+use super::scale::{schedstat_ns, stat_ns, Proc};
 use super::{fail, io_err, median_of, num, BenchError, Outcome, STALL};
 use crate::chat_rpc::{self, ChatPeer, RECEIVE_MESSAGE};
 
@@ -165,15 +165,11 @@ fn process_cpu_ns(pid: u32) -> Option<u64> {
     let from_tasks = || -> Option<u64> {
         let mut sum = 0u64;
         for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-            let s = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
-            sum += s.split_whitespace().next()?.parse::<u64>().ok()?;
+            sum += schedstat_ns(task.ok()?.path().join("schedstat"))?;
         }
         Some(sum)
     };
-    from_tasks().or_else(|| {
-        let ticks = proc_stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
-        Some(ticks * 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1))
-    })
+    from_tasks().or_else(|| stat_ns(format!("/proc/{pid}/stat")))
 }
 
 /// A throwaway key and certificate for `serve --dtls`, in files removed on drop.
@@ -415,20 +411,12 @@ pub(super) fn rpc_table(r: &RpcReport) -> String {
         "{:<12} {:>11} {:>12} {:>12} {:>12}",
         "SERVER", "CALLS/S", "RECEIVES/S", "CPU_US/CALL", "SERVER_CORES"
     );
-    for (name, o) in &r.rows {
-        match o {
-            Outcome::Done(f) => {
-                let _ = writeln!(
-                    s,
-                    "{name:<12} {:>11.1} {:>12.1} {:>12.3} {:>12.2}",
-                    f.calls_per_s, f.receives_per_s, f.cpu_us_per_call, f.server_cores
-                );
-            }
-            Outcome::Skipped(why) => {
-                let _ = writeln!(s, "{name:<12} skipped: {why}");
-            }
-        }
-    }
+    super::write_rows(&mut s, &r.rows, 12, |_, f| {
+        format!(
+            "{:>11.1} {:>12.1} {:>12.3} {:>12.2}",
+            f.calls_per_s, f.receives_per_s, f.cpu_us_per_call, f.server_cores
+        )
+    });
     for (a, b) in RPC_RATIOS {
         match ratio(&r.rows, a, b) {
             Some((calls, cpu)) => {

@@ -211,12 +211,18 @@ impl Handshakes {
 /// CPU time of the calling thread, nanoseconds (`/proc/thread-self/schedstat`, or `stat`'s
 /// clock ticks).
 fn thread_cpu_ns() -> Option<u64> {
-    if let Ok(s) = std::fs::read_to_string("/proc/thread-self/schedstat") {
-        if let Some(ns) = s.split_whitespace().next().and_then(|x| x.parse().ok()) {
-            return Some(ns);
-        }
-    }
-    let ticks = proc_stat_ticks(&std::fs::read_to_string("/proc/thread-self/stat").ok()?)?;
+    schedstat_ns("/proc/thread-self/schedstat").or_else(|| stat_ns("/proc/thread-self/stat"))
+}
+
+/// The time on a CPU that a `/proc/.../schedstat` file gives (its first field), nanoseconds.
+pub(super) fn schedstat_ns(path: impl AsRef<std::path::Path>) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// utime + stime of a `/proc/.../stat` file, nanoseconds (clock ticks converted).
+pub(super) fn stat_ns(path: impl AsRef<std::path::Path>) -> Option<u64> {
+    let ticks = proc_stat_ticks(&std::fs::read_to_string(path).ok()?)?;
     Some(ticks * 1_000_000_000 / clock_ticks())
 }
 
@@ -373,26 +379,18 @@ pub(super) fn handshake_table(
         "{:<8} {:>8} {:>14} {:>12} {:>14} {:>13}",
         "CERT", "HS/S", "SERVER_CPU_US", "HS/S/CORE", "OPENSSL_SIGN/S", "CORE/SIGN"
     );
-    for (name, o) in rows {
-        match o {
-            Outcome::Done(h) => {
-                let sign = sign_rate(openssl, name);
-                let f = |x: Option<f64>| x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3}"));
-                let _ = writeln!(
-                    s,
-                    "{name:<8} {:>8.1} {:>14.1} {:>12.1} {:>14} {:>13}",
-                    h.per_s,
-                    h.server_cpu_us,
-                    h.per_core(),
-                    sign.map_or_else(|| "n/a".to_string(), |x| format!("{x:.1}")),
-                    f(sign.map(|x| h.per_core() / x)),
-                );
-            }
-            Outcome::Skipped(why) => {
-                let _ = writeln!(s, "{name:<8} skipped: {why}");
-            }
-        }
-    }
+    write_rows(&mut s, rows, 8, |name, h| {
+        let sign = sign_rate(openssl, name);
+        let f = |x: Option<f64>| x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3}"));
+        format!(
+            "{:>8.1} {:>14.1} {:>12.1} {:>14} {:>13}",
+            h.per_s,
+            h.server_cpu_us,
+            h.per_core(),
+            sign.map_or_else(|| "n/a".to_string(), |x| format!("{x:.1}")),
+            f(sign.map(|x| h.per_core() / x)),
+        )
+    });
     if let Some(Outcome::Skipped(why)) = openssl {
         let _ = writeln!(s, "openssl speed skipped: {why}");
     }
@@ -530,8 +528,7 @@ impl Proc {
     }
 
     fn cpu_s(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        Some(proc_stat_ticks(&stat)? as f64 / clock_ticks() as f64)
+        Some(stat_ns(format!("/proc/{}/stat", self.child.id()))? as f64 / 1e9)
     }
 }
 
@@ -642,25 +639,17 @@ pub(super) fn peers_table(rows: &[(&'static str, Outcome<PeerLoad>)], sizes: Siz
         "{:<10} {:>9} {:>11} {:>12} {:>9} {:>11} {:>9}",
         "SERVER", "CONNECTED", "CONNECT_MS", "RSS_BASE_KIB", "RSS_KIB", "BYTES/PEER", "IDLE_CPU"
     );
-    for (name, o) in rows {
-        match o {
-            Outcome::Done(p) => {
-                let _ = writeln!(
-                    s,
-                    "{name:<10} {:>9} {:>11.1} {:>12.0} {:>9.0} {:>11.0} {:>9.3}",
-                    p.connected,
-                    p.connect_ms,
-                    p.rss_base_kib,
-                    p.rss_kib,
-                    p.bytes_per_peer(),
-                    p.idle_cpu
-                );
-            }
-            Outcome::Skipped(why) => {
-                let _ = writeln!(s, "{name:<10} skipped: {why}");
-            }
-        }
-    }
+    write_rows(&mut s, rows, 10, |_, p| {
+        format!(
+            "{:>9} {:>11.1} {:>12.0} {:>9.0} {:>11.0} {:>9.3}",
+            p.connected,
+            p.connect_ms,
+            p.rss_base_kib,
+            p.rss_kib,
+            p.bytes_per_peer(),
+            p.idle_cpu
+        )
+    });
     let r = peers_ratios(rows);
     let f = |x: Option<f64>| x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3}"));
     let _ = writeln!(

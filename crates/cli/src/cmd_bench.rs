@@ -251,6 +251,23 @@ impl<T> Outcome<T> {
     }
 }
 
+/// Writes one table row per workload into `s`: its name padded to `width`, then what `done`
+/// makes of its figures (given the name too), or `skipped: <why>`.
+fn write_rows<T>(
+    s: &mut String,
+    rows: &[(&str, Outcome<T>)],
+    width: usize,
+    done: impl Fn(&str, &T) -> String,
+) {
+    use std::fmt::Write as _;
+    for (name, o) in rows {
+        let _ = match o {
+            Outcome::Done(x) => writeln!(s, "{name:<width$} {}", done(name, x)),
+            Outcome::Skipped(why) => writeln!(s, "{name:<width$} skipped: {why}"),
+        };
+    }
+}
+
 /// Errors of the bench command.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -482,10 +499,11 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         // always runs first (or right after the same workload).
         let dtls_first = round % 2 == 0;
         if has(Part::Small) {
-            step("small: raw-udp");
-            small[0].push(bench_raw_udp(params)?);
-            bar.inc(1);
-            let mut ours = |dtls: bool| -> Result<(), BenchError> {
+            // Our ENet (plain or over DTLS) runs twice a round, around the other workloads.
+            let ours = |dtls: bool,
+                        small: &mut [Vec<Measure>; 5],
+                        small_cost: &mut [Vec<cost::Cost>; 2]|
+             -> Result<(), BenchError> {
                 step(if dtls {
                     "small: enet+dtls"
                 } else {
@@ -497,7 +515,10 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
                 bar.inc(1);
                 Ok(())
             };
-            ours(dtls_first)?;
+            step("small: raw-udp");
+            small[0].push(bench_raw_udp(params)?);
+            bar.inc(1);
+            ours(dtls_first, &mut small, &mut small_cost)?;
             if let Some(path) = &anchor {
                 step("small: c-enet");
                 small[2].push(bench_c_anchor(path, params)?);
@@ -506,19 +527,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             step("small: dtls");
             small[3].push(bench_dtls(params)?);
             bar.inc(1);
-            let mut ours = |dtls: bool| -> Result<(), BenchError> {
-                step(if dtls {
-                    "small: enet+dtls"
-                } else {
-                    "small: enet"
-                });
-                let m = bench_enet(params, dtls)?;
-                small_cost[usize::from(dtls)].extend(m.cost);
-                small[if dtls { 4 } else { 1 }].push(m);
-                bar.inc(1);
-                Ok(())
-            };
-            ours(!dtls_first)?;
+            ours(!dtls_first, &mut small, &mut small_cost)?;
         }
         if has(Part::Transfer) {
             for dtls in [dtls_first, !dtls_first] {
@@ -821,20 +830,12 @@ impl Report {
                 "{:<10} {:>12} {:>11} {:>11} {:>6}",
                 "WORKLOAD", "MSGS/S", "RTT_P50_US", "RTT_P99_US", "LOST"
             );
-            for (name, o) in &self.small {
-                match o {
-                    Outcome::Done(m) => {
-                        let _ = writeln!(
-                            s,
-                            "{name:<10} {:>12.1} {:>11.2} {:>11.2} {:>6}",
-                            m.msgs_per_s, m.rtt_p50_us, m.rtt_p99_us, m.lost
-                        );
-                    }
-                    Outcome::Skipped(why) => {
-                        let _ = writeln!(s, "{name:<10} skipped: {why}");
-                    }
-                }
-            }
+            write_rows(&mut s, &self.small, 10, |_, m| {
+                format!(
+                    "{:>12.1} {:>11.2} {:>11.2} {:>6}",
+                    m.msgs_per_s, m.rtt_p50_us, m.rtt_p99_us, m.lost
+                )
+            });
             let _ = writeln!(
                 s,
                 "\n{:<18} {:>9} {:>9} {:>9}   (msgs/s: higher is better for the first; rtt: lower)",
@@ -863,16 +864,7 @@ impl Report {
                 self.sizes.transfer_bytes >> 20
             );
             let _ = writeln!(s, "{:<10} {:>10}", "WORKLOAD", "MB/S");
-            for (name, o) in &self.transfer {
-                match o {
-                    Outcome::Done(x) => {
-                        let _ = writeln!(s, "{name:<10} {x:>10.1}");
-                    }
-                    Outcome::Skipped(why) => {
-                        let _ = writeln!(s, "{name:<10} skipped: {why}");
-                    }
-                }
-            }
+            write_rows(&mut s, &self.transfer, 10, |_, x| format!("{x:>10.1}"));
             for (a, b) in TRANSFER_RATIOS {
                 let r = self
                     .transfer_ratio(a, b)

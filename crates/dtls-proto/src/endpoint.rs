@@ -265,6 +265,30 @@ enum Source {
     V6(u64),
 }
 
+/// Queues one datagram for `poll_transmit`, or drops it (traced) when the queue is full.
+fn queue_transmit(transmits: &mut VecDeque<Transmit>, destination: SocketAddr, contents: Vec<u8>) {
+    if transmits.len() >= MAX_QUEUED {
+        tracing::trace!("dtls endpoint transmit queue full (not drained?); datagram dropped");
+        return;
+    }
+    transmits.push_back(Transmit {
+        destination,
+        contents,
+    });
+}
+
+/// Moves every datagram `session` has written into the endpoint's queue, addressed to `addr`
+/// (no per-call vectors).
+fn drain_transmits(
+    transmits: &mut VecDeque<Transmit>,
+    session: &mut DtlsSession,
+    addr: SocketAddr,
+) {
+    while let Some(contents) = session.poll_transmit() {
+        queue_transmit(transmits, addr, contents);
+    }
+}
+
 fn source_of(addr: SocketAddr) -> Source {
     match addr.ip() {
         IpAddr::V4(ip) => Source::V4(u32::from(ip)),
@@ -628,19 +652,7 @@ impl Endpoint {
         if result.is_ok() {
             // An application record written: it only adds datagrams (no event, and OpenSSL
             // starts no timer for application data), so skip the full drain step.
-            let addr = entry.addr;
-            while let Some(contents) = entry.session.poll_transmit() {
-                if self.transmits.len() >= MAX_QUEUED {
-                    tracing::trace!(
-                        "dtls endpoint transmit queue full (not drained?); datagram dropped"
-                    );
-                    continue;
-                }
-                self.transmits.push_back(Transmit {
-                    destination: addr,
-                    contents,
-                });
-            }
+            drain_transmits(&mut self.transmits, &mut entry.session, entry.addr);
             return result;
         }
         let now = entry.last_activity;
@@ -1047,14 +1059,7 @@ impl Endpoint {
     }
 
     fn push_transmit(&mut self, destination: SocketAddr, contents: Vec<u8>) {
-        if self.transmits.len() >= MAX_QUEUED {
-            tracing::trace!("dtls endpoint transmit queue full (not drained?); datagram dropped");
-            return;
-        }
-        self.transmits.push_back(Transmit {
-            destination,
-            contents,
-        });
+        queue_transmit(&mut self.transmits, destination, contents);
     }
 
     /// The drain step after any input to the session in slot `index`: queue its datagrams, turn its
@@ -1067,18 +1072,7 @@ impl Endpoint {
         };
         let addr = entry.addr;
         // Datagrams and data go straight into the endpoint's queues (no per-call vectors).
-        while let Some(contents) = entry.session.poll_transmit() {
-            if self.transmits.len() >= MAX_QUEUED {
-                tracing::trace!(
-                    "dtls endpoint transmit queue full (not drained?); datagram dropped"
-                );
-                continue;
-            }
-            self.transmits.push_back(Transmit {
-                destination: addr,
-                contents,
-            });
-        }
+        drain_transmits(&mut self.transmits, &mut entry.session, addr);
         let mut terminal = None;
         while let Some(ev) = entry.session.poll_event() {
             match ev {

@@ -6,56 +6,15 @@
 //!
 //! A counting global allocator counts the allocations made on this thread.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use alloc_count::{counted, CountingAlloc};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dtls_proto::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
 use dtls_proto::{ClientConfig, Endpoint, EndpointConfig, Event, ServerConfig};
 
-struct Counting;
-
-thread_local! {
-    static TRACK: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    // `try_with`: the allocator can run while this thread's locals are torn down.
-    if TRACK.try_with(|t| t.get()).unwrap_or(false) {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarding to the system allocator that made `ptr`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Runs `f` with this thread's allocations counted; returns the count.
-fn counted(f: impl FnOnce()) -> u64 {
-    COUNT.with(|c| c.set(0));
-    TRACK.with(|t| t.set(true));
-    f();
-    TRACK.with(|t| t.set(false));
-    COUNT.with(|c| c.get())
-}
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// One datagram from `from` (address `from_addr`) to `to`: sealed, moved, opened into a sink
 /// that checks its length, the sent buffer recycled. Returns the bytes delivered.
@@ -117,7 +76,7 @@ fn records_cost_no_allocation_in_the_steady_state() {
         assert_eq!(round(now), 1264);
     }
     let mut bytes = 0;
-    let allocations = counted(|| {
+    let ((), allocations) = counted(|| {
         for _ in 0..2000 {
             now += Duration::from_millis(1);
             bytes += round(now);

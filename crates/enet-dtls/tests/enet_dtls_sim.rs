@@ -3,12 +3,11 @@
 //! duplication every reliable packet arrives, in order, for several seeds; no datagram on the
 //! wire exceeds the DTLS MTU and none is plaintext ENet.
 
-use std::collections::VecDeque;
-use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use enet_dtls::dtls_proto::{ClientConfig, EndpointConfig, ServerConfig};
+use enet_dtls::enet::testing::WireSocket;
 use enet_dtls::enet::{enet_mtu_for_dtls_mtu, DtlsEnetSocket, EnetSocket};
 use enet_dtls::enet_proto::{Event, Host, HostConfig, Packet, PeerId, Transmit};
 use enet_dtls::keys::{Certificate, CertificateParams, KeyType, PrivateKey};
@@ -17,52 +16,12 @@ use enet_sim::{Endpoint, LinkConfig, Network, Sim};
 const MESSAGES: usize = 200;
 const DTLS_MTU: usize = 1440;
 
-/// The simulated wire under one DTLS socket: datagrams in from the simulator, out to it.
-#[derive(Debug)]
-struct Wire {
-    addr: SocketAddr,
-    inbox: VecDeque<(SocketAddr, Vec<u8>)>,
-    outbox: VecDeque<(SocketAddr, Vec<u8>)>,
-}
-
-impl EnetSocket for Wire {
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.addr)
-    }
-    fn max_datagram_size(&self) -> usize {
-        65_507
-    }
-    fn send_batch(&mut self, _now: Instant, batch: &[Transmit]) -> io::Result<usize> {
-        for t in batch {
-            self.outbox.push_back((t.destination, t.data.clone()));
-        }
-        Ok(batch.len())
-    }
-    fn recv_batch(
-        &mut self,
-        _now: Instant,
-        sink: &mut dyn FnMut(SocketAddr, &[u8]),
-    ) -> io::Result<usize> {
-        let n = self.inbox.len();
-        while let Some((from, data)) = self.inbox.pop_front() {
-            sink(from, &data);
-        }
-        Ok(n)
-    }
-    fn recv_drained(&self) -> bool {
-        self.inbox.is_empty()
-    }
-    fn wait_readable(&mut self, _timeout: Option<Duration>) -> io::Result<bool> {
-        Ok(!self.inbox.is_empty())
-    }
-}
-
 /// An ENet host on a DTLS socket on the wire. The client sends `MESSAGES` reliable packets once
 /// connected; the server echoes each one.
 struct Node {
     addr: SocketAddr,
     host: Host,
-    socket: DtlsEnetSocket<Wire>,
+    socket: DtlsEnetSocket<WireSocket>,
     client: bool,
     peer: Option<PeerId>,
     connected_at: Option<Instant>,
@@ -80,7 +39,12 @@ fn message(i: usize) -> Vec<u8> {
 }
 
 impl Node {
-    fn new(addr: SocketAddr, socket: DtlsEnetSocket<Wire>, now: Instant, client: bool) -> Node {
+    fn new(
+        addr: SocketAddr,
+        socket: DtlsEnetSocket<WireSocket>,
+        now: Instant,
+        client: bool,
+    ) -> Node {
         let config = HostConfig {
             mtu: socket.max_datagram_size() as u32,
             seed: if client { 11 } else { 22 },
@@ -181,14 +145,6 @@ impl Endpoint for Node {
     }
 }
 
-fn wire(addr: SocketAddr) -> Wire {
-    Wire {
-        addr,
-        inbox: VecDeque::new(),
-        outbox: VecDeque::new(),
-    }
-}
-
 /// A server and a client node (EC P-256, pinned certificate), the client connecting.
 fn nodes(start: Instant) -> (Node, Node) {
     let key = PrivateKey::generate(KeyType::EcP256).unwrap();
@@ -201,10 +157,14 @@ fn nodes(start: Instant) -> (Node, Node) {
         .unwrap();
     let s_addr: SocketAddr = "10.0.0.1:7777".parse().unwrap();
     let c_addr: SocketAddr = "10.0.0.2:5000".parse().unwrap();
-    let server_socket =
-        DtlsEnetSocket::server_over(wire(s_addr), &server_config, EndpointConfig::default())
-            .unwrap();
-    let client_socket = DtlsEnetSocket::client_over(wire(c_addr), &client_config).unwrap();
+    let server_socket = DtlsEnetSocket::server_over(
+        WireSocket::new(s_addr),
+        &server_config,
+        EndpointConfig::default(),
+    )
+    .unwrap();
+    let client_socket =
+        DtlsEnetSocket::client_over(WireSocket::new(c_addr), &client_config).unwrap();
     let mut server = Node::new(s_addr, server_socket, start, false);
     let mut client = Node::new(c_addr, client_socket, start, true);
     client.host.connect(start, s_addr, 1, 0).unwrap();

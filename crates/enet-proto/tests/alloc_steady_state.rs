@@ -7,58 +7,17 @@
 //! A counting global allocator counts the allocations made on this thread while the
 //! server host runs; the client host's work is not counted.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use alloc_count::{counted, CountingAlloc};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use enet_proto::{Event, Host, HostConfig, Packet, PeerId};
 
-struct Counting;
-
 /// Capacity of the outbox the test keeps the server's datagrams in.
 const OUTBOX: usize = 4096;
 
-thread_local! {
-    static TRACK: Cell<bool> = const { Cell::new(false) };
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    // `try_with`: the allocator can run while this thread's locals are torn down.
-    if TRACK.try_with(|t| t.get()).unwrap_or(false) {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: forwarding to the system allocator that made `ptr`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Runs `f` with this thread's allocations counted; returns its result and the count.
-fn counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    COUNT.with(|c| c.set(0));
-    TRACK.with(|t| t.set(true));
-    let r = f();
-    TRACK.with(|t| t.set(false));
-    (r, COUNT.with(|c| c.get()))
-}
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// One client and one server host in memory with a virtual clock; the client keeps
 /// `window` reliable 64-byte messages in flight, the server echoes each one back.

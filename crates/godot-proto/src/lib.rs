@@ -26,8 +26,8 @@
 /// type that offers them: [`MultiplayerApi`], [`RpcContext`] and the drivers of `enet-dtls`.
 ///
 /// `call_methods!((MODE), ERROR, DOCS)` inside an `impl` block:
-/// * `dispatch f`: the type has `f(peer, unreliable, rset, path, name, &dyn-args)` (the
-///   API's `call_top` / the context's `call`) and a `core` with `send_bytes`;
+/// * `dispatch f` (this crate only): the type has `f(OutCall)` (the API's `call_top` / the
+///   context's `call`) and a `core` with `send_bytes`;
 /// * `forward f`: the type has `f(|api: &mut MultiplayerApi<_>| api.rpc(..))`, which makes the
 ///   call on its API and returns `Result<(), ERROR>`;
 /// * `DOCS` is `own` (the full documentation, for [`MultiplayerApi`]) or `see` (a link to it).
@@ -44,7 +44,14 @@ macro_rules! call_methods {
         $crate::call_methods!(@doc $docs $name [$(#[$m])*]
             pub fn $name(&mut self, $($peer: i32,)? path: &str, $member: &str, $arg: $ty)
                 -> Result<(), $err> {
-                self.$f($crate::call_methods!(@peer $($peer)?), $unreliable, $rset, path, $member, $pass)
+                self.$f($crate::multiplayer_api::OutCall {
+                    target: $crate::call_methods!(@peer $($peer)?),
+                    unreliable: $unreliable,
+                    set: $rset,
+                    path,
+                    name: $member,
+                    args: $pass,
+                })
             });
     };
     (@one (forward $f:ident, $err:ty, $docs:ident) [$(#[$m:meta])*] $name:ident [$($peer:ident)?]

@@ -454,6 +454,18 @@ struct SendCache {
     confirmed: BTreeMap<i32, bool>,
 }
 
+/// An outgoing `rpc*` / `rset*` as the call methods ([`crate::call_methods!`]) give it:
+/// `target` is the peer (0 = all, `-id` = all but `id`), `set` tells an `rset` from an `rpc`.
+#[derive(Clone, Copy)]
+struct OutCall<'a> {
+    target: i32,
+    unreliable: bool,
+    set: bool,
+    path: &'a str,
+    name: &'a str,
+    args: &'a dyn ToArgsDyn,
+}
+
 /// A local call of a `*sync` mode: run at once, or queued when it cannot be (see
 /// [`RpcContext`]).
 struct LocalCall {
@@ -1037,19 +1049,9 @@ impl<S> MultiplayerApi<S> {
     // Outgoing calls
     // -----------------------------------------------------------------------------------------
 
-    fn call_top(
-        &mut self,
-        target: i32,
-        unreliable: bool,
-        set: bool,
-        path: &str,
-        name: &str,
-        args: &dyn ToArgsDyn,
-    ) -> Result<(), RpcError> {
+    fn call_top(&mut self, call: OutCall<'_>) -> Result<(), RpcError> {
         self.core.start_input();
-        let local =
-            self.core
-                .send_call(&self.registry, target, unreliable, set, path, name, args)?;
+        let local = self.core.send_call(&self.registry, call)?;
         if let Some(call) = local {
             let mut exec = self.exec();
             exec.run_local(call, 0);
@@ -1402,17 +1404,19 @@ impl Core {
     }
 
     /// Godot's `rpcp` / `rsetp`: sends, and returns the local call to make, if any.
-    #[allow(clippy::too_many_arguments)]
     fn send_call<S>(
         &mut self,
         registry: &Registry<S>,
-        target: i32,
-        unreliable: bool,
-        set: bool,
-        path: &str,
-        name: &str,
-        args: &dyn ToArgsDyn,
+        call: OutCall<'_>,
     ) -> Result<Option<LocalCall>, RpcError> {
+        let OutCall {
+            target,
+            set,
+            path,
+            name,
+            args,
+            ..
+        } = call;
         if self.status != Status::Connected {
             return Err(RpcError::NotConnected);
         }
@@ -1438,7 +1442,7 @@ impl Core {
             return Err(RpcError::NotAllowedOnSelf(name.to_owned()));
         }
         if !skip {
-            self.send_remote(target, unreliable, set, path, name, args);
+            self.send_remote(OutCall { path, ..call });
         }
         Ok(match (local, node) {
             (true, Some(node)) => {
@@ -1456,15 +1460,15 @@ impl Core {
     }
 
     /// Godot's `_send_rpc` (path cache included).
-    fn send_remote(
-        &mut self,
-        target: i32,
-        unreliable: bool,
-        set: bool,
-        path: &str,
-        name: &str,
-        args: &dyn ToArgsDyn,
-    ) {
+    fn send_remote(&mut self, call: OutCall<'_>) {
+        let OutCall {
+            target,
+            unreliable,
+            set,
+            path,
+            name,
+            args,
+        } = call;
         let id = match self.send_cache.get(path) {
             Some(p) => p.id,
             None => {
@@ -1670,19 +1674,8 @@ impl<S> RpcContext<'_, S> {
         self.registry.nodes[i].props.get(property).map(|p| &p.value)
     }
 
-    fn call(
-        &mut self,
-        target: i32,
-        unreliable: bool,
-        set: bool,
-        path: &str,
-        name: &str,
-        args: &dyn ToArgsDyn,
-    ) -> Result<(), RpcError> {
-        let Some(local) =
-            self.core
-                .send_call(self.registry, target, unreliable, set, path, name, args)?
-        else {
+    fn call(&mut self, call: OutCall<'_>) -> Result<(), RpcError> {
+        let Some(local) = self.core.send_call(self.registry, call)? else {
             return Ok(());
         };
         let running = !local.set && self.registry.is_running(local.node, &local.name);

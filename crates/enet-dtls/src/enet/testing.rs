@@ -1,7 +1,8 @@
 //! Test support: [`MemorySocket`], an in-memory [`EnetSocket`] pair that both drivers can run,
 //! for tests of code built on [`EnetHost`](super::EnetHost) or
 //! `TokioEnetHost` that need no kernel socket (and of sockets that wrap
-//! another one, such as a DTLS socket).
+//! another one, such as a DTLS socket); and [`WireSocket`], an [`EnetSocket`] whose datagrams
+//! the test itself carries (a simulator, a fuzz target).
 //!
 //! ```
 //! use std::time::Duration;
@@ -269,6 +270,110 @@ impl EnetSocket for MemorySocket {
         } else {
             Poll::Ready(Ok(()))
         }
+    }
+}
+
+/// An [`EnetSocket`] on a wire that the caller carries by hand: what it sends waits in
+/// [`outbox`](Self::outbox) for the caller to take, and it receives what the caller puts in
+/// [`inbox`](Self::inbox). For a simulator or a fuzz target that moves, delays, drops or
+/// corrupts datagrams itself, typically under a socket that wraps another one
+/// (`DtlsEnetSocket::client_over(WireSocket::new(addr), ..)`). A [`MemorySocket`] pair, by
+/// contrast, connects two ends directly.
+///
+/// It reports [`MAX_UDP_PAYLOAD`] as its largest datagram and sends whatever size it is given;
+/// [`largest_sent`](Self::largest_sent) tells what the largest was. The outbox holds at most
+/// [`MEMORY_QUEUE_CAPACITY`] datagrams; later ones are dropped (a full socket buffer), and
+/// [`send_batch`](EnetSocket::send_batch) still reports the whole batch as sent.
+/// [`wait_readable`](EnetSocket::wait_readable) never blocks: it tells whether the inbox holds
+/// anything.
+///
+/// ```
+/// use std::time::Instant;
+/// use enet_dtls::enet::testing::WireSocket;
+/// use enet_dtls::enet::EnetSocket;
+/// use enet_dtls::enet_proto::Transmit;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let peer = "10.0.0.2:2000".parse()?;
+/// let mut wire = WireSocket::new("10.0.0.1:1000".parse()?);
+/// let now = Instant::now();
+/// wire.send_batch(now, &[Transmit { destination: peer, data: b"out".to_vec() }])?;
+/// assert_eq!(wire.outbox.pop_front(), Some((peer, b"out".to_vec())));
+/// wire.inbox.push_back((peer, b"in".to_vec()));
+/// let mut got = Vec::new();
+/// wire.recv_batch(now, &mut |from, data| got.push((from, data.to_vec())))?;
+/// assert_eq!(got, [(peer, b"in".to_vec())]);
+/// assert!(wire.recv_drained());
+/// assert_eq!(wire.largest_sent(), 3);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct WireSocket {
+    addr: SocketAddr,
+    /// Datagrams to receive, with their source, oldest first.
+    pub inbox: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Datagrams sent, with their destination, oldest first.
+    pub outbox: VecDeque<(SocketAddr, Vec<u8>)>,
+    largest_sent: usize,
+}
+
+impl WireSocket {
+    /// A socket bound to `addr`, both queues empty.
+    pub fn new(addr: SocketAddr) -> WireSocket {
+        WireSocket {
+            addr,
+            inbox: VecDeque::new(),
+            outbox: VecDeque::new(),
+            largest_sent: 0,
+        }
+    }
+
+    /// The size of the largest datagram handed to `send_batch` so far (dropped ones included),
+    /// 0 before any.
+    pub fn largest_sent(&self) -> usize {
+        self.largest_sent
+    }
+}
+
+impl EnetSocket for WireSocket {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+
+    fn max_datagram_size(&self) -> usize {
+        MAX_UDP_PAYLOAD
+    }
+
+    fn send_batch(&mut self, _now: Instant, batch: &[Transmit]) -> io::Result<usize> {
+        for t in batch {
+            self.largest_sent = self.largest_sent.max(t.data.len());
+            if self.outbox.len() < MEMORY_QUEUE_CAPACITY {
+                self.outbox.push_back((t.destination, t.data.clone()));
+            }
+        }
+        Ok(batch.len())
+    }
+
+    fn recv_batch(
+        &mut self,
+        _now: Instant,
+        sink: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) -> io::Result<usize> {
+        let mut n = 0;
+        while let Some((from, data)) = self.inbox.pop_front() {
+            sink(from, &data);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn recv_drained(&self) -> bool {
+        self.inbox.is_empty()
+    }
+
+    fn wait_readable(&mut self, _timeout: Option<Duration>) -> io::Result<bool> {
+        Ok(!self.inbox.is_empty())
     }
 }
 
