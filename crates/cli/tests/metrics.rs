@@ -162,15 +162,7 @@ fn plain_room_metrics_count_peers_rpcs_traffic_and_rtt() {
 #[test]
 fn dtls_room_metrics_count_handshakes_cookies_and_failures() {
     let dir = tempfile::tempdir().unwrap();
-    let st = Command::new(bin())
-        .arg("keygen")
-        .arg("--out")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let key = dir.path().join("key.pem");
-    let cert = dir.path().join("cert.pem");
+    let (key, cert) = keygen(dir.path());
     let (_server, game, http) = start(&[
         "--dtls",
         "--key",
@@ -234,15 +226,7 @@ fn dtls_room_metrics_count_handshakes_cookies_and_failures() {
 #[test]
 fn full_dtls_room_does_no_handshake_for_a_newcomer() {
     let dir = tempfile::tempdir().unwrap();
-    let st = Command::new(bin())
-        .arg("keygen")
-        .arg("--out")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let key = dir.path().join("key.pem");
-    let cert = dir.path().join("cert.pem");
+    let (key, cert) = keygen(dir.path());
     let (_server, game, http) = start(&[
         "--dtls",
         "--key",
@@ -269,4 +253,16 @@ fn full_dtls_room_does_no_handshake_for_a_newcomer() {
     // The member still chats.
     writeln!(a.child.stdin.as_mut().unwrap(), "after").unwrap();
     a.expect_line(&format!("{id}: after"), WAIT);
+}
+
+/// Runs `enet-dtls keygen --out DIR` and returns the key and certificate paths it wrote.
+fn keygen(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let st = Command::new(bin())
+        .arg("keygen")
+        .arg("--out")
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    (dir.join("key.pem"), dir.join("cert.pem"))
 }
