@@ -60,6 +60,7 @@ impl Host {
     /// unexpected datagrams are dropped (logged with `trace!`); this never panics.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.handle_datagram_inner(now, from, data);
+        self.arm_ack_hold();
         // Timers may have moved; the deadline is recomputed once per batch (when
         // `poll_transmit` is drained), not after every datagram.
         self.deadline_moved();
