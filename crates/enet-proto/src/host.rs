@@ -271,6 +271,8 @@ const BANDWIDTH_THROTTLE_INTERVAL: u32 = 1000;
 /// Host state shared by all peers (split from the peer table for borrowing).
 pub(crate) struct Core {
     pub(crate) channel_limit: usize,
+    /// [`HostConfig::peer_limit`]: the slots `Host::peers` may grow to.
+    pub(crate) peer_limit: usize,
     pub(crate) incoming_bandwidth: u32,
     pub(crate) outgoing_bandwidth: u32,
     pub(crate) mtu: u32,
@@ -501,13 +503,14 @@ impl Host {
             config.channel_limit
         };
         let clock = WireClock::new(now, config.time_base);
-        let peers = (0..config.peer_limit)
-            .map(|i| Peer::new(i as u16, config.mtu))
-            .collect();
+        // Slots are made when first used (see `Host::new_slot`), in the room reserved here: the
+        // memory of slots never used is never touched, so it takes no resident memory.
+        let peers = Vec::with_capacity(config.peer_limit);
         Ok(Host {
             peers,
             core: Core {
                 channel_limit,
+                peer_limit: config.peer_limit,
                 incoming_bandwidth: config.incoming_bandwidth,
                 outgoing_bandwidth: config.outgoing_bandwidth,
                 mtu: config.mtu,
@@ -677,6 +680,18 @@ impl Host {
         self.settle_timers(false);
     }
 
+    /// Makes the next slot when the table is not at `peer_limit` yet; returns its index.
+    /// C ENet takes the first free slot in slot order: the slots made so far are the lowest
+    /// ones, so when none of them is free, the next one is the first free slot.
+    pub(crate) fn new_slot(&mut self) -> Option<usize> {
+        let idx = self.peers.len();
+        if idx >= self.core.peer_limit {
+            return None;
+        }
+        self.peers.push(Peer::new(idx as u16, self.core.mtu));
+        Some(idx)
+    }
+
     /// The slot `id` names, if its connection is still the one `id` was handed out for.
     fn slot(&self, id: PeerId) -> Option<usize> {
         self.peers
@@ -710,6 +725,7 @@ impl Host {
             .peers
             .iter()
             .position(|p| p.state == PeerState::Disconnected)
+            .or_else(|| self.new_slot())
             .ok_or(Error::NoFreePeer)?;
         let connect_id = self.core.random();
         let core = &mut self.core;
@@ -1117,14 +1133,17 @@ impl Host {
         self.slot(id).map(|idx| &self.peers[idx])
     }
 
-    /// All peer slots.
+    /// The peer slots used so far (any state), in slot order. Slots are made when a
+    /// connection first needs one (the lowest free slot, as in C ENet), so this never lists
+    /// more slots than the most connections the host has had at once; the slots not listed
+    /// are free.
     pub fn peers(&self) -> impl Iterator<Item = &Peer> {
         self.peers.iter()
     }
 
-    /// Number of peer slots.
+    /// Number of peer slots ([`HostConfig::peer_limit`]).
     pub fn peer_limit(&self) -> usize {
-        self.peers.len()
+        self.core.peer_limit
     }
 
     /// The MTU offered to new connections.
