@@ -92,6 +92,9 @@ pub(crate) fn run_echo(a: EchoArgs) -> Result<ExitCode, Box<dyn std::error::Erro
             Some(CompressorArg::RangeCoder) => Some(Box::new(RangeCoder::new())),
             None => None,
         },
+        // The echo takes its events in a loop and services again at once: each batch's
+        // acknowledgements leave in the datagram that carries its echoes.
+        acks_with_replies: true,
         ..HostConfig::server()
     };
     if a.dtls {

@@ -76,6 +76,32 @@ pub struct HostConfig {
     /// Value of the 32-bit wire clock at `Host::new` (default 1). Only useful to
     /// test behaviour around the clock's wrap.
     pub time_base: u32,
+    /// Let acknowledgements ride with the application's replies (not in C ENet; default
+    /// off, i.e. C ENet's behaviour: acknowledgements leave with the first datagram built
+    /// after the commands arrived).
+    ///
+    /// When on, a peer whose only output is acknowledgements of data (`SEND_*` commands)
+    /// is not sent a datagram while events from [`Host::handle_datagram`] wait in
+    /// [`Host::poll_event`]: its acknowledgements are held until the application has taken
+    /// every waiting event and calls [`Host::poll_transmit`] again (or calls
+    /// [`Host::release_acknowledgements`]), so that the replies it queued meanwhile leave in
+    /// the same datagram as the acknowledgements: one datagram per request and reply
+    /// instead of two. Everything else is sent at once as before: acknowledgements of
+    /// pings, CONNECTs and DISCONNECTs, acknowledgements of a peer that has other commands
+    /// to send, retransmissions, pings, and every acknowledgement when no event waits.
+    ///
+    /// The cost: the held acknowledgements leave later by the time the application takes
+    /// to handle its events, and the remote's round-trip-time estimate (the acknowledgement
+    /// echoes the command's sent time) includes it. The drivers of `enet-dtls` bound the
+    /// hold: `flush` sends held acknowledgements, and so does a `service` or `check_events`
+    /// call that returns a queued event once they have been held for a millisecond.
+    /// Applications that take their events in a loop and service again right away
+    /// (servers, the Godot multiplayer peer) lose nothing; an application that takes one
+    /// event and then stops servicing for a while should leave this off.
+    ///
+    /// With it on, the drain contract of the crate docs becomes: after taking the events,
+    /// drain [`Host::poll_transmit`] once more (after queuing the replies).
+    pub acks_with_replies: bool,
 }
 
 /// The per-address peer limit of [`HostConfig::server`]. Small enough that one
@@ -114,6 +140,7 @@ impl Default for HostConfig {
             compressor: None,
             seed: 0,
             time_base: 1,
+            acks_with_replies: false,
         }
     }
 }
@@ -134,6 +161,7 @@ impl fmt::Debug for HostConfig {
             .field("compressor", &self.compressor.is_some())
             .field("seed", &self.seed)
             .field("time_base", &self.time_base)
+            .field("acks_with_replies", &self.acks_with_replies)
             .finish()
     }
 }
@@ -243,6 +271,8 @@ const BANDWIDTH_THROTTLE_INTERVAL: u32 = 1000;
 /// Host state shared by all peers (split from the peer table for borrowing).
 pub(crate) struct Core {
     pub(crate) channel_limit: usize,
+    /// [`HostConfig::peer_limit`]: the slots `Host::peers` may grow to.
+    pub(crate) peer_limit: usize,
     pub(crate) incoming_bandwidth: u32,
     pub(crate) outgoing_bandwidth: u32,
     pub(crate) mtu: u32,
@@ -258,6 +288,11 @@ pub(crate) struct Core {
     pub(crate) compressor: Option<Box<dyn Compressor>>,
     /// Drop every datagram addressed to no peer (CONNECT), see [`Host::set_refuse_new_connections`].
     pub(crate) refuse_connections: bool,
+    /// [`HostConfig::acks_with_replies`].
+    acks_with_replies: bool,
+    /// Set by every received datagram when `acks_with_replies` is on; cleared when the held
+    /// acknowledgements are released (the hold applies to acknowledgements queued since).
+    pub(crate) hold_armed: bool,
     rng: u64,
     clock: WireClock,
     pub(crate) service_time: WireTime,
@@ -310,6 +345,9 @@ const IDLE: u8 = 0;
 const QUEUED: u8 = 1;
 /// Visited by `poll_transmit` (nothing more to send); its timer is refreshed at the end of the batch.
 const DRAINED: u8 = 2;
+/// Has only acknowledgements to send, held until the application took its events
+/// ([`HostConfig::acks_with_replies`]); listed in `Sched::held`.
+const HELD: u8 = 3;
 /// No timer armed.
 const NO_TIMER: u64 = u64::MAX;
 
@@ -334,6 +372,8 @@ pub(crate) struct Sched {
     cursor: usize,
     timers: BinaryHeap<Reverse<(u64, u16)>>,
     timer_at: Vec<u64>,
+    /// Peers whose acknowledgements are held ([`HostConfig::acks_with_replies`]).
+    held: Vec<u16>,
 }
 
 impl Sched {
@@ -344,6 +384,7 @@ impl Sched {
             cursor: 0,
             timers: BinaryHeap::new(),
             timer_at: vec![NO_TIMER; slots],
+            held: Vec::new(),
         }
     }
 
@@ -462,13 +503,14 @@ impl Host {
             config.channel_limit
         };
         let clock = WireClock::new(now, config.time_base);
-        let peers = (0..config.peer_limit)
-            .map(|i| Peer::new(i as u16, config.mtu))
-            .collect();
+        // Slots are made when first used (see `Host::new_slot`), in the room reserved here: the
+        // memory of slots never used is never touched, so it takes no resident memory.
+        let peers = Vec::with_capacity(config.peer_limit);
         Ok(Host {
             peers,
             core: Core {
                 channel_limit,
+                peer_limit: config.peer_limit,
                 incoming_bandwidth: config.incoming_bandwidth,
                 outgoing_bandwidth: config.outgoing_bandwidth,
                 mtu: config.mtu,
@@ -481,6 +523,8 @@ impl Host {
                 checksum: config.checksum,
                 compressor: config.compressor,
                 refuse_connections: false,
+                acks_with_replies: config.acks_with_replies,
+                hold_armed: false,
                 rng: config.seed ^ 0x454E_6574_5275_7374,
                 clock,
                 service_time: config.time_base,
@@ -508,6 +552,11 @@ impl Host {
 
     pub(crate) fn update_time_shared(&mut self, now: Instant) {
         self.update_time(now);
+    }
+
+    /// A datagram came in: acknowledgements it queued may be held (acks_with_replies).
+    pub(crate) fn arm_ack_hold(&mut self) {
+        self.core.hold_armed = self.core.acks_with_replies;
     }
 
     /// Marks the cached deadline stale (see [`Host::poll_timeout`]).
@@ -603,10 +652,11 @@ impl Host {
         let active = std::mem::take(&mut self.core.sched.active);
         for &i in &active {
             let idx = usize::from(i);
-            if self.core.sched.mark[idx] == IDLE {
-                continue; // a duplicate entry, already refreshed
+            match self.core.sched.mark[idx] {
+                IDLE => continue, // a duplicate entry, already refreshed
+                HELD => {}        // stays held (its timer is armed all the same)
+                _ => self.core.sched.mark[idx] = IDLE,
             }
-            self.core.sched.mark[idx] = IDLE;
             if let Some(r) = self.peer_deadline(idx) {
                 self.core.sched.arm(idx, r);
             }
@@ -628,6 +678,18 @@ impl Host {
             sched.timers = BinaryHeap::from(valid);
         }
         self.settle_timers(false);
+    }
+
+    /// Makes the next slot when the table is not at `peer_limit` yet; returns its index.
+    /// C ENet takes the first free slot in slot order: the slots made so far are the lowest
+    /// ones, so when none of them is free, the next one is the first free slot.
+    pub(crate) fn new_slot(&mut self) -> Option<usize> {
+        let idx = self.peers.len();
+        if idx >= self.core.peer_limit {
+            return None;
+        }
+        self.peers.push(Peer::new(idx as u16, self.core.mtu));
+        Some(idx)
     }
 
     /// The slot `id` names, if its connection is still the one `id` was handed out for.
@@ -663,6 +725,7 @@ impl Host {
             .peers
             .iter()
             .position(|p| p.state == PeerState::Disconnected)
+            .or_else(|| self.new_slot())
             .ok_or(Error::NoFreePeer)?;
         let connect_id = self.core.random();
         let core = &mut self.core;
@@ -970,6 +1033,9 @@ impl Host {
         if let Some(t) = self.core.pending.pop_front() {
             return Some(t);
         }
+        if !self.core.sched.held.is_empty() && !self.hold_active() {
+            self.release_acknowledgements();
+        }
         if !self.core.deadline_dirty && self.core.sched.active.is_empty() {
             return None; // nothing happened since the last batch ended
         }
@@ -981,6 +1047,16 @@ impl Host {
             if self.core.sched.mark[idx] == QUEUED {
                 self.core.stats.peer_visits += 1;
                 if may_have_work(&self.peers[idx], service_time) {
+                    if self.hold_active()
+                        && self.core.sched.held.len() < self.peers.len()
+                        && only_data_acks(&self.peers[idx], service_time)
+                    {
+                        // Held until the application took its events (acks_with_replies).
+                        self.core.sched.mark[idx] = HELD;
+                        self.core.sched.held.push(i);
+                        self.core.sched.cursor += 1;
+                        continue;
+                    }
                     if let Some(t) = self.build_datagram(idx) {
                         // Sending moves timers (retransmission, ping); they are
                         // re-armed once the batch is drained, not per datagram.
@@ -1002,12 +1078,50 @@ impl Host {
         self.core.events.pop_front()
     }
 
+    /// Whether acknowledgements are being held for the application's replies
+    /// ([`HostConfig::acks_with_replies`]).
+    pub fn holds_acknowledgements(&self) -> bool {
+        !self.core.sched.held.is_empty()
+    }
+
+    /// Ends the hold of [`HostConfig::acks_with_replies`]: the acknowledgements held so far
+    /// (and those of datagrams received before the next one) go out with the next
+    /// [`Host::poll_transmit`], whether events still wait or not. The drivers call it from
+    /// `flush`. Nothing happens when nothing is held.
+    pub fn release_acknowledgements(&mut self) {
+        self.core.hold_armed = false;
+        if self.core.sched.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.core.sched.held);
+        for &i in &held {
+            let idx = usize::from(i);
+            if self.core.sched.mark[idx] == HELD {
+                self.core.sched.mark[idx] = IDLE;
+                self.core.sched.touch(idx);
+            }
+        }
+        let mut held = held;
+        held.clear();
+        self.core.sched.held = held;
+        self.core.deadline_dirty = true;
+    }
+
+    /// Whether acknowledgements of data are held now: the option is on, datagrams came in
+    /// since the last release and events wait for the application.
+    fn hold_active(&self) -> bool {
+        self.core.hold_armed && !self.core.events.is_empty()
+    }
+
     /// The earliest instant at which [`Host::handle_timeout`] must be called.
     ///
     /// Cheap after the drain contract was followed ([`Host::poll_transmit`]
     /// returned `None`); otherwise computed here, in one pass over the peers.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.core.deadline_dirty || !self.core.sched.active.is_empty() {
+        if self.core.deadline_dirty
+            || !self.core.sched.active.is_empty()
+            || !self.core.sched.held.is_empty()
+        {
             self.compute_deadline()
         } else {
             self.core.next_deadline
@@ -1019,14 +1133,17 @@ impl Host {
         self.slot(id).map(|idx| &self.peers[idx])
     }
 
-    /// All peer slots.
+    /// The peer slots used so far (any state), in slot order. Slots are made when a
+    /// connection first needs one (the lowest free slot, as in C ENet), so this never lists
+    /// more slots than the most connections the host has had at once; the slots not listed
+    /// are free.
     pub fn peers(&self) -> impl Iterator<Item = &Peer> {
         self.peers.iter()
     }
 
-    /// Number of peer slots.
+    /// Number of peer slots ([`HostConfig::peer_limit`]).
     pub fn peer_limit(&self) -> usize {
-        self.peers.len()
+        self.core.peer_limit
     }
 
     /// The MTU offered to new connections.
@@ -1109,6 +1226,9 @@ impl Host {
                     consider(k);
                 }
             }
+        }
+        if !sched.held.is_empty() && !self.hold_active() {
+            consider(self.core.abs_ms); // released at the next poll_transmit
         }
         if self.core.connected_peers > 0 {
             consider(
@@ -1304,6 +1424,39 @@ fn may_have_work(p: &Peer, now: WireTime) -> bool {
         } else {
             time::greater_equal(now, p.next_timeout)
         }
+}
+
+/// Most acknowledgements of one peer that [`HostConfig::acks_with_replies`] holds: half a
+/// datagram's commands, so that as many replies fit beside them. More acknowledgements fill
+/// a datagram of their own anyway (acknowledgements go first), and holding them would
+/// only delay them.
+const HOLD_ACKS_MAX: usize = wire::MAXIMUM_PACKET_COMMANDS / 2;
+
+/// Would `build_datagram` send this (connected) peer nothing but acknowledgements of
+/// data, none of a ping, CONNECT or DISCONNECT? Those are what
+/// [`HostConfig::acks_with_replies`] holds.
+fn only_data_acks(p: &Peer, now: WireTime) -> bool {
+    p.state == PeerState::Connected
+        && !p.acknowledgements.is_empty()
+        && p.acknowledgements.len() <= HOLD_ACKS_MAX
+        && p.outgoing_commands.is_empty()
+        && p.outgoing_send_reliable.is_empty()
+        && !p.continue_sending
+        && if p.sent_reliable_commands.is_empty() {
+            time::difference(now, p.last_receive_time) < p.ping_interval
+        } else {
+            time::less(now, p.next_timeout)
+        }
+        && p.acknowledgements.iter().all(|a| {
+            matches!(
+                a.command & wire::COMMAND_MASK,
+                Command::SEND_RELIABLE
+                    | Command::SEND_UNRELIABLE
+                    | Command::SEND_FRAGMENT
+                    | Command::SEND_UNSEQUENCED
+                    | Command::SEND_UNRELIABLE_FRAGMENT
+            )
+        })
 }
 
 /// C's `enet_peer_disconnect` for a connected peer: queue DISCONNECT, wait for its ACK.

@@ -60,6 +60,7 @@ impl Host {
     /// unexpected datagrams are dropped (logged with `trace!`); this never panics.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.handle_datagram_inner(now, from, data);
+        self.arm_ack_hold();
         // Timers may have moved; the deadline is recomputed once per batch (when
         // `poll_transmit` is drained), not after every datagram.
         self.deadline_moved();
@@ -238,17 +239,22 @@ impl Host {
                 duplicates += 1;
             }
         }
-        let core = &mut self.core;
+        // No free slot among those made so far: the next one, if the table may grow.
+        let free = free.or((self.peers.len() < self.core.peer_limit).then_some(self.peers.len()));
         let Some(idx) = free else {
-            core.stats.connects_refused += 1;
+            self.core.stats.connects_refused += 1;
             trace!(%from, "no free peer slot");
             return None;
         };
-        if duplicates >= core.duplicate_peers {
-            core.stats.connects_refused += 1;
+        if duplicates >= self.core.duplicate_peers {
+            self.core.stats.connects_refused += 1;
             trace!(%from, "too many peers from this address");
             return None;
         }
+        if idx == self.peers.len() {
+            self.new_slot();
+        }
+        let core = &mut self.core;
         let channel_count = (channel_count as usize).min(core.channel_limit);
         let peer = &mut self.peers[idx];
         peer.channels = (0..channel_count).map(|_| Channel::default()).collect();

@@ -23,6 +23,12 @@ const MAX_RECV_PER_ROUND: usize = 256;
 /// Datagrams gathered from the host before they are handed to the socket in one batch.
 const SEND_BATCH: usize = 64;
 
+/// How long acknowledgements held for the application's replies
+/// ([`HostConfig::acks_with_replies`]) may wait while the application takes queued events:
+/// a `service` or `check_events` call that returns a queued event sends them once they have
+/// waited this long (ENet's clock has millisecond resolution).
+pub(crate) const ACK_HOLD_LIMIT: Duration = Duration::from_millis(1);
+
 /// Shortest sleep when a timer is already due (ENet's clock has millisecond resolution), so a
 /// timer that stays due cannot make the driver spin.
 pub(crate) const MIN_TIMER_SLEEP: Duration = Duration::from_millis(1);
@@ -42,6 +48,9 @@ pub(crate) struct Core {
     accepting: Option<bool>,
     /// Set by `defer_flushes`: explicit `flush` calls send nothing meanwhile.
     pub(crate) defer_flush: bool,
+    /// Since when the host holds acknowledgements for the application's replies (see
+    /// [`ACK_HOLD_LIMIT`]).
+    held_since: Option<Instant>,
 }
 
 impl Core {
@@ -67,6 +76,7 @@ impl Core {
             failures: VecDeque::new(),
             accepting: None,
             defer_flush: false,
+            held_since: None,
         })
     }
 
@@ -123,7 +133,46 @@ impl Core {
         self.tick(now);
         self.send_via(socket, now)?;
         self.collect_failures(socket);
+        // With acks_with_replies, the acknowledgements of this round's data wait for the
+        // application's replies: they leave with the next round's first send, at `flush`, or
+        // after ACK_HOLD_LIMIT (see `queued_event`).
+        self.held_since = if self.host.holds_acknowledgements() {
+            Some(self.held_since.unwrap_or(now))
+        } else {
+            None
+        };
         Ok(())
+    }
+
+    /// An event already queued, without receiving (`service` returns these first). When
+    /// acknowledgements have been held for the application's replies for [`ACK_HOLD_LIMIT`]
+    /// or longer, they are sent first (with whatever the application queued meanwhile).
+    pub(crate) fn queued_event<S: EnetSocket + ?Sized>(
+        &mut self,
+        socket: &mut S,
+        now: Instant,
+    ) -> io::Result<Option<Event>> {
+        let Some(event) = self.poll_event(socket, now) else {
+            return Ok(None);
+        };
+        if self
+            .held_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= ACK_HOLD_LIMIT)
+        {
+            self.release_and_send(socket, now)?;
+        }
+        Ok(Some(event))
+    }
+
+    /// Releases the held acknowledgements and sends everything queued (`flush`).
+    pub(crate) fn release_and_send<S: EnetSocket + ?Sized>(
+        &mut self,
+        socket: &mut S,
+        now: Instant,
+    ) -> io::Result<()> {
+        self.host.release_acknowledgements();
+        self.held_since = None;
+        self.send_via(socket, now)
     }
 
     /// Tells the socket whether the host takes new peers, when that changed: not while it
@@ -345,8 +394,18 @@ impl Core {
 macro_rules! forward_host_methods {
     () => {
         /// Returns an already queued event without any I/O (`enet_host_check_events`).
+        ///
+        /// With [`HostConfig::acks_with_replies`](enet_proto::HostConfig::acks_with_replies),
+        /// acknowledgements held for a millisecond or more are sent first (a send error is
+        /// only logged here; the next `service` reports a broken socket).
         pub fn check_events(&mut self) -> Option<Event> {
-            self.core.poll_event(&mut self.socket, Instant::now())
+            match self.core.queued_event(&mut self.socket, Instant::now()) {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::debug!(%e, "sending held acknowledgements failed");
+                    self.core.poll_event(&mut self.socket, Instant::now())
+                }
+            }
         }
 
         /// Why the connection of `peer` failed, once its `Event::Disconnect` came with
@@ -391,14 +450,16 @@ macro_rules! forward_host_methods {
             self.core.defer_flush = on;
         }
 
-        /// Sends everything that is queued now, without receiving (`enet_host_flush`).
+        /// Sends everything that is queued now, without receiving (`enet_host_flush`),
+        /// acknowledgements held for the application's replies included
+        /// ([`HostConfig::acks_with_replies`](enet_proto::HostConfig::acks_with_replies)).
         pub fn flush(&mut self) -> io::Result<()> {
             if self.core.defer_flush {
                 return Ok(());
             }
             let now = Instant::now();
             self.core.tick(now);
-            self.send_queued(now)
+            self.core.release_and_send(&mut self.socket, now)
         }
 
         /// Starts connecting to `addr` with `channel_count` channels, handing `data` to the

@@ -96,7 +96,7 @@ impl<S: EnetSocket> EnetHost<S> {
     /// for traffic until `timeout` has passed and returns `Ok(None)`. `Duration::ZERO` never
     /// blocks. `Err` only for a broken socket.
     pub fn service(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
-        if let Some(event) = self.core.poll_event(&mut self.socket, Instant::now()) {
+        if let Some(event) = self.core.queued_event(&mut self.socket, Instant::now())? {
             return Ok(Some(event));
         }
         let deadline = Instant::now().checked_add(timeout);

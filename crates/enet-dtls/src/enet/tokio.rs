@@ -94,7 +94,7 @@ impl<S: EnetSocket> TokioEnetHost<S> {
     }
 
     async fn run(&mut self, deadline: Option<Instant>) -> io::Result<Option<Event>> {
-        if let Some(event) = self.core.poll_event(&mut self.socket, Instant::now()) {
+        if let Some(event) = self.core.queued_event(&mut self.socket, Instant::now())? {
             return Ok(Some(event));
         }
         loop {

@@ -474,6 +474,9 @@ pub(crate) fn host_config(common: &Common) -> HostConfig {
         incoming_bandwidth: common.in_bandwidth,
         outgoing_bandwidth: common.out_bandwidth,
         compressor: common.compression.compressor(),
+        // `poll` takes every ENet event, then flushes: the acknowledgements of the packets it
+        // took leave with the replies and relayed copies queued while handling them.
+        acks_with_replies: true,
         ..HostConfig::server()
     }
 }

@@ -18,6 +18,10 @@ pub struct Node {
     pub oversize: usize,
     /// Number of Receive events so far.
     pub receives: usize,
+    /// Echo every received packet back to its sender, taking events the way the drivers do
+    /// (only once `poll_transmit` has nothing more to send), so that
+    /// `HostConfig::acks_with_replies` can hold acknowledgements for the echoes.
+    pub echo: bool,
 }
 
 impl Node {
@@ -29,6 +33,7 @@ impl Node {
             max_datagram: 0,
             oversize: 0,
             receives: 0,
+            echo: false,
         }
     }
 
@@ -77,15 +82,39 @@ impl Endpoint for Node {
     }
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.host.handle_datagram(now, from, data);
-        self.drain();
+        if !self.echo {
+            self.drain();
+        }
     }
     fn handle_timeout(&mut self, now: Instant) {
         self.host.handle_timeout(now);
-        self.drain();
+        if !self.echo {
+            self.drain();
+        }
     }
     fn poll_transmit(&mut self, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
-        let t = self.host.poll_transmit(now);
-        self.drain();
+        let mut t = self.host.poll_transmit(now);
+        if self.echo {
+            if t.is_none() {
+                // Take the events and queue the echoes, then send (acknowledgements held
+                // for them included).
+                let start = self.events.len();
+                self.drain();
+                for e in &self.events[start..] {
+                    if let Event::Receive {
+                        peer,
+                        channel,
+                        packet,
+                    } = e
+                    {
+                        let _ = self.host.send(*peer, *channel, packet.clone());
+                    }
+                }
+                t = self.host.poll_transmit(now);
+            }
+        } else {
+            self.drain();
+        }
         let t = t?;
         self.max_datagram = self.max_datagram.max(t.data.len());
         let mtu = self
