@@ -299,7 +299,7 @@ mod any_socket {
 
     use enet_dtls::enet::testing::MemorySocket;
     use enet_dtls::enet::{EnetHost, EnetSocket};
-    use enet_dtls::enet_proto::{Event, HostConfig, Packet, Transmit};
+    use enet_dtls::enet_proto::{Event, HostConfig, Packet};
 
     use super::{CONNECT_DATA, DISCONNECT_DATA};
 
@@ -601,6 +601,7 @@ mod any_socket {
         #[cfg(feature = "tokio")]
         {
             use enet_dtls::enet::TokioEnetHost;
+            use enet_dtls::enet_proto::Transmit;
             let rt = crate::common::runtime();
             let (end, other) = MemorySocket::pair(a, b);
             let due = Instant::now() + Duration::from_millis(30);
