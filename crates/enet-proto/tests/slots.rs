@@ -28,6 +28,19 @@ fn exchange(server: &mut Host, client: &mut Host, now: Instant) {
     }
 }
 
+/// A host with `peer_limit` slots and the given seed.
+fn host(peer_limit: usize, seed: u64, now: Instant) -> Host {
+    Host::new(
+        HostConfig {
+            peer_limit,
+            seed,
+            ..HostConfig::default()
+        },
+        now,
+    )
+    .unwrap()
+}
+
 fn server_connects(server: &mut Host) -> Vec<PeerId> {
     let mut ids = Vec::new();
     while let Some(e) = server.poll_event() {
@@ -41,13 +54,8 @@ fn server_connects(server: &mut Host) -> Vec<PeerId> {
 #[test]
 fn slots_are_made_on_demand_lowest_free_first() {
     let now = Instant::now();
-    let config = |seed| HostConfig {
-        peer_limit: 4095,
-        seed,
-        ..HostConfig::default()
-    };
-    let mut server = Host::new(config(1), now).unwrap();
-    let mut client = Host::new(config(2), now).unwrap();
+    let mut server = host(4095, 1, now);
+    let mut client = host(4095, 2, now);
     assert_eq!(server.peer_limit(), 4095);
     assert_eq!(server.peers().count(), 0, "no slot before any connection");
 
@@ -100,23 +108,8 @@ fn slots_are_made_on_demand_lowest_free_first() {
 #[test]
 fn a_full_host_makes_no_slot_beyond_its_limit() {
     let now = Instant::now();
-    let mut server = Host::new(
-        HostConfig {
-            peer_limit: 2,
-            seed: 1,
-            ..HostConfig::default()
-        },
-        now,
-    )
-    .unwrap();
-    let mut client = Host::new(
-        HostConfig {
-            seed: 2,
-            ..HostConfig::default()
-        },
-        now,
-    )
-    .unwrap();
+    let mut server = host(2, 1, now);
+    let mut client = host(HostConfig::default().peer_limit, 2, now);
     for _ in 0..3 {
         client.connect(now, addr("10.0.0.1:7000"), 1, 0).unwrap();
     }
@@ -124,14 +117,7 @@ fn a_full_host_makes_no_slot_beyond_its_limit() {
     assert_eq!(server_connects(&mut server).len(), 2);
     assert_eq!(server.peers().count(), 2);
     assert_eq!(server.stats().connects_refused, 1);
-    let mut small = Host::new(
-        HostConfig {
-            peer_limit: 1,
-            ..HostConfig::default()
-        },
-        now,
-    )
-    .unwrap();
+    let mut small = host(1, 0, now);
     small.connect(now, addr("10.0.0.1:7000"), 1, 0).unwrap();
     assert!(matches!(
         small.connect(now, addr("10.0.0.1:7000"), 1, 0),
