@@ -16,7 +16,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use enet_dtls::dtls_proto::keys::{Certificate, PrivateKey};
 use enet_dtls::dtls_proto::{EndpointConfig, ServerConfig};
@@ -62,6 +62,12 @@ pub(crate) struct EchoArgs {
     #[arg(long, value_name = "N", default_value_t = 255,
           value_parser = clap::value_parser!(u16).range(1..=255))]
     channels: u16,
+    /// Poll the socket for up to this many microseconds before each sleep (0, the default: off).
+    /// More messages per second and shorter round trips under dense traffic, for CPU spent
+    /// polling: see `EnetHost::set_busy_poll`.
+    #[arg(long, value_name = "US", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    busy_poll_us: u64,
     /// Carry ENet inside DTLS 1.2 (Godot's `use_dtls`): every ENet datagram is one DTLS record.
     /// Needs --key and --cert. Plaintext ENet is then ignored.
     #[arg(long, requires_all = ["key", "cert"])]
@@ -97,6 +103,7 @@ pub(crate) fn run_echo(a: EchoArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         acks_with_replies: true,
         ..HostConfig::server()
     };
+    let busy_poll = Duration::from_micros(a.busy_poll_us);
     if a.dtls {
         let (Some(key), Some(cert)) = (&a.key, &a.cert) else {
             return Err("--dtls needs --key FILE and --cert FILE".into());
@@ -104,12 +111,14 @@ pub(crate) fn run_echo(a: EchoArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         let dtls = dtls_config(key, cert)?;
         let socket = DtlsEnetSocket::server(a.listen, &dtls, EndpointConfig::default())
             .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
-        let host = EnetHost::with_socket(socket, config)
+        let mut host = EnetHost::with_socket(socket, config)
             .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+        host.set_busy_poll(busy_poll);
         return serve(host);
     }
-    let host = EnetHost::bind(a.listen, config)
+    let mut host = EnetHost::bind(a.listen, config)
         .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+    host.set_busy_poll(busy_poll);
     serve(host)
 }
 
