@@ -130,13 +130,14 @@ impl<S: EnetSocket> EnetHost<S> {
     /// Sleeping costs twice under dense traffic: the kernel's sleep and wake-up of this
     /// thread, and the sender's wake-up of it. When the next datagram is only microseconds
     /// away, polling for it answers sooner, and then the peers send sooner. Measured on this
-    /// project's 2-core VM while it was otherwise idle (where a wake-up is slow), with an echo
-    /// server driven by C ENet clients and a limit of 20 us: with 64 messages in flight, about
-    /// twice the messages per second for about the same CPU per message, and a ping-pong
-    /// round trip of 23-25 us instead of 78 us. The price: every wait that finds nothing
-    /// spends up to `limit` of CPU before it sleeps (a 1 MiB transfer cost ~20% more server
-    /// CPU per MiB), and a host that shares its core with other busy threads takes time from
-    /// them. The README's Performance section has the figures.
+    /// project's 2-core VM while it was otherwise idle (where a wake-up is slow), with
+    /// `enet-dtls enet-echo --busy-poll-us 20` driven by C ENet clients (three alternating
+    /// rounds against the same server without it): with 64 messages in flight, 1.37-1.45x C
+    /// ENet's messages per second instead of 0.80-0.86x, at 0.73-0.87x C's CPU per message
+    /// instead of 0.79-0.91x; a ping-pong round trip of 66-68 us instead of 43-91 us. The
+    /// price: every wait that finds nothing spends up to `limit` of CPU before it sleeps (a
+    /// 1 MiB transfer cost 0.61-0.67x C's CPU per MiB instead of 0.51-0.59x), and a host that
+    /// shares its core with other busy threads takes time from them.
     ///
     /// ```
     /// use std::time::Duration;
