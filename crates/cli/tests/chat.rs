@@ -4,23 +4,12 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, listening_addr, Proc};
+use common::{bin, keygen, listening_addr, Proc};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn keygen(dir: &Path) {
-    let st = Command::new(bin())
-        .arg("keygen")
-        .arg("--out")
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
 
 /// Starts `serve` with `extra` args; returns it and its address.
 fn serve(extra: &[&str]) -> (Proc, String) {

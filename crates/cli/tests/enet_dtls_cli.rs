@@ -17,7 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    bin, build_c_enet_program, free_udp_port, godot, listening_addr, require_program, Proc,
+    bin, build_c_enet_program, free_udp_port, godot, keygen, listening_addr, require_program, Proc,
 };
 use enet_dtls::dtls_proto::ClientConfig;
 use enet_dtls::enet::{enet_mtu_for_dtls_mtu, DtlsEnetSocket, EnetHost};
@@ -29,15 +29,7 @@ const LINE: Duration = Duration::from_secs(20);
 /// `enet-dtls keygen` into a fresh directory: (dir guard, key.pem, cert.pem), CN localhost.
 fn keys() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let status = Command::new(bin())
-        .args(["keygen", "--out"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "keygen failed");
-    let key = dir.path().join("key.pem");
-    let cert = dir.path().join("cert.pem");
+    let (key, cert) = keygen(dir.path());
     (dir, key, cert)
 }
 

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{bin, listening_addr, Proc};
+use common::{bin, keygen, listening_addr, Proc};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -176,13 +176,7 @@ fn dtls_room_metrics_count_handshakes_cookies_and_failures() {
     a.expect_line(&format!("{id}: secret"), WAIT);
     // A client that does not trust the server aborts its handshake with an alert.
     let other = tempfile::tempdir().unwrap();
-    let st = Command::new(bin())
-        .arg("keygen")
-        .arg("--out")
-        .arg(other.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let (_, other_cert) = keygen(other.path());
     let out = Command::new(bin())
         .args([
             "connect",
@@ -195,7 +189,7 @@ fn dtls_room_metrics_count_handshakes_cookies_and_failures() {
             "5",
         ])
         .arg("--ca")
-        .arg(other.path().join("cert.pem"))
+        .arg(&other_cert)
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
@@ -253,16 +247,4 @@ fn full_dtls_room_does_no_handshake_for_a_newcomer() {
     // The member still chats.
     writeln!(a.child.stdin.as_mut().unwrap(), "after").unwrap();
     a.expect_line(&format!("{id}: after"), WAIT);
-}
-
-/// Runs `enet-dtls keygen --out DIR` and returns the key and certificate paths it wrote.
-fn keygen(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let st = Command::new(bin())
-        .arg("keygen")
-        .arg("--out")
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    (dir.join("key.pem"), dir.join("cert.pem"))
 }

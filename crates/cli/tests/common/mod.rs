@@ -14,6 +14,20 @@ pub fn bin() -> PathBuf {
 }
 
 /// The repository's test fixtures (`fixtures/` at the repository root).
+/// Runs `enet-dtls keygen --out DIR` (RSA 2048, CN localhost) and returns the key and
+/// certificate paths it wrote.
+pub fn keygen(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let status = Command::new(bin())
+        .arg("keygen")
+        .arg("--out")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "keygen failed");
+    (dir.join("key.pem"), dir.join("cert.pem"))
+}
+
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
