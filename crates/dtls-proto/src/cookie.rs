@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use openssl::ex_data::Index;
 use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
 use openssl::sign::Signer;
 use openssl::ssl::{Ssl, SslContextBuilder, SslRef};
 
@@ -52,10 +52,15 @@ pub(crate) fn binding_index() -> Result<Index<Ssl, SharedBinding>, DtlsError> {
 
 #[derive(Debug)]
 struct Secrets {
-    current: [u8; SECRET_LEN],
-    previous: Option<[u8; SECRET_LEN]>,
+    current: MacKey,
+    previous: Option<MacKey>,
     rotated_at: Option<Instant>,
 }
+
+/// One secret as an OpenSSL HMAC key, made once per rotation rather than once per cookie (making
+/// the key costs about as much as the MAC itself). Cloning shares the key.
+#[derive(Debug, Clone)]
+struct MacKey(PKey<Private>);
 
 /// The rotating HMAC secrets of one [`crate::ServerConfig`], shared by all its sessions and listeners.
 #[derive(Debug)]
@@ -64,10 +69,11 @@ pub(crate) struct CookieSecrets {
     period: Duration,
 }
 
-fn random_secret() -> Result<[u8; SECRET_LEN], DtlsError> {
+fn random_secret() -> Result<MacKey, DtlsError> {
     let mut s = [0u8; SECRET_LEN];
     openssl::rand::rand_bytes(&mut s).map_err(|e| DtlsError::openssl(&e))?;
-    Ok(s)
+    let key = PKey::hmac(&s).map_err(|e| DtlsError::openssl(&e))?;
+    Ok(MacKey(key))
 }
 
 impl CookieSecrets {
@@ -109,15 +115,14 @@ impl CookieSecrets {
             return;
         };
         // After two or more periods of silence the previous secret is stale too.
-        s.previous = (elapsed < self.period.saturating_mul(2)).then_some(s.current);
-        s.current = fresh;
+        let stale = std::mem::replace(&mut s.current, fresh);
+        s.previous = (elapsed < self.period.saturating_mul(2)).then_some(stale);
         s.rotated_at = Some(now);
         tracing::debug!("rotated the DTLS cookie secret");
     }
 
-    fn mac(secret: &[u8], binding: &CookieBinding) -> Option<[u8; COOKIE_LEN]> {
-        let key = PKey::hmac(secret).ok()?;
-        let mut signer = Signer::new(MessageDigest::sha256(), &key).ok()?;
+    fn mac(key: &MacKey, binding: &CookieBinding) -> Option<[u8; COOKIE_LEN]> {
+        let mut signer = Signer::new(MessageDigest::sha256(), &key.0).ok()?;
         match binding.peer {
             Some(SocketAddr::V4(a)) => {
                 signer.update(&[4]).ok()?;
@@ -141,8 +146,8 @@ impl CookieSecrets {
 
     /// The cookie for `binding` under the current secret.
     pub(crate) fn generate(&self, binding: &CookieBinding) -> Option<[u8; COOKIE_LEN]> {
-        let secret = self.lock().current;
-        Self::mac(&secret, binding)
+        let key = self.lock().current.clone();
+        Self::mac(&key, binding)
     }
 
     /// Whether `cookie` was made for `binding` under the current or the previous secret.
@@ -152,7 +157,7 @@ impl CookieSecrets {
         }
         let (current, previous) = {
             let s = self.lock();
-            (s.current, s.previous)
+            (s.current.clone(), s.previous.clone())
         };
         [Some(current), previous].iter().flatten().any(|secret| {
             Self::mac(secret, binding).is_some_and(|mac| openssl::memcmp::eq(&mac, cookie))
