@@ -188,7 +188,9 @@ fn anchor_field(stdout: &str, prefix: &str, key: &str) -> Result<f64, String> {
 /// Full DTLS handshakes with one certificate type.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Handshakes {
-    /// Handshakes per second, one client after the other (wall clock).
+    /// Clients handshaking at once, each one handshake after the other.
+    pub(super) clients: u64,
+    /// Handshakes per second (wall clock).
     pub(super) per_s: f64,
     /// CPU time of the server thread per handshake, microseconds.
     pub(super) server_cpu_us: f64,
@@ -197,6 +199,7 @@ pub(super) struct Handshakes {
 impl Handshakes {
     pub(super) fn median(v: &[Handshakes]) -> Option<Handshakes> {
         (!v.is_empty()).then(|| Handshakes {
+            clients: v[0].clients,
             per_s: median_of(v.iter().map(|h| h.per_s).collect()),
             server_cpu_us: median_of(v.iter().map(|h| h.server_cpu_us).collect()),
         })
@@ -239,9 +242,14 @@ fn clock_ticks() -> u64 {
     rustix::param::clock_ticks_per_second().max(1)
 }
 
-/// `n` full handshakes, one client after the other, against a [`DtlsListener`] on a thread of
-/// its own that measures its CPU time.
-pub(super) fn bench_handshakes(key_type: KeyType, n: u64) -> Result<Handshakes, BenchError> {
+/// `n` full handshakes by `clients` client threads at once (each one handshake after the other),
+/// against a [`DtlsListener`] on a thread of its own that measures its CPU time. One client
+/// measures the server woken for every flight; several keep it busy, as a loaded server is.
+pub(super) fn bench_handshakes(
+    key_type: KeyType,
+    n: u64,
+    clients: u64,
+) -> Result<Handshakes, BenchError> {
     const W: &str = "handshakes";
     let io = io_err(W);
     let key = PrivateKey::generate(key_type).map_err(|e| fail(W, e))?;
@@ -269,12 +277,53 @@ pub(super) fn bench_handshakes(key_type: KeyType, n: u64) -> Result<Handshakes, 
         .verify(false)
         .build()
         .map_err(|e| fail(W, e))?;
+    let clients = clients.clamp(1, n.max(1));
     let start = Instant::now();
-    for _ in 0..n {
+    let results: Vec<Result<(), BenchError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|i| {
+                let config = &client_config;
+                let count = n / clients + u64::from(i < n % clients);
+                scope.spawn(move || client_handshakes(server_addr, config, count))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(fail(W, "client thread panicked")))
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_ns = match server.finish() {
+        Some(Ok(ns)) => ns,
+        Some(Err(e)) => return Err(fail(W, format!("listener: {e}"))),
+        None => return Err(fail(W, "listener thread panicked")),
+    };
+    Ok(Handshakes {
+        clients,
+        per_s: n as f64 / elapsed,
+        server_cpu_us: cpu_ns as f64 / 1e3 / n as f64,
+    })
+}
+
+/// `count` full handshakes with the server at `server_addr`, one after the other.
+fn client_handshakes(
+    server_addr: SocketAddr,
+    client_config: &ClientConfig,
+    count: u64,
+) -> Result<(), BenchError> {
+    const W: &str = "handshakes";
+    let io = io_err(W);
+    for _ in 0..count {
         let mut udp = PacketPeerUdp::bind("127.0.0.1:0").map_err(&io)?;
         udp.connect_to_host(server_addr).map_err(&io)?;
         let mut dtls =
-            PacketPeerDtls::connect_to_peer(udp, &client_config).map_err(|e| fail(W, e))?;
+            PacketPeerDtls::connect_to_peer(udp, client_config).map_err(|e| fail(W, e))?;
         let deadline = Instant::now() + STALL;
         while dtls.status() == Status::Handshaking {
             if Instant::now() > deadline {
@@ -291,16 +340,7 @@ pub(super) fn bench_handshakes(key_type: KeyType, n: u64) -> Result<Handshakes, 
         }
         dtls.disconnect_from_peer();
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let cpu_ns = match server.finish() {
-        Some(Ok(ns)) => ns,
-        Some(Err(e)) => return Err(fail(W, format!("listener: {e}"))),
-        None => return Err(fail(W, "listener thread panicked")),
-    };
-    Ok(Handshakes {
-        per_s: n as f64 / elapsed,
-        server_cpu_us: cpu_ns as f64 / 1e3 / n as f64,
-    })
+    Ok(())
 }
 
 /// `openssl speed` sign rates of this machine.
@@ -358,7 +398,7 @@ pub(super) fn parse_openssl_speed(text: &str) -> Result<OpensslSpeed, String> {
 
 fn sign_rate(o: Option<&Outcome<OpensslSpeed>>, name: &str) -> Option<f64> {
     let s = o?.done()?;
-    Some(if name == "rsa2048" {
+    Some(if name.starts_with("rsa2048") {
         s.rsa2048_sign_per_s
     } else {
         s.p256_sign_per_s
@@ -372,18 +412,20 @@ pub(super) fn handshake_table(
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\n== DTLS 1.2 full handshakes, one client after the other (server on its own thread)"
+        "\n== DTLS 1.2 full handshakes (server on its own thread; CLIENTS handshake at once, \
+         each one handshake after the other)"
     );
     let _ = writeln!(
         s,
-        "{:<8} {:>8} {:>14} {:>12} {:>14} {:>13}",
-        "CERT", "HS/S", "SERVER_CPU_US", "HS/S/CORE", "OPENSSL_SIGN/S", "CORE/SIGN"
+        "{:<18} {:>7} {:>8} {:>14} {:>12} {:>14} {:>13}",
+        "CERT", "CLIENTS", "HS/S", "SERVER_CPU_US", "HS/S/CORE", "OPENSSL_SIGN/S", "CORE/SIGN"
     );
-    write_rows(&mut s, rows, 8, |name, h| {
+    write_rows(&mut s, rows, 18, |name, h| {
         let sign = sign_rate(openssl, name);
         let f = |x: Option<f64>| x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3}"));
         format!(
-            "{:>8.1} {:>14.1} {:>12.1} {:>14} {:>13}",
+            "{:>7} {:>8.1} {:>14.1} {:>12.1} {:>14} {:>13}",
+            h.clients,
             h.per_s,
             h.server_cpu_us,
             h.per_core(),
@@ -407,6 +449,7 @@ pub(super) fn handshake_json(
             Outcome::Done(h) => {
                 let sign = sign_rate(openssl, name);
                 json!({
+                    "clients": h.clients,
                     "per_s": num(h.per_s),
                     "server_cpu_us": num(h.server_cpu_us),
                     "per_core_per_s": num(h.per_core()),

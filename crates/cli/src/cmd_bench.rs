@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `small` | small reliable messages per second (a window of `--window` echoes in flight) and the ping-pong RTT p50/p99: `raw-udp`, `enet` ([`EnetHost`] both ends), `c-enet` (C ENet 1.3 both ends, `bench_peers/enet_anchor.c`), `dtls` (datagrams over [`PacketPeerDtls`]/[`DtlsListener`]), `enet+dtls` (ENet over DTLS: [`DtlsEnetSocket`] under both hosts) | C ENet, raw UDP |
 //! | `transfer` | `--transfer-mib` MiB in 1 MiB reliable packets (fragmented), MB/s: ours vs C ENet, plain and over DTLS | C ENet |
-//! | `handshake` | full DTLS handshakes per second with RSA-2048 and P-256 certificates, and the server thread's CPU per handshake, next to `openssl speed -seconds 1 rsa2048 ecdsap256` sign rates | OpenSSL's signing rate |
+//! | `handshake` | full DTLS handshakes per second with RSA-2048 and P-256 certificates, one client after the other and `--handshake-clients` (8) at once, and the server thread's CPU per handshake, next to `openssl speed -seconds 1 rsa2048 ecdsap256` sign rates | OpenSSL's signing rate |
 //! | `peers` | `--peers` idle peers (one C ENet client host) on our `enet-echo` and on C ENet's echo host, both sized 4,095: resident memory per peer, the server's idle CPU (from `/proc/PID/stat`), time to connect them all | C ENet |
 //! | `netsim` | datagrams per second through the `netsim` relay (no impairment) vs raw UDP without it | raw UDP |
 //! | `rpc` | Godot RPCs per second (the chat room: `send_message` to the server, `receive_message` to every client) through the real `enet-dtls serve` process, plain and `--dtls`, and through Godot 3.2.3's own server (`fixtures/godot/bench_chat_server.gd`), the same clients for both; the server process's CPU per call from `/proc` | Godot 3.2.3 |
@@ -135,6 +135,11 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     handshakes: Option<u64>,
+    /// Clients handshaking at once in the handshake part's second run of each certificate type
+    /// (the first runs one client after the other). Default 8 (--quick: 2).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    handshake_clients: Option<u64>,
     /// Idle peers connected to each server by the peers part (servers are sized 4,095).
     /// Default 4000 (--quick: 500).
     #[arg(long, value_name = "N",
@@ -181,6 +186,7 @@ struct Params {
 struct Sizes {
     transfer_bytes: u64,
     handshakes: u64,
+    handshake_clients: u64,
     peers: u64,
     idle: Duration,
     relay_messages: u64,
@@ -401,6 +407,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
     let sizes = Sizes {
         transfer_bytes: args.transfer_mib.unwrap_or(if q { 16 } else { 64 }) << 20,
         handshakes: args.handshakes.unwrap_or(if q { 10 } else { 200 }),
+        handshake_clients: args.handshake_clients.unwrap_or(if q { 2 } else { 8 }),
         peers: args.peers.unwrap_or(if q { 500 } else { 4000 }),
         idle: if q {
             Duration::from_millis(500)
@@ -461,7 +468,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
     let c = u64::from(anchor.is_some());
     let per_round = if has(Part::Small) { 4 + c } else { 0 }
         + if has(Part::Transfer) { 2 + c } else { 0 }
-        + if has(Part::Handshake) { 2 } else { 0 }
+        + if has(Part::Handshake) { 4 } else { 0 }
         + if has(Part::Peers) { 1 + c } else { 0 }
         + if has(Part::Netsim) { 1 } else { 0 }
         + if has(Part::Rpc) {
@@ -480,7 +487,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
     let no_anchor = || format!("no --c-anchor and {C_ANCHOR_ENV} is not set");
     let mut small: [Vec<Measure>; 5] = Default::default();
     let mut transfer: [Vec<f64>; 3] = Default::default();
-    let mut hs: [Vec<scale::Handshakes>; 2] = Default::default();
+    let mut hs: [Vec<scale::Handshakes>; 4] = Default::default();
     let mut peers: [Vec<scale::PeerLoad>; 2] = Default::default();
     let mut relay: Vec<scale::Relay> = Vec::new();
     let mut rpcs: [Vec<rpc::RpcFigures>; 3] = Default::default();
@@ -489,7 +496,17 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         rpc::RpcServer::Godot,
         rpc::RpcServer::ServeDtls,
     ];
-    let key_types = [("rsa2048", KeyType::Rsa(2048)), ("p256", KeyType::EcP256)];
+    // Each certificate type twice: one client after the other, then several at once.
+    let key_types = [
+        ("rsa2048", KeyType::Rsa(2048), 1),
+        ("p256", KeyType::EcP256, 1),
+        (
+            "rsa2048-concurrent",
+            KeyType::Rsa(2048),
+            sizes.handshake_clients,
+        ),
+        ("p256-concurrent", KeyType::EcP256, sizes.handshake_clients),
+    ];
     // CPU and datagrams of our ENet runs, plain [0] and over DTLS [1] (bench_cost.rs).
     let mut small_cost: [Vec<cost::Cost>; 2] = Default::default();
     let mut transfer_cost: [Vec<cost::Cost>; 2] = Default::default();
@@ -548,9 +565,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
             }
         }
         if has(Part::Handshake) {
-            for (i, (name, kt)) in key_types.iter().enumerate() {
+            for (i, (name, kt, clients)) in key_types.iter().enumerate() {
                 step(&format!("handshakes: {name}"));
-                hs[i].push(scale::bench_handshakes(*kt, sizes.handshakes)?);
+                hs[i].push(scale::bench_handshakes(*kt, sizes.handshakes, *clients)?);
                 bar.inc(1);
             }
         }
@@ -645,7 +662,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error
         key_types
             .iter()
             .zip(&hs)
-            .map(|((name, _), v)| {
+            .map(|((name, _, _), v)| {
                 let m = scale::Handshakes::median(v);
                 (
                     *name,
@@ -1573,6 +1590,7 @@ mod tests {
             sizes: Sizes {
                 transfer_bytes: 1 << 20,
                 handshakes: 1,
+                handshake_clients: 1,
                 peers: 1,
                 idle: Duration::from_millis(1),
                 relay_messages: 1,

@@ -272,7 +272,17 @@ fn quick_runs_every_part_and_writes_json_and_svg() {
         &v["transfer"]["ratios"]["enet+dtls/enet"],
         "transfer DTLS ratio",
     );
-    for cert in ["rsa2048", "p256"] {
+    for (cert, clients) in [
+        ("rsa2048", 1),
+        ("p256", 1),
+        ("rsa2048-concurrent", 2),
+        ("p256-concurrent", 2),
+    ] {
+        assert_eq!(
+            v["handshakes"][cert]["clients"].as_u64(),
+            Some(clients),
+            "{cert}: clients (--quick runs 2 at once): {v}"
+        );
         pos(
             &v["handshakes"][cert]["per_s"],
             &format!("{cert} handshakes/s"),
