@@ -600,7 +600,7 @@ impl Host {
         } else if p.state == PeerState::Connected {
             // Idle pings are not urgent: rounded up to the next multiple of PING_SLACK_MS,
             // so that thousands of idle peers share a few wake-ups instead of one each.
-            let key = self.key_of(p.last_receive_time.wrapping_add(p.ping_interval));
+            let key = self.key_of(p.ping_due());
             Some(key.div_ceil(PING_SLACK_MS) * PING_SLACK_MS)
         } else {
             None
@@ -1419,8 +1419,7 @@ fn may_have_work(p: &Peer, now: WireTime) -> bool {
         || !p.outgoing_send_reliable.is_empty()
         || p.continue_sending
         || if p.sent_reliable_commands.is_empty() {
-            p.state == PeerState::Connected
-                && time::difference(now, p.last_receive_time) >= p.ping_interval
+            p.state == PeerState::Connected && time::greater_equal(now, p.ping_due())
         } else {
             time::greater_equal(now, p.next_timeout)
         }
@@ -1443,7 +1442,7 @@ fn only_data_acks(p: &Peer, now: WireTime) -> bool {
         && p.outgoing_send_reliable.is_empty()
         && !p.continue_sending
         && if p.sent_reliable_commands.is_empty() {
-            time::difference(now, p.last_receive_time) < p.ping_interval
+            time::less(now, p.ping_due())
         } else {
             time::less(now, p.next_timeout)
         }

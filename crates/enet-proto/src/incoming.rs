@@ -146,6 +146,7 @@ impl Host {
         if let Some(i) = peer_idx {
             let p = &mut self.peers[i];
             p.incoming_data_total = p.incoming_data_total.wrapping_add(buf.len() as u32);
+            p.last_heard_time = self.core.service_time.max(1);
             p.counters.packets_received += 1;
             p.counters.bytes_received += data.len() as u64;
         }
@@ -558,6 +559,7 @@ fn handle_acknowledge(
         peer.packet_throttle_epoch = now;
     }
     peer.last_receive_time = now.max(1);
+    peer.sent_since_ack = false;
     peer.earliest_timeout = 0;
 
     let number = remove_sent_reliable_command(peer, received_seq, channel_id);

@@ -76,8 +76,7 @@ impl Host {
             && !acked_disconnect
             && peer.state == PeerState::Connected
             && peer.sent_reliable_commands.is_empty()
-            && time::difference(core.service_time, peer.last_receive_time) + early
-                >= peer.ping_interval
+            && time::greater_equal(core.service_time.wrapping_add(early), peer.ping_due())
             && b.room(peer.mtu) >= wire::command_size(Command::PING)
         {
             queue_ping(peer);
@@ -366,6 +365,7 @@ fn check_outgoing_commands(core: &mut Core, peer: &mut Peer, b: &mut Builder) ->
         b.size += needed;
         b.commands += 1;
         peer.packets_sent += 1;
+        peer.sent_since_ack = true;
     }
     can_ping
 }

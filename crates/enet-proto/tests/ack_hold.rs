@@ -206,10 +206,12 @@ fn pings_are_acknowledged_at_once() {
     assert_eq!(replies, 0);
     assert!(acks >= 1, "the ping's acknowledgement left");
     // The unreliable traffic of a peer that produces no event is acknowledged at once too:
-    // time passes and the client's own ping timer fires without any event on the server.
+    // time passes and the client's own ping timer fires without any event on the server
+    // (after 1.5 ping intervals of silence: the client has sent nothing but acknowledgements
+    // since its last acknowledgement came back).
     while p.server.poll_event().is_some() {}
     p.server_to_client();
-    p.now += Duration::from_millis(600);
+    p.now += Duration::from_millis(800);
     p.client.handle_timeout(p.now);
     p.client_to_server();
     p.server.handle_timeout(p.now);

@@ -1,0 +1,266 @@
+//! Keepalive pings of idle connections (`Peer::ping_due`): C ENet pings a peer once
+//! `ping_interval` passes without an acknowledgement from it, even when that peer pings too;
+//! our host, when it has sent nothing but acknowledgements, waits for 1.5 intervals of
+//! silence, so that one side's pings keep an idle connection alive. A peer that goes quiet
+//! is still pinged and timed out, and unreliable traffic keeps C ENet's rule.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use enet_proto::wire::{Command, Datagram};
+use enet_proto::{DisconnectReason, Event, Host, HostConfig, Packet, PeerId};
+
+const SERVER: &str = "10.0.0.1:7000";
+const CLIENT: &str = "10.0.0.2:7000";
+const STEP: Duration = Duration::from_millis(5);
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// PINGs and ACKNOWLEDGEs in one datagram.
+fn pings_and_acks(data: &[u8]) -> (usize, usize) {
+    let d = Datagram::parse(data, false).expect("a well-formed datagram");
+    let pings = d
+        .commands
+        .iter()
+        .filter(|c| matches!(c.command, Command::Ping))
+        .count();
+    let acks = d
+        .commands
+        .iter()
+        .filter(|c| matches!(c.command, Command::Acknowledge { .. }))
+        .count();
+    (pings, acks)
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    datagrams: usize,
+    /// PING commands, retransmissions included.
+    pings: usize,
+    acks: usize,
+    /// When the first PING of this tally went out.
+    first_ping: Option<Instant>,
+}
+
+impl Tally {
+    fn add(&mut self, data: &[u8], now: Instant) {
+        let (pings, acks) = pings_and_acks(data);
+        self.datagrams += 1;
+        self.pings += pings;
+        self.acks += acks;
+        if pings > 0 && self.first_ping.is_none() {
+            self.first_ping = Some(now);
+        }
+    }
+}
+
+struct Pair {
+    server: Host,
+    client: Host,
+    to_server: PeerId,
+    to_client: PeerId,
+    now: Instant,
+    /// What each side sent: [server, client].
+    sent: [Tally; 2],
+    /// Whether the client's datagrams reach the server (false: the client vanished).
+    client_alive: bool,
+    server_events: Vec<Event>,
+    client_events: Vec<Event>,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let now = Instant::now();
+        let server = Host::new(
+            HostConfig {
+                seed: 1,
+                ..HostConfig::default()
+            },
+            now,
+        )
+        .unwrap();
+        let mut client = Host::new(
+            HostConfig {
+                seed: 2,
+                ..HostConfig::default()
+            },
+            now,
+        )
+        .unwrap();
+        let to_server = client.connect(now, addr(SERVER), 1, 0).unwrap();
+        let mut p = Pair {
+            server,
+            client,
+            to_server,
+            to_client: to_server,
+            now,
+            sent: [Tally::default(); 2],
+            client_alive: true,
+            server_events: Vec::new(),
+            client_events: Vec::new(),
+        };
+        // The connection and the tail of its setup (each side's BANDWIDTH_LIMIT, sent at the
+        // first bandwidth throttle a second later, and its acknowledgement) before the tallies
+        // start.
+        p.run(Duration::from_millis(1500), |_| {});
+        p.to_client = p
+            .server_events
+            .iter()
+            .find_map(|e| match e {
+                Event::Connect { peer, .. } => Some(*peer),
+                _ => None,
+            })
+            .expect("connected");
+        p.sent = [Tally::default(); 2];
+        p
+    }
+
+    /// Runs `time` in steps of `STEP` on a lossless link with no delay; `each` runs before
+    /// every step with the elapsed time of this call.
+    fn run(&mut self, time: Duration, mut each: impl FnMut(&mut Pair)) {
+        let end = self.now + time;
+        while self.now < end {
+            each(self);
+            self.server.handle_timeout(self.now);
+            self.client.handle_timeout(self.now);
+            for _ in 0..4 {
+                while let Some(t) = self.client.poll_transmit(self.now) {
+                    self.sent[1].add(&t.data, self.now);
+                    if self.client_alive {
+                        self.server.handle_datagram(self.now, addr(CLIENT), &t.data);
+                    }
+                }
+                while let Some(t) = self.server.poll_transmit(self.now) {
+                    self.sent[0].add(&t.data, self.now);
+                    if self.client_alive {
+                        self.client.handle_datagram(self.now, addr(SERVER), &t.data);
+                    }
+                }
+            }
+            while let Some(e) = self.server.poll_event() {
+                self.server_events.push(e);
+            }
+            while let Some(e) = self.client.poll_event() {
+                self.client_events.push(e);
+            }
+            self.now += STEP;
+        }
+    }
+
+    fn disconnects(events: &[Event]) -> Vec<DisconnectReason> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Disconnect { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A client that pings every 500 ms (as every C ENet host does while idle) keeps the
+/// connection alive on its own: the server acknowledges each ping and sends no ping.
+#[test]
+fn a_server_only_answers_a_client_that_pings() {
+    let mut p = Pair::new();
+    let mut next = p.now;
+    let to_server = p.to_server;
+    p.run(Duration::from_secs(10), |p| {
+        if p.now >= next {
+            p.client.ping(to_server).unwrap();
+            next = p.now + Duration::from_millis(500);
+        }
+    });
+    let [server, client] = p.sent;
+    assert!(client.pings >= 19, "client pings: {client:?}");
+    assert_eq!(server.pings, 0, "the server pinged: {server:?}");
+    assert!(
+        server.acks >= client.pings,
+        "every ping acknowledged: {server:?} {client:?}"
+    );
+    // One datagram per ping: the acknowledgement, nothing else.
+    assert_eq!(server.datagrams, client.pings, "{server:?} {client:?}");
+    assert!(Pair::disconnects(&p.server_events).is_empty());
+    assert!(Pair::disconnects(&p.client_events).is_empty());
+}
+
+/// Two of our hosts left idle carry one ping (and its acknowledgement) per 1.5 ping
+/// intervals between them, not two pings per interval as two C ENet hosts do.
+#[test]
+fn two_idle_hosts_share_one_ping_per_interval() {
+    let mut p = Pair::new();
+    p.run(Duration::from_secs(15), |_| {});
+    let [server, client] = p.sent;
+    let pings = server.pings + client.pings;
+    // 15 s / 750 ms = 20 (the 20 ms timer grid may stretch an interval a little).
+    assert!(
+        (17..=21).contains(&pings),
+        "pings: server {server:?}, client {client:?}"
+    );
+    assert_eq!(server.acks, client.pings, "{server:?} {client:?}");
+    assert_eq!(client.acks, server.pings, "{server:?} {client:?}");
+    assert!(Pair::disconnects(&p.server_events).is_empty());
+    assert!(Pair::disconnects(&p.client_events).is_empty());
+}
+
+/// When the client vanishes the server still pings it (1.5 intervals after it last heard
+/// from it) and times it out.
+#[test]
+fn a_vanished_client_is_pinged_and_timed_out() {
+    let mut p = Pair::new();
+    let mut next = p.now;
+    let to_server = p.to_server;
+    let mut last_ping = p.now;
+    p.run(Duration::from_millis(1800), |p| {
+        if p.now >= next {
+            p.client.ping(to_server).unwrap();
+            last_ping = p.now;
+            next = p.now + Duration::from_millis(500);
+        }
+    });
+    assert_eq!(p.sent[0].pings, 0);
+    p.client_alive = false;
+    p.run(Duration::from_secs(1), |_| {});
+    let first = p.sent[0]
+        .first_ping
+        .expect("the server pinged the silent client");
+    let silence = first - last_ping;
+    // 1.5 intervals, rounded up to the 20 ms timer grid, plus one step of this loop.
+    assert!(
+        silence >= Duration::from_millis(750) && silence <= Duration::from_millis(775),
+        "first ping after {silence:?} of silence"
+    );
+    // C ENet's timeout rules from there on (at most timeout_maximum, 30 s).
+    p.run(Duration::from_secs(35), |_| {});
+    assert_eq!(
+        Pair::disconnects(&p.server_events),
+        vec![DisconnectReason::Timeout]
+    );
+}
+
+/// A host that sends unreliable data keeps C ENet's rule (a ping once an interval passes
+/// without an acknowledgement), although it hears from its peer all the time: the
+/// round-trip samples drive the packet throttle of that data.
+#[test]
+fn unreliable_traffic_keeps_the_c_ping_rule() {
+    let mut p = Pair::new();
+    let (to_server, to_client) = (p.to_server, p.to_client);
+    let mut next = p.now;
+    p.run(Duration::from_secs(5), |p| {
+        if p.now >= next {
+            p.server
+                .send(to_client, 0, Packet::unreliable(b"state".to_vec()))
+                .unwrap();
+            p.client
+                .send(to_server, 0, Packet::unreliable(b"input".to_vec()))
+                .unwrap();
+            next = p.now + Duration::from_millis(50);
+        }
+    });
+    let [server, client] = p.sent;
+    // 5 s / 500 ms = 10 each (the 20 ms grid may stretch an interval a little).
+    assert!((8..=10).contains(&server.pings), "server {server:?}");
+    assert!((8..=10).contains(&client.pings), "client {client:?}");
+}
