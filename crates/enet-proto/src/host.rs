@@ -939,6 +939,13 @@ impl Host {
     }
 
     /// Sets the ping interval of `peer` (default 500 ms; zero selects the default).
+    ///
+    /// As in C ENet, a connected peer with nothing in flight is pinged once this interval
+    /// passes without an acknowledgement from it. One difference: while the host has sent
+    /// the peer nothing but acknowledgements since the last acknowledgement came back, it
+    /// waits until the peer has been silent (no datagram at all) for 1.5 intervals, so that
+    /// a peer which pings on its own (every C ENet host does) keeps an idle connection alive
+    /// with its pings and our acknowledgements alone: half the datagrams of two C ENet hosts.
     pub fn set_ping_interval(&mut self, peer: PeerId, interval: Duration) -> Result<(), Error> {
         let p = self.peer_mut(peer)?;
         p.ping_interval = if interval.is_zero() {
