@@ -4,18 +4,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::addr;
 use enet_proto::wire::{Command, Datagram};
 use enet_proto::{Event, Host, HostConfig, Packet, PeerId};
 
 const SERVER: &str = "10.0.0.1:7000";
 const CLIENT: &str = "10.0.0.2:7000";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
 
 /// What one datagram carries: (ACKNOWLEDGEs, SEND_RELIABLEs, PINGs).
 fn kinds(data: &[u8]) -> (usize, usize, usize) {
@@ -40,23 +36,15 @@ impl Pair {
     /// A connected pair; the server holds acknowledgements when `hold`.
     fn new(hold: bool) -> Pair {
         let now = Instant::now();
-        let server = Host::new(
+        let server = common::host(
+            now,
+            1,
             HostConfig {
                 acks_with_replies: hold,
-                seed: 1,
                 ..HostConfig::default()
             },
-            now,
-        )
-        .unwrap();
-        let mut client = Host::new(
-            HostConfig {
-                seed: 2,
-                ..HostConfig::default()
-            },
-            now,
-        )
-        .unwrap();
+        );
+        let mut client = common::host(now, 2, HostConfig::default());
         let to_server = client.connect(now, addr(SERVER), 1, 0).unwrap();
         let mut pair = Pair {
             server,

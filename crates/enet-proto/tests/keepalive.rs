@@ -4,19 +4,18 @@
 //! silence, so that one side's pings keep an idle connection alive. A peer that goes quiet
 //! is still pinged and timed out, and unreliable traffic keeps C ENet's rule.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use enet_proto::wire::{Command, Datagram};
 use enet_proto::{DisconnectReason, Event, Host, HostConfig, Packet, PeerId};
 
+use common::addr;
+
 const SERVER: &str = "10.0.0.1:7000";
 const CLIENT: &str = "10.0.0.2:7000";
 const STEP: Duration = Duration::from_millis(5);
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
 
 /// PINGs and ACKNOWLEDGEs in one datagram.
 fn pings_and_acks(data: &[u8]) -> (usize, usize) {
@@ -73,22 +72,8 @@ struct Pair {
 impl Pair {
     fn new() -> Pair {
         let now = Instant::now();
-        let server = Host::new(
-            HostConfig {
-                seed: 1,
-                ..HostConfig::default()
-            },
-            now,
-        )
-        .unwrap();
-        let mut client = Host::new(
-            HostConfig {
-                seed: 2,
-                ..HostConfig::default()
-            },
-            now,
-        )
-        .unwrap();
+        let server = common::host(now, 1, HostConfig::default());
+        let mut client = common::host(now, 2, HostConfig::default());
         let to_server = client.connect(now, addr(SERVER), 1, 0).unwrap();
         let mut p = Pair {
             server,
@@ -149,6 +134,12 @@ impl Pair {
         }
     }
 
+    /// Neither side saw a disconnection.
+    fn assert_connected(&self) {
+        assert!(Pair::disconnects(&self.server_events).is_empty());
+        assert!(Pair::disconnects(&self.client_events).is_empty());
+    }
+
     fn disconnects(events: &[Event]) -> Vec<DisconnectReason> {
         events
             .iter()
@@ -182,8 +173,7 @@ fn a_server_only_answers_a_client_that_pings() {
     );
     // One datagram per ping: the acknowledgement, nothing else.
     assert_eq!(server.datagrams, client.pings, "{server:?} {client:?}");
-    assert!(Pair::disconnects(&p.server_events).is_empty());
-    assert!(Pair::disconnects(&p.client_events).is_empty());
+    p.assert_connected();
 }
 
 /// Two of our hosts left idle carry one ping (and its acknowledgement) per 1.5 ping
@@ -201,8 +191,7 @@ fn two_idle_hosts_share_one_ping_per_interval() {
     );
     assert_eq!(server.acks, client.pings, "{server:?} {client:?}");
     assert_eq!(client.acks, server.pings, "{server:?} {client:?}");
-    assert!(Pair::disconnects(&p.server_events).is_empty());
-    assert!(Pair::disconnects(&p.client_events).is_empty());
+    p.assert_connected();
 }
 
 /// When the client vanishes the server still pings it (1.5 intervals after it last heard

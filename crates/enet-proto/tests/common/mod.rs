@@ -133,6 +133,11 @@ impl Endpoint for Node {
     }
 }
 
+/// `Host::new` with `config` but `seed` (each test host its own, for reproducible runs).
+pub fn host(now: Instant, seed: u64, config: HostConfig) -> Host {
+    Host::new(HostConfig { seed, ..config }, now).expect("host")
+}
+
 pub fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
