@@ -600,7 +600,8 @@ impl Host {
         } else if p.state == PeerState::Connected {
             // Idle pings are not urgent: rounded up to the next multiple of PING_SLACK_MS,
             // so that thousands of idle peers share a few wake-ups instead of one each.
-            let key = self.key_of(p.ping_due());
+            let now = self.core.service_time;
+            let key = self.key_of(now.wrapping_add(p.ping_wait(now)));
             Some(key.div_ceil(PING_SLACK_MS) * PING_SLACK_MS)
         } else {
             None
@@ -1426,7 +1427,7 @@ fn may_have_work(p: &Peer, now: WireTime) -> bool {
         || !p.outgoing_send_reliable.is_empty()
         || p.continue_sending
         || if p.sent_reliable_commands.is_empty() {
-            p.state == PeerState::Connected && time::greater_equal(now, p.ping_due())
+            p.state == PeerState::Connected && p.ping_wait(now) == 0
         } else {
             time::greater_equal(now, p.next_timeout)
         }
@@ -1449,7 +1450,7 @@ fn only_data_acks(p: &Peer, now: WireTime) -> bool {
         && p.outgoing_send_reliable.is_empty()
         && !p.continue_sending
         && if p.sent_reliable_commands.is_empty() {
-            time::less(now, p.ping_due())
+            p.ping_wait(now) > 0
         } else {
             time::less(now, p.next_timeout)
         }

@@ -76,7 +76,7 @@ impl Host {
             && !acked_disconnect
             && peer.state == PeerState::Connected
             && peer.sent_reliable_commands.is_empty()
-            && time::greater_equal(core.service_time.wrapping_add(early), peer.ping_due())
+            && peer.ping_wait(core.service_time) <= early
             && b.room(peer.mtu) >= wire::command_size(Command::PING)
         {
             queue_ping(peer);

@@ -440,7 +440,7 @@ pub struct Peer {
     /// only with acknowledgements, as in C ENet). 0: never.
     pub(crate) last_heard_time: WireTime,
     /// Whether commands other than acknowledgements went to the peer since its last
-    /// acknowledgement arrived (see [`Peer::ping_due`]).
+    /// acknowledgement arrived (see [`Peer::ping_wait`]).
     pub(crate) sent_since_ack: bool,
     pub(crate) next_timeout: WireTime,
     pub(crate) earliest_timeout: WireTime,
@@ -506,31 +506,31 @@ impl fmt::Debug for Peer {
 }
 
 impl Peer {
-    /// When the keepalive ping of this connected peer with nothing in flight is due.
+    /// Milliseconds from `now` until the keepalive ping of this connected peer with nothing
+    /// in flight is due (0: due).
     ///
     /// C ENet pings a peer once `ping_interval` has passed without an acknowledgement from
     /// it, even when the peer keeps pinging too: an idle connection then carries two pings
     /// and two acknowledgements per interval, where one of each keeps it alive. So a host
     /// that has sent its peer nothing but acknowledgements since the last acknowledgement
-    /// came back waits until the peer has been silent for 1.5 `ping_interval` (any datagram
-    /// counts): against a peer that pings at `ping_interval` (every C ENet host) it only
-    /// answers, and the server of 4,000 idle C ENet clients receives half the datagrams.
+    /// came back also waits until the peer has been silent for 1.5 `ping_interval` (any
+    /// datagram counts): against a peer that pings at `ping_interval` (every C ENet host) it
+    /// only answers, and the server of 4,000 idle C ENet clients receives half the datagrams.
     /// A peer that goes quiet is still pinged, and its timeout found, 0.5 `ping_interval`
     /// later than C ENet would. Once the host sends other commands (unreliable data), the
     /// C rule applies again, so the round-trip samples that drive the packet throttle keep
-    /// coming.
-    pub(crate) fn ping_due(&self) -> WireTime {
-        let after_ack = self.last_receive_time.wrapping_add(self.ping_interval);
-        if self.sent_since_ack || self.last_heard_time == 0 {
-            return after_ack;
+    /// coming. Both waits are measured back from `now` (C's `ENET_TIME_DIFFERENCE`), so an
+    /// acknowledgement that is days old, as it is for a peer that pinged us for days while
+    /// we only answered, still reads as long ago.
+    pub(crate) fn ping_wait(&self, now: WireTime) -> u32 {
+        let since_ack = crate::time::difference(now, self.last_receive_time);
+        let mut wait = self.ping_interval.saturating_sub(since_ack);
+        if !self.sent_since_ack && self.last_heard_time != 0 {
+            let quiet = self.ping_interval.saturating_add(self.ping_interval / 2);
+            let since_heard = crate::time::difference(now, self.last_heard_time);
+            wait = wait.max(quiet.saturating_sub(since_heard));
         }
-        let quiet = self.ping_interval.saturating_add(self.ping_interval / 2);
-        let after_heard = self.last_heard_time.wrapping_add(quiet);
-        if crate::time::greater(after_heard, after_ack) {
-            after_heard
-        } else {
-            after_ack
-        }
+        wait
     }
 
     pub(crate) fn new(id: u16, mtu: u32) -> Peer {

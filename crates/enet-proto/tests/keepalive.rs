@@ -1,4 +1,4 @@
-//! Keepalive pings of idle connections (`Peer::ping_due`): C ENet pings a peer once
+//! Keepalive pings of idle connections (`Peer::ping_wait`): C ENet pings a peer once
 //! `ping_interval` passes without an acknowledgement from it, even when that peer pings too;
 //! our host, when it has sent nothing but acknowledgements, waits for 1.5 intervals of
 //! silence, so that one side's pings keep an idle connection alive. A peer that goes quiet
@@ -65,6 +65,8 @@ struct Pair {
     sent: [Tally; 2],
     /// Whether the client's datagrams reach the server (false: the client vanished).
     client_alive: bool,
+    /// The time between two service rounds of both hosts.
+    step: Duration,
     server_events: Vec<Event>,
     client_events: Vec<Event>,
 }
@@ -83,6 +85,7 @@ impl Pair {
             now,
             sent: [Tally::default(); 2],
             client_alive: true,
+            step: STEP,
             server_events: Vec::new(),
             client_events: Vec::new(),
         };
@@ -102,7 +105,7 @@ impl Pair {
         p
     }
 
-    /// Runs `time` in steps of `STEP` on a lossless link with no delay; `each` runs before
+    /// Runs `time` in steps of `self.step` on a lossless link with no delay; `each` runs before
     /// every step with the elapsed time of this call.
     fn run(&mut self, time: Duration, mut each: impl FnMut(&mut Pair)) {
         let end = self.now + time;
@@ -130,7 +133,7 @@ impl Pair {
             while let Some(e) = self.client.poll_event() {
                 self.client_events.push(e);
             }
-            self.now += STEP;
+            self.now += self.step;
         }
     }
 
@@ -252,4 +255,41 @@ fn unreliable_traffic_keeps_the_c_ping_rule() {
     // 5 s / 500 ms = 10 each (the 20 ms grid may stretch an interval a little).
     assert!((8..=10).contains(&server.pings), "server {server:?}");
     assert!((8..=10).contains(&client.pings), "client {client:?}");
+}
+
+/// A client that pinged for more than a day (longer than ENet's wire clock can compare two
+/// times directly: the server's last acknowledgement from it is that old) and then vanishes
+/// is still pinged and timed out.
+#[test]
+fn a_client_that_pinged_for_a_day_is_still_timed_out() {
+    let mut p = Pair::new();
+    p.step = Duration::from_millis(250);
+    let mut next = p.now;
+    let to_server = p.to_server;
+    let mut last_ping = p.now;
+    p.run(Duration::from_secs(25 * 3600), |p| {
+        if p.now >= next {
+            p.client.ping(to_server).unwrap();
+            last_ping = p.now;
+            next = p.now + Duration::from_millis(500);
+        }
+    });
+    assert_eq!(p.sent[0].pings, 0, "{:?}", p.sent);
+    assert!(p.sent[1].pings >= 25 * 3600 * 2 - 10, "{:?}", p.sent);
+    p.assert_connected();
+    p.client_alive = false;
+    p.run(Duration::from_secs(2), |_| {});
+    let first = p.sent[0]
+        .first_ping
+        .expect("the server pinged the silent client");
+    let silence = first - last_ping;
+    assert!(
+        silence >= Duration::from_millis(750) && silence <= Duration::from_millis(1000),
+        "first ping after {silence:?} of silence"
+    );
+    p.run(Duration::from_secs(35), |_| {});
+    assert_eq!(
+        Pair::disconnects(&p.server_events),
+        vec![DisconnectReason::Timeout]
+    );
 }
