@@ -137,6 +137,44 @@ impl Pair {
         }
     }
 
+    /// The client pings the server every 500 ms for `time`, as an idle C ENet host does;
+    /// returns when it pinged last.
+    fn client_pings_like_c(&mut self, time: Duration) -> Instant {
+        let mut next = self.now;
+        let mut last = self.now;
+        let to_server = self.to_server;
+        self.run(time, |p| {
+            if p.now >= next {
+                p.client.ping(to_server).unwrap();
+                last = p.now;
+                next = p.now + Duration::from_millis(500);
+            }
+        });
+        last
+    }
+
+    /// The client vanishes: the server's first ping comes between 750 ms (1.5 intervals) and
+    /// `latest` after the client's last ping, and the server times the client out.
+    fn vanish_and_time_out(&mut self, last_ping: Instant, latest: Duration) {
+        assert_eq!(self.sent[0].pings, 0, "{:?}", self.sent);
+        self.client_alive = false;
+        self.run(Duration::from_secs(2), |_| {});
+        let first = self.sent[0]
+            .first_ping
+            .expect("the server pinged the silent client");
+        let silence = first - last_ping;
+        assert!(
+            silence >= Duration::from_millis(750) && silence <= latest,
+            "first ping after {silence:?} of silence"
+        );
+        // C ENet's timeout rules from there on (at most timeout_maximum, 30 s).
+        self.run(Duration::from_secs(35), |_| {});
+        assert_eq!(
+            Pair::disconnects(&self.server_events),
+            vec![DisconnectReason::Timeout]
+        );
+    }
+
     /// Neither side saw a disconnection.
     fn assert_connected(&self) {
         assert!(Pair::disconnects(&self.server_events).is_empty());
@@ -159,14 +197,7 @@ impl Pair {
 #[test]
 fn a_server_only_answers_a_client_that_pings() {
     let mut p = Pair::new();
-    let mut next = p.now;
-    let to_server = p.to_server;
-    p.run(Duration::from_secs(10), |p| {
-        if p.now >= next {
-            p.client.ping(to_server).unwrap();
-            next = p.now + Duration::from_millis(500);
-        }
-    });
+    p.client_pings_like_c(Duration::from_secs(10));
     let [server, client] = p.sent;
     assert!(client.pings >= 19, "client pings: {client:?}");
     assert_eq!(server.pings, 0, "the server pinged: {server:?}");
@@ -202,34 +233,9 @@ fn two_idle_hosts_share_one_ping_per_interval() {
 #[test]
 fn a_vanished_client_is_pinged_and_timed_out() {
     let mut p = Pair::new();
-    let mut next = p.now;
-    let to_server = p.to_server;
-    let mut last_ping = p.now;
-    p.run(Duration::from_millis(1800), |p| {
-        if p.now >= next {
-            p.client.ping(to_server).unwrap();
-            last_ping = p.now;
-            next = p.now + Duration::from_millis(500);
-        }
-    });
-    assert_eq!(p.sent[0].pings, 0);
-    p.client_alive = false;
-    p.run(Duration::from_secs(1), |_| {});
-    let first = p.sent[0]
-        .first_ping
-        .expect("the server pinged the silent client");
-    let silence = first - last_ping;
-    // 1.5 intervals, rounded up to the 20 ms timer grid, plus one step of this loop.
-    assert!(
-        silence >= Duration::from_millis(750) && silence <= Duration::from_millis(775),
-        "first ping after {silence:?} of silence"
-    );
-    // C ENet's timeout rules from there on (at most timeout_maximum, 30 s).
-    p.run(Duration::from_secs(35), |_| {});
-    assert_eq!(
-        Pair::disconnects(&p.server_events),
-        vec![DisconnectReason::Timeout]
-    );
+    let last_ping = p.client_pings_like_c(Duration::from_millis(1800));
+    // 1.5 intervals, rounded up to the 20 ms timer grid, plus one step of the loop.
+    p.vanish_and_time_out(last_ping, Duration::from_millis(775));
 }
 
 /// A host that sends unreliable data keeps C ENet's rule (a ping once an interval passes
@@ -264,32 +270,9 @@ fn unreliable_traffic_keeps_the_c_ping_rule() {
 fn a_client_that_pinged_for_a_day_is_still_timed_out() {
     let mut p = Pair::new();
     p.step = Duration::from_millis(250);
-    let mut next = p.now;
-    let to_server = p.to_server;
-    let mut last_ping = p.now;
-    p.run(Duration::from_secs(25 * 3600), |p| {
-        if p.now >= next {
-            p.client.ping(to_server).unwrap();
-            last_ping = p.now;
-            next = p.now + Duration::from_millis(500);
-        }
-    });
-    assert_eq!(p.sent[0].pings, 0, "{:?}", p.sent);
+    let last_ping = p.client_pings_like_c(Duration::from_secs(25 * 3600));
     assert!(p.sent[1].pings >= 25 * 3600 * 2 - 10, "{:?}", p.sent);
     p.assert_connected();
-    p.client_alive = false;
-    p.run(Duration::from_secs(2), |_| {});
-    let first = p.sent[0]
-        .first_ping
-        .expect("the server pinged the silent client");
-    let silence = first - last_ping;
-    assert!(
-        silence >= Duration::from_millis(750) && silence <= Duration::from_millis(1000),
-        "first ping after {silence:?} of silence"
-    );
-    p.run(Duration::from_secs(35), |_| {});
-    assert_eq!(
-        Pair::disconnects(&p.server_events),
-        vec![DisconnectReason::Timeout]
-    );
+    // 1.5 intervals, rounded up to the timer grid and this test's 250 ms steps.
+    p.vanish_and_time_out(last_ping, Duration::from_millis(1000));
 }
