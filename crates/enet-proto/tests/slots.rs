@@ -1,6 +1,8 @@
 //! Peer slots are made when first used: a host sized for 4,095 peers holds only the slots its
 //! connections needed, and still hands out the lowest free slot first, as C ENet does.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -30,15 +32,14 @@ fn exchange(server: &mut Host, client: &mut Host, now: Instant) {
 
 /// A host with `peer_limit` slots and the given seed.
 fn host(peer_limit: usize, seed: u64, now: Instant) -> Host {
-    Host::new(
+    common::host(
+        now,
+        seed,
         HostConfig {
             peer_limit,
-            seed,
             ..HostConfig::default()
         },
-        now,
     )
-    .unwrap()
 }
 
 fn server_connects(server: &mut Host) -> Vec<PeerId> {

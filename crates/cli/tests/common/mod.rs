@@ -13,7 +13,6 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_enet-dtls"))
 }
 
-/// The repository's test fixtures (`fixtures/` at the repository root).
 /// Runs `enet-dtls keygen --out DIR` (RSA 2048, CN localhost) and returns the key and
 /// certificate paths it wrote.
 pub fn keygen(dir: &std::path::Path) -> (PathBuf, PathBuf) {
@@ -28,6 +27,7 @@ pub fn keygen(dir: &std::path::Path) -> (PathBuf, PathBuf) {
     (dir.join("key.pem"), dir.join("cert.pem"))
 }
 
+/// The repository's test fixtures (`fixtures/` at the repository root).
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
