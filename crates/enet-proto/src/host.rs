@@ -377,6 +377,15 @@ pub(crate) struct Sched {
 }
 
 impl Sched {
+    /// Bytes held by the scheduler's tables, by capacity.
+    fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.mark.capacity()
+            + (self.active.capacity() + self.held.capacity()) * size_of::<u16>()
+            + self.timers.capacity() * size_of::<Reverse<(u64, u16)>>()
+            + self.timer_at.capacity() * size_of::<u64>()
+    }
+
     fn new(slots: usize) -> Sched {
         Sched {
             mark: vec![IDLE; slots],
@@ -1192,6 +1201,36 @@ impl Host {
         };
     }
 
+    /// Bytes of memory the host holds for its peers: the peer slots made so far (a slot is
+    /// made when a connection first needs it, so a host sized for 4,095 peers with 10
+    /// connected holds about 10), each peer's channel table, the buffers of its command
+    /// queues by capacity, and the host's per-peer indexes. Packet payloads (see
+    /// [`HostStats::incoming_buffered`]) and the datagram buffers are not included.
+    ///
+    /// A connected peer with nothing in flight holds its slot, its channels and a small
+    /// acknowledgement queue: the buffers its queues grew to are given back when the
+    /// connection is established and at each keepalive.
+    ///
+    /// This walks every slot made so far: call it for monitoring, not per packet.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use enet_proto::{Host, HostConfig};
+    ///
+    /// let host = Host::new(HostConfig::server(), Instant::now()).unwrap();
+    /// assert!(host.peer_memory() < 4096, "no slot is made before a connection needs one");
+    /// ```
+    pub fn peer_memory(&self) -> usize {
+        let slots = self.peers.len() * std::mem::size_of::<Peer>();
+        let heap: usize = self.peers.iter().map(Peer::heap_bytes).sum();
+        let core = &self.core;
+        let indexes = (core.live.capacity() + core.live_sorted.capacity())
+            * std::mem::size_of::<u16>()
+            + core.live_pos.capacity() * std::mem::size_of::<u32>()
+            + core.sched.heap_bytes();
+        slots + heap + indexes
+    }
+
     /// Host totals.
     pub fn stats(&self) -> HostStats {
         HostStats {
@@ -1573,6 +1612,7 @@ pub(crate) fn notify_disconnect(core: &mut Core, peer: &mut Peer, reason: Discon
 pub(crate) fn notify_connect(core: &mut Core, peer: &mut Peer) {
     core.recalculate_bandwidth_limits = true;
     change_state(core, peer, PeerState::Connected);
+    peer.release_idle_buffers();
     core.events.push_back(Event::Connect {
         peer: peer.id(),
         address: peer.address,

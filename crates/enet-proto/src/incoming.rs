@@ -363,6 +363,7 @@ fn handle_command(core: &mut Core, peer: &mut Peer, cmd: &WireCommand<'_>) -> Ha
         }
         Command::Ping => {
             if connected {
+                peer.release_idle_buffers();
                 Ok(())
             } else {
                 Err(CommandError("PING while not connected"))
@@ -582,6 +583,7 @@ fn handle_acknowledge(
             let data = peer.event_data;
             crate::host::disconnect_connected(core, peer, data);
         }
+        PeerState::Connected if number == Some(Command::PING) => peer.release_idle_buffers(),
         _ => {}
     }
     Ok(())
@@ -727,8 +729,14 @@ fn handle_unsequenced(
     let bit = 1u32 << (index % 32);
     if group.wrapping_sub(index) as u16 != peer.incoming_unsequenced_group {
         peer.incoming_unsequenced_group = group.wrapping_sub(index) as u16;
-        peer.unsequenced_window = [0; (UNSEQUENCED_WINDOW_SIZE / 32) as usize];
-    } else if peer.unsequenced_window[word] & bit != 0 {
+        if let Some(window) = peer.unsequenced_window.as_deref_mut() {
+            *window = [0; (UNSEQUENCED_WINDOW_SIZE / 32) as usize];
+        }
+    } else if peer
+        .unsequenced_window
+        .as_ref()
+        .is_some_and(|window| window[word] & bit != 0)
+    {
         return Ok(()); // duplicate
     }
     queue_incoming(
@@ -741,7 +749,8 @@ fn handle_unsequenced(
         PacketFlags::UNSEQUENCED,
         None,
     )?;
-    peer.unsequenced_window[word] |= bit;
+    peer.unsequenced_window
+        .get_or_insert_with(|| Box::new([0; (UNSEQUENCED_WINDOW_SIZE / 32) as usize]))[word] |= bit;
     Ok(())
 }
 

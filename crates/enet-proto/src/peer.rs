@@ -131,6 +131,9 @@ pub(crate) const RELIABLE_WINDOWS: u16 = 16;
 pub(crate) const RELIABLE_WINDOW_SIZE: u16 = 0x1000;
 pub(crate) const FREE_RELIABLE_WINDOWS: u16 = 8;
 
+/// One bit per unsequenced group index (C's `unsequencedWindow`).
+pub(crate) type UnsequencedWindow = [u32; (UNSEQUENCED_WINDOW_SIZE / 32) as usize];
+
 /// Owned body of a queued outgoing command (payload, if any, lives in `packet`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OutBody {
@@ -479,7 +482,10 @@ pub struct Peer {
     pub(crate) next_queue_seq: u64,
     pub(crate) incoming_unsequenced_group: u16,
     pub(crate) outgoing_unsequenced_group: u16,
-    pub(crate) unsequenced_window: [u32; (UNSEQUENCED_WINDOW_SIZE / 32) as usize],
+    /// Unsequenced packets seen in the current group (C's `unsequencedWindow`); made when
+    /// the first unsequenced packet arrives (`None` reads as all clear), so that a peer
+    /// which sends none does not carry its 128 bytes.
+    pub(crate) unsequenced_window: Option<Box<UnsequencedWindow>>,
     pub(crate) event_data: u32,
     /// Received bytes buffered for delivery or reassembly (counted against
     /// `maximum_waiting_data`; the host keeps the sum over all peers).
@@ -589,7 +595,7 @@ impl Peer {
             next_queue_seq: 0,
             incoming_unsequenced_group: 0,
             outgoing_unsequenced_group: 0,
-            unsequenced_window: [0; (UNSEQUENCED_WINDOW_SIZE / 32) as usize],
+            unsequenced_window: None,
             event_data: 0,
             total_waiting_data: 0,
             incomplete_bytes: 0,
@@ -612,6 +618,53 @@ impl Peer {
         self.outgoing_waiting_data = 0;
         self.total_waiting_data = 0;
         self.incomplete_bytes = 0;
+    }
+
+    /// Gives back the buffers of the peer's empty command queues (not in C ENet, whose
+    /// queues are intrusive lists). A queue keeps its buffer once it has held a command, so
+    /// without this an idle connection would keep what its handshake used (224 bytes) and
+    /// whatever its last burst of traffic grew its queues to, for as long as it stays idle. Called when a connection is established and at each
+    /// keepalive (a PING received, the acknowledgement of a PING sent): points a busy
+    /// peer reaches at most once per ping interval, so a peer that exchanges data keeps its
+    /// buffers and its steady state allocates nothing.
+    pub(crate) fn release_idle_buffers(&mut self) {
+        fn release<T>(queue: &mut VecDeque<T>) {
+            if queue.is_empty() && queue.capacity() != 0 {
+                *queue = VecDeque::new();
+            }
+        }
+        release(&mut self.sent_reliable_commands);
+        release(&mut self.outgoing_commands);
+        release(&mut self.outgoing_send_reliable);
+        // A client's channel table can be longer than what the server granted.
+        self.channels.shrink_to_fit();
+        for channel in &mut self.channels {
+            release(&mut channel.incoming_reliable_commands);
+            release(&mut channel.incoming_unreliable_commands);
+        }
+    }
+
+    /// Heap bytes this peer holds beside its slot: its channel table and the buffers of its
+    /// command queues, by capacity (used or not). Packet payloads are not counted.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        fn deque<T>(queue: &VecDeque<T>) -> usize {
+            queue.capacity() * std::mem::size_of::<T>()
+        }
+        let channels: usize = self
+            .channels
+            .iter()
+            .map(|c| deque(&c.incoming_reliable_commands) + deque(&c.incoming_unreliable_commands))
+            .sum();
+        self.channels.capacity() * std::mem::size_of::<Channel>()
+            + channels
+            + deque(&self.acknowledgements)
+            + deque(&self.sent_reliable_commands)
+            + deque(&self.outgoing_commands)
+            + deque(&self.outgoing_send_reliable)
+            + self
+                .unsequenced_window
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<UnsequencedWindow>())
     }
 
     /// True while queued or in-flight commands remain (C's `enet_peer_has_outgoing_commands`).
