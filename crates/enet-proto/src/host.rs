@@ -321,6 +321,9 @@ pub(crate) struct Core {
     pub(crate) body_buf: Vec<u8>,
     /// Datagram buffers handed back with [`Host::recycle`], reused by `poll_transmit`.
     pub(crate) spare: Vec<Vec<u8>>,
+    /// Payload buffers of acknowledged (or sent unreliable) packets, reused for the copies of
+    /// received ones (see [`Core::payload_copy`]).
+    payloads: Vec<Vec<u8>>,
     /// Milliseconds from the wire clock's epoch to `last_now` (never wraps).
     abs_ms: u64,
     /// Which peers have something due (see [`Sched`]).
@@ -332,6 +335,12 @@ pub const SPARE_BUFFERS: usize = 256;
 
 /// Buffers larger than this (bytes of capacity) are not kept by [`Host::recycle`].
 const SPARE_BUFFER_CAPACITY: usize = 64 * 1024;
+
+/// Most payload buffers kept for reuse ([`Core::payload_copy`]).
+const PAYLOAD_POOL: usize = 64;
+
+/// Largest payload buffer kept for reuse (an unfragmented packet fits in one MTU).
+const PAYLOAD_POOL_CAPACITY: usize = wire::MAXIMUM_MTU as usize;
 
 /// Granularity of idle ping timers, in milliseconds (see `Host::peer_deadline`): a ping
 /// goes out at most this much later than `ping_interval` after the last datagram from the
@@ -422,6 +431,40 @@ impl Sched {
 }
 
 impl Core {
+    /// A copy of `data`, the payload of a received packet, that the application will own.
+    /// It reuses the last payload buffer given back ([`Core::recycle_payload`]) when that
+    /// one fits (at least `data.len()` and at most about twice that, so a small packet the
+    /// application keeps never holds a large buffer); a buffer that does not fit is freed
+    /// instead, so the kept buffers follow the sizes in use. When an application sends back
+    /// what it receives (an echo, a relay), a received payload travels on as the sent one
+    /// and returns here once acknowledged: that steady state allocates nothing.
+    pub(crate) fn payload_copy(&mut self, data: &[u8]) -> Vec<u8> {
+        match self.payloads.pop() {
+            Some(mut buffer)
+                if buffer.capacity() >= data.len() && buffer.capacity() <= 2 * data.len() + 64 =>
+            {
+                buffer.clear();
+                buffer.extend_from_slice(data);
+                buffer
+            }
+            _ => data.to_vec(),
+        }
+    }
+
+    /// Keeps the payload buffer of a packet that is done with (acknowledged, or sent
+    /// unreliably) for [`Core::payload_copy`]: at most [`PAYLOAD_POOL`] of them, none larger
+    /// than [`PAYLOAD_POOL_CAPACITY`].
+    pub(crate) fn recycle_payload(&mut self, payload: Option<Payload>) {
+        if let Some(Payload::Owned(buffer)) = payload {
+            if self.payloads.len() < PAYLOAD_POOL
+                && buffer.capacity() != 0
+                && buffer.capacity() <= PAYLOAD_POOL_CAPACITY
+            {
+                self.payloads.push(buffer);
+            }
+        }
+    }
+
     fn random(&mut self) -> u32 {
         // splitmix64
         self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -553,6 +596,7 @@ impl Host {
                 scratch: Vec::new(),
                 body_buf: Vec::new(),
                 spare: Vec::new(),
+                payloads: Vec::new(),
                 abs_ms: 0,
                 sched: Sched::new(config.peer_limit),
             },

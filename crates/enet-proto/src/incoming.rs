@@ -563,7 +563,7 @@ fn handle_acknowledge(
     peer.sent_since_ack = false;
     peer.earliest_timeout = 0;
 
-    let number = remove_sent_reliable_command(peer, received_seq, channel_id);
+    let number = remove_sent_reliable_command(core, peer, received_seq, channel_id);
     match peer.state {
         PeerState::AcknowledgingConnect => {
             if number != Some(Command::VERIFY_CONNECT) {
@@ -590,7 +590,12 @@ fn handle_acknowledge(
 }
 
 /// C's `enet_protocol_remove_sent_reliable_command`; returns the acknowledged command number.
-fn remove_sent_reliable_command(peer: &mut Peer, seq: u16, channel_id: u8) -> Option<u8> {
+fn remove_sent_reliable_command(
+    core: &mut Core,
+    peer: &mut Peer,
+    seq: u16,
+    channel_id: u8,
+) -> Option<u8> {
     let (cmd, was_sent) = if let Some(pos) = peer
         .sent_reliable_commands
         .iter()
@@ -642,7 +647,9 @@ fn remove_sent_reliable_command(peer: &mut Peer, seq: u16, channel_id: u8) -> Op
     if let Some(front) = peer.sent_reliable_commands.front() {
         peer.next_timeout = front.sent_time.wrapping_add(front.round_trip_timeout);
     }
-    Some(cmd.body.number())
+    let number = cmd.body.number();
+    core.recycle_payload(cmd.packet);
+    Some(number)
 }
 
 fn handle_verify_connect(core: &mut Core, peer: &mut Peer, v: &wire::Connect) -> Handled {
@@ -663,7 +670,7 @@ fn handle_verify_connect(core: &mut Core, peer: &mut Peer, v: &wire::Connect) ->
         zombie(core, peer, DisconnectReason::Refused, 0);
         return Err(CommandError("VERIFY_CONNECT mismatch"));
     }
-    remove_sent_reliable_command(peer, 1, 0xFF);
+    remove_sent_reliable_command(core, peer, 1, 0xFF);
     peer.channels.truncate(channel_count as usize);
     peer.outgoing_peer_id = v.outgoing_peer_id;
     peer.incoming_session_id = v.incoming_session_id;
@@ -1138,7 +1145,7 @@ fn queue_incoming(
                 l.total,
             )
         }
-        None => (data.to_vec(), None, 0),
+        None => (core.payload_copy(data), None, 0),
     };
     let cmd = IncomingCommand {
         id,

@@ -361,6 +361,7 @@ fn check_outgoing_commands(core: &mut Core, peer: &mut Peer, b: &mut Builder) ->
                 .outgoing_waiting_data
                 .saturating_sub(usize::from(cmd.fragment_length));
             cmd.emit(&mut b.body);
+            core.recycle_payload(cmd.packet.take());
         }
         b.size += needed;
         b.commands += 1;
