@@ -102,23 +102,25 @@ impl<S: EnetSocket> EnetHost<S> {
     /// for traffic until `timeout` has passed and returns `Ok(None)`. `Duration::ZERO` never
     /// blocks. `Err` only for a broken socket.
     pub fn service(&mut self, timeout: Duration) -> io::Result<Option<Event>> {
-        if let Some(event) = self.core.queued_event(&mut self.socket, Instant::now())? {
+        // One clock read per round: the time a round started stands for the whole round
+        // (`block` measures its wait from it, so the deadline is kept exactly).
+        let mut now = Instant::now();
+        if let Some(event) = self.core.queued_event(&mut self.socket, now)? {
             return Ok(Some(event));
         }
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = now.checked_add(timeout);
         loop {
-            let now = Instant::now();
             self.pump(now)?;
-            if let Some(event) = self.core.poll_event(&mut self.socket, Instant::now()) {
+            if let Some(event) = self.core.poll_event(&mut self.socket, now) {
                 return Ok(Some(event));
             }
-            let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(None);
             }
             let wake = self.core.wake_at(now, deadline, self.socket.poll_timeout());
             let wait = wake.map(|w| w.saturating_duration_since(now));
             self.block(now, wait)?;
+            now = Instant::now();
         }
     }
 
@@ -162,11 +164,12 @@ impl<S: EnetSocket> EnetHost<S> {
     fn block(&mut self, start: Instant, limit: Option<Duration>) -> io::Result<bool> {
         let spin = limit.map_or(self.busy_poll, |l| l.min(self.busy_poll));
         if !spin.is_zero() {
+            let polling = Instant::now();
             loop {
                 if self.socket.wait_readable(Some(Duration::ZERO))? {
                     return Ok(true);
                 }
-                if start.elapsed() >= spin {
+                if polling.elapsed() >= spin {
                     break;
                 }
                 std::hint::spin_loop();

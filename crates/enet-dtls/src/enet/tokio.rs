@@ -98,11 +98,12 @@ impl<S: EnetSocket> TokioEnetHost<S> {
             return Ok(Some(event));
         }
         loop {
-            self.pump(Instant::now())?;
-            if let Some(event) = self.core.poll_event(&mut self.socket, Instant::now()) {
+            // One clock read per round (the wake-up below is an absolute instant).
+            let now = Instant::now();
+            self.pump(now)?;
+            if let Some(event) = self.core.poll_event(&mut self.socket, now) {
                 return Ok(Some(event));
             }
-            let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(None);
             }
