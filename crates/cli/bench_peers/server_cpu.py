@@ -17,7 +17,8 @@ Workloads:
   bulk    64 MiB in 1 MiB reliable packets, one at a time, echoed: server CPU per MiB, MiB/s
   ping    ping-pong of one 64-byte reliable message: RTT p50/p99, and raw UDP's (C UDP echo)
   idle    10 / 100 / 1,000 / 4,000 connected idle peers: connect time, server CPU while idle
-          (ENet keeps pinging), server RSS
+          (ENet keeps pinging), server RSS; and the RSS of the library's own `enet_echo` example
+          (`--lib`, a plain-ENet server without OpenSSL) beside the same C ENet host
   cipher  DTLS seal+open of one 1,200-byte record with the default suite (criterion's estimate
           of `record/encrypt+decrypt 1200B <suite>` from `cargo bench -p dtls-proto --bench dtls
           -- record`, when it has run) next to `openssl speed -evp <that suite's AEAD> -bytes
@@ -61,10 +62,12 @@ def rss_kib(pid):
 
 
 class Server:
-    def __init__(self, kind, binary, anchor):
+    def __init__(self, kind, binary, anchor, lib=None):
         if kind == "ours":
             cmd = [binary, "enet-echo", "--listen", "127.0.0.1:0", "--max-peers", str(PEERS),
                    "--max-peers-per-address", str(PEERS)]
+        elif kind == "lib":
+            cmd = [lib, "server", "127.0.0.1:0", str(PEERS)]
         elif kind == "c":
             cmd = [anchor, "server", "0", str(PEERS)]
         else:
@@ -144,7 +147,7 @@ def run_ping(kind, a, count):
 
 
 def run_idle(kind, a, peers, seconds):
-    s = Server(kind, a.bin, a.anchor)
+    s = Server(kind, a.bin, a.anchor, a.lib)
     try:
         proc = subprocess.Popen([a.anchor, "idle", "127.0.0.1", s.port, str(peers), str(seconds + 3)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -214,6 +217,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(OUT, "server_cpu.json"))
     ap.add_argument("--bin", default=os.path.join(TARGET, "release", "enet-dtls"))
     ap.add_argument("--anchor", default=os.path.join(OUT, "enet_cpu"))
+    ap.add_argument("--lib", default=os.path.join(TARGET, "release", "examples", "enet_echo"),
+                    help="the enet_echo example (idle part: RSS of a library-only server)")
     a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     only = set(a.only.split(","))
@@ -221,6 +226,8 @@ def main():
         subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-o", a.anchor,
                         os.path.join(ROOT, "crates/cli/bench_peers/enet_cpu.c"), "-lenet"], check=True)
         subprocess.run(["cargo", "build", "--release", "-p", "enet-dtls-cli"], check=True, cwd=ROOT)
+        subprocess.run(["cargo", "build", "--release", "-p", "enet-dtls", "--example", "enet_echo"],
+                       check=True, cwd=ROOT)
     msgs = 20000 if a.quick else 100000
     bulk = 16 if a.quick else 64
     pings = 1000 if a.quick else 5000
@@ -261,15 +268,22 @@ def main():
         rows.append(("ping-pong RTT p99 us vs raw UDP", o["rtt_p99_us"], u["rtt_p99_us"]))
     if "idle" in only:
         results["idle"] = {}
+        kinds = ("ours", "c", "lib") if os.path.exists(a.lib) else ("ours", "c")
+        if "lib" not in kinds:
+            print(f"idle: no {a.lib}: the library example's row is left out")
         for peers in (10, 100, 1000, 4000):
-            res = {"ours": [], "c": []}
+            res = {k: [] for k in kinds}
             for _ in range(a.rounds):
-                for kind in ("ours", "c"):
+                for kind in kinds:
                     res[kind].append(run_idle(kind, a, peers, idle_s))
-            o, c = ({k: median(res[s], k) for k in res[s][0]} for s in ("ours", "c"))
-            results["idle"][peers] = {"ours": o, "c": c, "rounds": res}
+            med = {s: {k: median(res[s], k) for k in res[s][0]} for s in kinds}
+            o, c = med["ours"], med["c"]
+            results["idle"][peers] = dict(med, rounds=res)
             rows.append((f"{peers} idle peers: server CPU %", o["idle_cpu_pct"], c["idle_cpu_pct"]))
             rows.append((f"{peers} idle peers: server RSS KiB", o["rss_kib"], c["rss_kib"]))
+            if "lib" in med:
+                rows.append((f"{peers} idle peers: enet_echo example RSS KiB", med["lib"]["rss_kib"],
+                             c["rss_kib"]))
             rows.append((f"{peers} peers: connect ms", o["connect_ms"], c["connect_ms"]))
     if "cipher" in only:
         rec, name = record_estimate_ns()

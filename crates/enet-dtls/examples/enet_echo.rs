@@ -1,7 +1,7 @@
 //! An ENet echo server and client on the blocking driver, `EnetHost`.
 //!
 //! ```text
-//! cargo run -p enet-dtls --example enet_echo -- server 127.0.0.1:7777
+//! cargo run -p enet-dtls --example enet_echo -- server 127.0.0.1:7777 [MAX_PEERS]
 //! cargo run -p enet-dtls --example enet_echo -- client 127.0.0.1:7777 hello
 //! ```
 //!
@@ -10,6 +10,10 @@
 //! client connects with 2 channels, sends its text as one reliable packet on channel 0, prints
 //! `ECHO <text>` when it comes back and disconnects. Both speak plain ENet 1.3, so either side
 //! also works with C ENet or Godot's `NetworkedMultiplayerENet` at the ENet level.
+//!
+//! The server takes 32 peers, or `MAX_PEERS` (1..=4095) from any number of ports of one address
+//! (a load test's). It uses nothing of DTLS, so the linker leaves OpenSSL out of this binary:
+//! `scripts/bench` measures its memory as a plain-ENet server built on the library.
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -25,19 +29,36 @@ fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args[..] {
-        ["server", addr] => {
-            let mut server = EnetHost::bind(addr, HostConfig::default())?;
-            println!("LISTENING {}", server.local_addr()?);
-            loop {
-                serve_once(&mut server)?;
-            }
+        ["server", addr] => serve(addr, HostConfig::default()),
+        ["server", addr, max_peers] => {
+            let max_peers: usize = max_peers
+                .parse()
+                .map_err(|e| format!("MAX_PEERS {max_peers:?}: {e}"))?;
+            let config = HostConfig {
+                peer_limit: max_peers,
+                duplicate_peers: max_peers,
+                ..HostConfig::default()
+            };
+            serve(addr, config)
         }
         ["client", addr, text] => {
             let echo = echo_client(addr.parse()?, text.as_bytes())?;
             println!("ECHO {}", String::from_utf8_lossy(&echo));
             Ok(())
         }
-        _ => Err("usage: enet_echo server ADDR:PORT | enet_echo client ADDR:PORT TEXT".into()),
+        _ => Err(
+            "usage: enet_echo server ADDR:PORT [MAX_PEERS] | enet_echo client ADDR:PORT TEXT"
+                .into(),
+        ),
+    }
+}
+
+/// Binds a server with `config` on `addr`, prints `LISTENING <addr>` and echoes until killed.
+fn serve(addr: &str, config: HostConfig) -> Result<(), Box<dyn Error>> {
+    let mut server = EnetHost::bind(addr, config)?;
+    println!("LISTENING {}", server.local_addr()?);
+    loop {
+        serve_once(&mut server)?;
     }
 }
 
