@@ -737,7 +737,7 @@ fn handle_unsequenced(
     if group.wrapping_sub(index) as u16 != peer.incoming_unsequenced_group {
         peer.incoming_unsequenced_group = group.wrapping_sub(index) as u16;
         if let Some(window) = peer.unsequenced_window.as_deref_mut() {
-            *window = [0; (UNSEQUENCED_WINDOW_SIZE / 32) as usize];
+            window.fill(0);
         }
     } else if peer
         .unsequenced_window
@@ -756,8 +756,7 @@ fn handle_unsequenced(
         PacketFlags::UNSEQUENCED,
         None,
     )?;
-    peer.unsequenced_window
-        .get_or_insert_with(|| Box::new([0; (UNSEQUENCED_WINDOW_SIZE / 32) as usize]))[word] |= bit;
+    peer.unsequenced_window.get_or_insert_default()[word] |= bit;
     Ok(())
 }
 

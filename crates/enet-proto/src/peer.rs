@@ -623,10 +623,11 @@ impl Peer {
     /// Gives back the buffers of the peer's empty command queues (not in C ENet, whose
     /// queues are intrusive lists). A queue keeps its buffer once it has held a command, so
     /// without this an idle connection would keep what its handshake used (224 bytes) and
-    /// whatever its last burst of traffic grew its queues to, for as long as it stays idle. Called when a connection is established and at each
-    /// keepalive (a PING received, the acknowledgement of a PING sent): points a busy
-    /// peer reaches at most once per ping interval, so a peer that exchanges data keeps its
-    /// buffers and its steady state allocates nothing.
+    /// whatever its last burst of traffic grew its queues to, for as long as it stays idle.
+    /// Called when a connection is established and at each keepalive (a PING received, the
+    /// acknowledgement of a PING sent): points a busy peer reaches at most once per ping
+    /// interval, so a peer that exchanges data keeps its buffers and its steady state
+    /// allocates nothing.
     pub(crate) fn release_idle_buffers(&mut self) {
         fn release<T>(queue: &mut VecDeque<T>) {
             if queue.is_empty() && queue.capacity() != 0 {

@@ -36,16 +36,11 @@ impl Pair {
     /// A connected pair; the server holds acknowledgements when `hold`.
     fn new(hold: bool) -> Pair {
         let now = Instant::now();
-        let server = common::host(
-            now,
-            1,
-            HostConfig {
-                acks_with_replies: hold,
-                ..HostConfig::default()
-            },
-        );
-        let mut client = common::host(now, 2, HostConfig::default());
-        let to_server = client.connect(now, addr(SERVER), 1, 0).unwrap();
+        let config = HostConfig {
+            acks_with_replies: hold,
+            ..HostConfig::default()
+        };
+        let (server, client, to_server) = common::connecting(now, SERVER, config);
         let mut pair = Pair {
             server,
             client,

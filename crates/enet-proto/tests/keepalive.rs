@@ -74,9 +74,7 @@ struct Pair {
 impl Pair {
     fn new() -> Pair {
         let now = Instant::now();
-        let server = common::host(now, 1, HostConfig::default());
-        let mut client = common::host(now, 2, HostConfig::default());
-        let to_server = client.connect(now, addr(SERVER), 1, 0).unwrap();
+        let (server, client, to_server) = common::connecting(now, SERVER, HostConfig::default());
         let mut p = Pair {
             server,
             client,

@@ -138,6 +138,17 @@ pub fn host(now: Instant, seed: u64, config: HostConfig) -> Host {
     Host::new(HostConfig { seed, ..config }, now).expect("host")
 }
 
+/// A server host (seed 1, `server`) and a client host (seed 2, defaults) that has started
+/// connecting to `server_addr` with one channel: (server, client, the client's peer id).
+pub fn connecting(now: Instant, server_addr: &str, server: HostConfig) -> (Host, Host, PeerId) {
+    let server = host(now, 1, server);
+    let mut client = host(now, 2, HostConfig::default());
+    let to_server = client
+        .connect(now, addr(server_addr), 1, 0)
+        .expect("connect");
+    (server, client, to_server)
+}
+
 pub fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
