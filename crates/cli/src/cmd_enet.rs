@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use enet_dtls::dtls_proto::keys::{Certificate, PrivateKey};
 use enet_dtls::dtls_proto::{EndpointConfig, ServerConfig};
-use enet_dtls::enet::{DtlsEnetSocket, EnetHost, EnetSocket};
+use enet_dtls::enet::{BusyPoll, DtlsEnetSocket, EnetHost, EnetSocket};
 use enet_proto::range_coder::RangeCoder;
 use enet_proto::{Event, HostConfig, PeerState};
 
@@ -62,12 +62,12 @@ pub(crate) struct EchoArgs {
     #[arg(long, value_name = "N", default_value_t = 255,
           value_parser = clap::value_parser!(u16).range(1..=255))]
     channels: u16,
-    /// Poll the socket for up to this many microseconds before each sleep (0, the default: off).
-    /// More messages per second and shorter round trips under dense traffic, for CPU spent
-    /// polling: see `EnetHost::set_busy_poll`.
-    #[arg(long, value_name = "US", default_value_t = 0,
+    /// Poll the socket for up to this many microseconds before every sleep (0: never poll).
+    /// Without it, the host polls for up to 10 us only while traffic is dense (its last wait
+    /// ended within 50 us): see `EnetHost::set_busy_poll` and `BusyPoll`.
+    #[arg(long, value_name = "US",
           value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
-    busy_poll_us: u64,
+    busy_poll_us: Option<u64>,
     /// Carry ENet inside DTLS 1.2 (Godot's `use_dtls`): every ENet datagram is one DTLS record.
     /// Needs --key and --cert. Plaintext ENet is then ignored.
     #[arg(long, requires_all = ["key", "cert"])]
@@ -103,7 +103,11 @@ pub(crate) fn run_echo(a: EchoArgs) -> Result<ExitCode, Box<dyn std::error::Erro
         acks_with_replies: true,
         ..HostConfig::server()
     };
-    let busy_poll = Duration::from_micros(a.busy_poll_us);
+    let busy_poll = match a.busy_poll_us {
+        None => BusyPoll::default(),
+        Some(0) => BusyPoll::Off,
+        Some(us) => BusyPoll::Always(Duration::from_micros(us)),
+    };
     if a.dtls {
         let (Some(key), Some(cert)) = (&a.key, &a.cert) else {
             return Err("--dtls needs --key FILE and --cert FILE".into());

@@ -71,8 +71,70 @@ impl From<enet_proto::Error> for BindError {
 pub struct EnetHost<S: EnetSocket = UdpEnetSocket> {
     socket: S,
     core: Core,
-    /// [`set_busy_poll`](Self::set_busy_poll): how long to poll before sleeping (zero: never).
-    busy_poll: Duration,
+    /// [`set_busy_poll`](Self::set_busy_poll): whether and how long to poll before sleeping.
+    busy_poll: BusyPoll,
+    /// For [`BusyPoll::Adaptive`]: whether the next wait polls (the last one ended soon).
+    poll_next: bool,
+}
+
+/// Whether [`EnetHost`] polls its socket, without blocking, before it sleeps
+/// ([`EnetHost::set_busy_poll`]), in the spirit of Linux's `SO_BUSY_POLL`.
+///
+/// Under dense traffic, sleeping costs twice: this thread's sleep and wake-up in the kernel,
+/// and the sender's wake-up of it. When the next datagram is only microseconds away, polling
+/// for it costs less and answers sooner, so the peers send sooner too. When it is not,
+/// polling is CPU spent for nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use enet_dtls::enet::BusyPoll;
+///
+/// // The default: poll for up to 10 us, only while waits end within 50 us.
+/// let mode = BusyPoll::default();
+/// assert!(matches!(mode, BusyPoll::Adaptive(_) | BusyPoll::Off));
+/// assert_eq!(BusyPoll::Always(Duration::ZERO).limit(), Duration::ZERO);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusyPoll {
+    /// Sleep at once when there is nothing to do, as C ENet does.
+    Off,
+    /// Poll for up to this long before every sleep: the lowest latency under dense traffic,
+    /// for a server with a core to spare; every wait that finds nothing costs the limit.
+    Always(Duration),
+    /// Poll for up to this long only while traffic is dense: when the host's last wait ended
+    /// by a datagram within [`BusyPoll::ADAPTIVE_WINDOW`] (or its last poll found one). A
+    /// host whose datagrams come further apart, such as a server of idle peers, only sleeps;
+    /// a busy one sleeps far less often. At worst a wait polls for the limit and finds
+    /// nothing, which only happens while waits are short anyway.
+    Adaptive(Duration),
+}
+
+impl BusyPoll {
+    /// How soon a wait must end for [`BusyPoll::Adaptive`] to poll before the next one.
+    pub const ADAPTIVE_WINDOW: Duration = Duration::from_micros(50);
+
+    /// The default poll limit of [`BusyPoll::Adaptive`].
+    pub const ADAPTIVE_LIMIT: Duration = Duration::from_micros(10);
+
+    /// The longest time one wait polls (zero for [`BusyPoll::Off`]).
+    pub fn limit(self) -> Duration {
+        match self {
+            BusyPoll::Off => Duration::ZERO,
+            BusyPoll::Always(limit) | BusyPoll::Adaptive(limit) => limit,
+        }
+    }
+}
+
+impl Default for BusyPoll {
+    /// [`BusyPoll::Adaptive`] for up to [`BusyPoll::ADAPTIVE_LIMIT`] when the machine runs
+    /// two threads or more at once; [`BusyPoll::Off`] on a single CPU, where polling would
+    /// only take time from the thread it waits for.
+    fn default() -> Self {
+        match std::thread::available_parallelism() {
+            Ok(n) if n.get() > 1 => BusyPoll::Adaptive(BusyPoll::ADAPTIVE_LIMIT),
+            _ => BusyPoll::Off,
+        }
+    }
 }
 
 impl EnetHost<UdpEnetSocket> {
@@ -92,7 +154,8 @@ impl<S: EnetSocket> EnetHost<S> {
         Ok(EnetHost {
             socket,
             core,
-            busy_poll: Duration::ZERO,
+            busy_poll: BusyPoll::default(),
+            poll_next: false,
         })
     }
 
@@ -124,45 +187,48 @@ impl<S: EnetSocket> EnetHost<S> {
         }
     }
 
-    /// Makes the host poll its socket, without blocking, for up to `limit` before each sleep
-    /// in [`service`](Self::service) and [`wait`](Self::wait) (`Duration::ZERO`, the default:
-    /// sleep at once, as C ENet does). Opt-in busy polling, for a server with a core to spare
-    /// for its network thread, in the spirit of Linux's `SO_BUSY_POLL`.
+    /// Sets whether the host polls its socket, without blocking, before each sleep in
+    /// [`service`](Self::service) and [`wait`](Self::wait): [`BusyPoll::Off`] sleeps at once,
+    /// as C ENet does; the default is [`BusyPoll::Adaptive`] (see [`BusyPoll::default`]).
     ///
-    /// Sleeping costs twice under dense traffic: the kernel's sleep and wake-up of this
-    /// thread, and the sender's wake-up of it. When the next datagram is only microseconds
-    /// away, polling for it answers sooner, and then the peers send sooner. Measured on this
-    /// project's 2-core VM while it was otherwise idle (where a wake-up is slow), with
-    /// `enet-dtls enet-echo --busy-poll-us 20` driven by C ENet clients (three alternating
-    /// rounds against the same server without it): with 64 messages in flight, 1.37-1.45x C
-    /// ENet's messages per second instead of 0.80-0.86x, at 0.73-0.87x C's CPU per message
-    /// instead of 0.79-0.91x; a ping-pong round trip of 66-68 us instead of 43-91 us. The
-    /// price: every wait that finds nothing spends up to `limit` of CPU before it sleeps (a
-    /// 1 MiB transfer cost 0.61-0.67x C's CPU per MiB instead of 0.51-0.59x), and a host that
-    /// shares its core with other busy threads takes time from them.
+    /// Measured on this project's 2-core VM against a C ENet client (`enet-dtls enet-echo`,
+    /// 300,000 echoed 64-byte messages with 64 in flight, medians of two sets of five rounds
+    /// alternating with `--busy-poll-us 0`): adaptive polling moved 1.26x and 1.40x the
+    /// messages per second of the same server without it, for 0.91x its CPU per message,
+    /// with 2.5x fewer context switches. With 4,000 idle peers its CPU rose from 4.3% to 4.5%
+    /// of a core (three rounds each), and a 1 MiB transfer cost 6% more CPU per MiB. Only the
+    /// blocking driver polls; the tokio driver leaves waiting to tokio.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use enet_dtls::enet::EnetHost;
+    /// use enet_dtls::enet::{BusyPoll, EnetHost};
     /// use enet_dtls::enet_proto::HostConfig;
     ///
     /// let mut server = EnetHost::bind("127.0.0.1:0", HostConfig::server()).unwrap();
-    /// server.set_busy_poll(Duration::from_micros(20));
-    /// assert_eq!(server.busy_poll(), Duration::from_micros(20));
+    /// server.set_busy_poll(BusyPoll::Always(Duration::from_micros(20)));
+    /// assert_eq!(server.busy_poll(), BusyPoll::Always(Duration::from_micros(20)));
+    /// server.set_busy_poll(BusyPoll::Off);
     /// ```
-    pub fn set_busy_poll(&mut self, limit: Duration) {
-        self.busy_poll = limit;
+    pub fn set_busy_poll(&mut self, mode: BusyPoll) {
+        self.busy_poll = mode;
+        self.poll_next = false;
     }
 
-    /// The limit set by [`set_busy_poll`](Self::set_busy_poll) (zero: off).
-    pub fn busy_poll(&self) -> Duration {
+    /// The mode set by [`set_busy_poll`](Self::set_busy_poll).
+    pub fn busy_poll(&self) -> BusyPoll {
         self.busy_poll
     }
 
     /// Waits until the socket is readable, for at most `limit` from `start` (`None`: no
     /// limit), polling first for up to the busy-poll limit. Returns whether it is.
     fn block(&mut self, start: Instant, limit: Option<Duration>) -> io::Result<bool> {
-        let spin = limit.map_or(self.busy_poll, |l| l.min(self.busy_poll));
+        let poll = match self.busy_poll {
+            BusyPoll::Off => Duration::ZERO,
+            BusyPoll::Always(max) => max,
+            BusyPoll::Adaptive(max) if self.poll_next => max,
+            BusyPoll::Adaptive(_) => Duration::ZERO,
+        };
+        let spin = limit.map_or(poll, |l| l.min(poll));
         if !spin.is_zero() {
             let polling = Instant::now();
             loop {
@@ -176,7 +242,13 @@ impl<S: EnetSocket> EnetHost<S> {
             }
         }
         let left = limit.map(|l| l.saturating_sub(start.elapsed()));
-        self.socket.wait_readable(left)
+        if !matches!(self.busy_poll, BusyPoll::Adaptive(_)) {
+            return self.socket.wait_readable(left);
+        }
+        let sleeping = Instant::now();
+        let readable = self.socket.wait_readable(left)?;
+        self.poll_next = readable && sleeping.elapsed() < BusyPoll::ADAPTIVE_WINDOW;
+        Ok(readable)
     }
 
     /// Waits until [`service`](Self::service) has something to do: a datagram is readable,
@@ -247,7 +319,7 @@ mod tests {
         }
     }
 
-    fn counting_host(busy_poll: Duration) -> EnetHost<CountingWaits> {
+    fn counting_host(busy_poll: BusyPoll) -> EnetHost<CountingWaits> {
         let socket = CountingWaits {
             inner: UdpEnetSocket::bind("127.0.0.1:0").unwrap(),
             polls: 0,
@@ -263,11 +335,11 @@ mod tests {
     /// in one sleep for the rest of the wait. Without it, a wait only sleeps.
     #[test]
     fn busy_poll_polls_before_sleeping_and_only_when_set() {
-        let mut off = counting_host(Duration::ZERO);
+        let mut off = counting_host(BusyPoll::Off);
         assert!(!off.wait(Some(Duration::from_millis(5))).unwrap());
         assert_eq!((off.socket().polls, off.socket().sleeps), (0, 1));
 
-        let mut on = counting_host(Duration::from_millis(2));
+        let mut on = counting_host(BusyPoll::Always(Duration::from_millis(2)));
         let started = Instant::now();
         assert!(!on.wait(Some(Duration::from_millis(20))).unwrap());
         assert!(started.elapsed() >= Duration::from_millis(20));
@@ -276,7 +348,7 @@ mod tests {
 
         // A datagram sent while the host polls (the limit is far longer than the sender's
         // delay) is found by a poll: no sleep.
-        let mut on = counting_host(Duration::from_secs(10));
+        let mut on = counting_host(BusyPoll::Always(Duration::from_secs(10)));
         let to = on.local_addr().unwrap();
         let sender = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(2));
@@ -287,6 +359,73 @@ mod tests {
         sender.join().unwrap();
         assert!(on.socket().polls >= 1);
         assert_eq!(on.socket().sleeps, 0);
+    }
+
+    /// Adaptive polling polls only after a wait that a datagram ended within the window, and
+    /// keeps polling while its polls find datagrams; a wait that ran out, or a datagram that
+    /// came late, makes the next wait sleep at once.
+    #[test]
+    fn adaptive_busy_poll_polls_only_while_waits_end_soon() {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut host = counting_host(BusyPoll::Adaptive(Duration::from_secs(5)));
+        let to = host.local_addr().unwrap();
+        // Receives (and drops) what came, without waiting.
+        let drain =
+            |h: &mut EnetHost<CountingWaits>| while h.service(Duration::ZERO).unwrap().is_some() {};
+
+        // Nothing came: sleeps only, and the next wait does not poll either.
+        assert!(!host.wait(Some(Duration::from_millis(5))).unwrap());
+        assert!(!host.wait(Some(Duration::from_millis(5))).unwrap());
+        assert_eq!((host.socket().polls, host.socket().sleeps), (0, 2));
+
+        // A datagram already waiting ends the sleep at once: the next wait polls first and
+        // finds the next datagram by polling, without sleeping. (A sleep that the scheduler
+        // stretched past the window is retried.)
+        let mut found_by_polling = false;
+        for _ in 0..20 {
+            udp.send_to(b"now", to).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+            assert!(host.wait(Some(Duration::from_secs(5))).unwrap());
+            drain(&mut host);
+            let (polls, sleeps) = (host.socket().polls, host.socket().sleeps);
+            let sender = std::thread::spawn({
+                let udp = udp.try_clone().unwrap();
+                move || {
+                    std::thread::sleep(Duration::from_millis(2));
+                    udp.send_to(b"soon", to).unwrap();
+                }
+            });
+            assert!(host.wait(Some(Duration::from_secs(30))).unwrap());
+            sender.join().unwrap();
+            drain(&mut host);
+            if host.socket().sleeps == sleeps {
+                assert!(host.socket().polls > polls);
+                found_by_polling = true;
+                break;
+            }
+        }
+        assert!(found_by_polling, "no wait polled after a short one");
+
+        // Still polling: a wait whose polls find nothing (`wait`'s limit is shorter than the
+        // poll limit) ran out, so the one after does not poll.
+        let polls = host.socket().polls;
+        assert!(!host.wait(Some(Duration::from_millis(5))).unwrap());
+        assert!(host.socket().polls > polls);
+        let polls = host.socket().polls;
+        assert!(!host.wait(Some(Duration::from_millis(5))).unwrap());
+        assert_eq!(host.socket().polls, polls);
+
+        // A datagram that ends a sleep later than the window does not start polling.
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            udp.send_to(b"late", to).unwrap();
+        });
+        assert!(host.wait(Some(Duration::from_secs(30))).unwrap());
+        sender.join().unwrap();
+        drain(&mut host);
+        let polls = host.socket().polls;
+        assert!(!host.wait(Some(Duration::from_millis(5))).unwrap());
+        assert_eq!(host.socket().polls, polls);
     }
 
     /// While flushes are deferred, `flush` sends nothing; the next flush after sends the queued

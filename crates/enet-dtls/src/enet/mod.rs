@@ -48,7 +48,7 @@ pub use self::tokio::TokioEnetHost;
 pub use dtls_socket::{
     enet_mtu_for_dtls_mtu, DtlsEnetSocket, DtlsSocketStats, DTLS_RECORD_HEADER, HANDSHAKE_QUEUE,
 };
-pub use host::{BindError, EnetHost};
+pub use host::{BindError, BusyPoll, EnetHost};
 pub use socket::{
     ConnectionFailure, EnetSocket, FailureCause, SocketStats, UdpEnetSocket, MAX_UDP_PAYLOAD,
     SOCKET_BUFFER_SIZE,
