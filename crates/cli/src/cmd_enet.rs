@@ -63,7 +63,7 @@ pub(crate) struct EchoArgs {
           value_parser = clap::value_parser!(u16).range(1..=255))]
     channels: u16,
     /// Poll the socket for up to this many microseconds before every sleep (0: never poll).
-    /// Without it, the host polls for up to 10 us only while traffic is dense (its last wait
+    /// Without it, the host polls for up to 40 us only while traffic is dense (its last wait
     /// ended within 50 us): see `EnetHost::set_busy_poll` and `BusyPoll`.
     #[arg(long, value_name = "US",
           value_parser = clap::value_parser!(u64).range(0..=1_000_000))]

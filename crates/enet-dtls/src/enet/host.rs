@@ -75,6 +75,10 @@ pub struct EnetHost<S: EnetSocket = UdpEnetSocket> {
     busy_poll: BusyPoll,
     /// For [`BusyPoll::Adaptive`]: whether the next wait polls (the last one ended soon).
     poll_next: bool,
+    /// For [`BusyPoll::Adaptive`]: polling that found nothing since `budget_since`, held to
+    /// [`BusyPoll::ADAPTIVE_BUDGET`] per [`BusyPoll::ADAPTIVE_BUDGET_PERIOD`].
+    fruitless: Duration,
+    budget_since: Instant,
 }
 
 /// Whether [`EnetHost`] polls its socket, without blocking, before it sleeps
@@ -89,7 +93,7 @@ pub struct EnetHost<S: EnetSocket = UdpEnetSocket> {
 /// use std::time::Duration;
 /// use enet_dtls::enet::BusyPoll;
 ///
-/// // The default: poll for up to 10 us, only while waits end within 50 us.
+/// // The default: poll for up to 40 us, only while waits end within 50 us.
 /// let mode = BusyPoll::default();
 /// assert!(matches!(mode, BusyPoll::Adaptive(_) | BusyPoll::Off));
 /// assert_eq!(BusyPoll::Always(Duration::ZERO).limit(), Duration::ZERO);
@@ -104,8 +108,9 @@ pub enum BusyPoll {
     /// Poll for up to this long only while traffic is dense: when the host's last wait ended
     /// by a datagram within [`BusyPoll::ADAPTIVE_WINDOW`] (or its last poll found one). A
     /// host whose datagrams come further apart, such as a server of idle peers, only sleeps;
-    /// a busy one sleeps far less often. At worst a wait polls for the limit and finds
-    /// nothing, which only happens while waits are short anyway.
+    /// a busy one sleeps far less often. Polling that finds nothing is held to
+    /// [`BusyPoll::ADAPTIVE_BUDGET`] per [`BusyPoll::ADAPTIVE_BUDGET_PERIOD`] (a tenth of
+    /// a core), for traffic whose gaps are just longer than the limit.
     Adaptive(Duration),
 }
 
@@ -113,8 +118,17 @@ impl BusyPoll {
     /// How soon a wait must end for [`BusyPoll::Adaptive`] to poll before the next one.
     pub const ADAPTIVE_WINDOW: Duration = Duration::from_micros(50);
 
-    /// The default poll limit of [`BusyPoll::Adaptive`].
-    pub const ADAPTIVE_LIMIT: Duration = Duration::from_micros(10);
+    /// The default poll limit of [`BusyPoll::Adaptive`]: long enough for a peer's next
+    /// datagram in a request/response exchange on one machine (its acknowledgement, then its
+    /// next request) to be found without a sleep.
+    pub const ADAPTIVE_LIMIT: Duration = Duration::from_micros(40);
+
+    /// The most time [`BusyPoll::Adaptive`] spends on polls that find nothing in one
+    /// [`BusyPoll::ADAPTIVE_BUDGET_PERIOD`]; past it, waits only sleep until the period ends.
+    pub const ADAPTIVE_BUDGET: Duration = Duration::from_millis(10);
+
+    /// The period of [`BusyPoll::ADAPTIVE_BUDGET`].
+    pub const ADAPTIVE_BUDGET_PERIOD: Duration = Duration::from_millis(100);
 
     /// The longest time one wait polls (zero for [`BusyPoll::Off`]).
     pub fn limit(self) -> Duration {
@@ -156,6 +170,8 @@ impl<S: EnetSocket> EnetHost<S> {
             core,
             busy_poll: BusyPoll::default(),
             poll_next: false,
+            fruitless: Duration::ZERO,
+            budget_since: Instant::now(),
         })
     }
 
@@ -192,12 +208,16 @@ impl<S: EnetSocket> EnetHost<S> {
     /// as C ENet does; the default is [`BusyPoll::Adaptive`] (see [`BusyPoll::default`]).
     ///
     /// Measured on this project's 2-core VM against a C ENet client (`enet-dtls enet-echo`,
-    /// 300,000 echoed 64-byte messages with 64 in flight, medians of two sets of five rounds
-    /// alternating with `--busy-poll-us 0`): adaptive polling moved 1.26x and 1.40x the
-    /// messages per second of the same server without it, for 0.91x its CPU per message,
-    /// with 2.5x fewer context switches. With 4,000 idle peers its CPU rose from 4.3% to 4.5%
-    /// of a core (three rounds each), and a 1 MiB transfer cost 6% more CPU per MiB. Only the
-    /// blocking driver polls; the tokio driver leaves waiting to tokio.
+    /// medians of five rounds alternating with `--busy-poll-us 0` and C ENet's echo host):
+    /// with 300,000 echoed 64-byte messages, 64 in flight, adaptive polling moved 1.15x the
+    /// messages per second of the same server without it, at 0.98x its CPU per message
+    /// (1.64x C ENet's messages/s at 0.57x its CPU); a one-message ping-pong took 42 us
+    /// (p50) instead of 95 us (C ENet: 79 us). Its costs, in alternating rounds: 4,000 idle
+    /// peers took 4.2-4.4% of a core instead of 4.0-4.1%, a 1 MiB transfer 15% more CPU per
+    /// MiB, and a flood of one datagram every ~60 us, the worst case for the rule (armed by
+    /// each short wait, then polling in vain), 36-37% of a core instead of 23-24%
+    /// (`Always(40 us)`: 61-65%). Only the blocking driver polls; the tokio driver leaves
+    /// waiting to tokio.
     ///
     /// ```
     /// use std::time::Duration;
@@ -222,10 +242,12 @@ impl<S: EnetSocket> EnetHost<S> {
     /// Waits until the socket is readable, for at most `limit` from `start` (`None`: no
     /// limit), polling first for up to the busy-poll limit. Returns whether it is.
     fn block(&mut self, start: Instant, limit: Option<Duration>) -> io::Result<bool> {
-        let poll = match self.busy_poll {
+        let adaptive = matches!(self.busy_poll, BusyPoll::Adaptive(_));
+        let mode = self.busy_poll;
+        let poll = match mode {
             BusyPoll::Off => Duration::ZERO,
             BusyPoll::Always(max) => max,
-            BusyPoll::Adaptive(max) if self.poll_next => max,
+            BusyPoll::Adaptive(max) if self.poll_next && self.within_budget(start) => max,
             BusyPoll::Adaptive(_) => Duration::ZERO,
         };
         let spin = limit.map_or(poll, |l| l.min(poll));
@@ -235,20 +257,33 @@ impl<S: EnetSocket> EnetHost<S> {
                 if self.socket.wait_readable(Some(Duration::ZERO))? {
                     return Ok(true);
                 }
-                if polling.elapsed() >= spin {
+                let polled = polling.elapsed();
+                if polled >= spin {
+                    if adaptive {
+                        self.fruitless += polled;
+                    }
                     break;
                 }
                 std::hint::spin_loop();
             }
         }
         let left = limit.map(|l| l.saturating_sub(start.elapsed()));
-        if !matches!(self.busy_poll, BusyPoll::Adaptive(_)) {
+        if !adaptive {
             return self.socket.wait_readable(left);
         }
         let sleeping = Instant::now();
         let readable = self.socket.wait_readable(left)?;
         self.poll_next = readable && sleeping.elapsed() < BusyPoll::ADAPTIVE_WINDOW;
         Ok(readable)
+    }
+
+    /// Whether adaptive polling has budget left at `now` (a new period starts afresh).
+    fn within_budget(&mut self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.budget_since) >= BusyPoll::ADAPTIVE_BUDGET_PERIOD {
+            self.budget_since = now;
+            self.fruitless = Duration::ZERO;
+        }
+        self.fruitless < BusyPoll::ADAPTIVE_BUDGET
     }
 
     /// Waits until [`service`](Self::service) has something to do: a datagram is readable,
@@ -426,6 +461,37 @@ mod tests {
         let polls = host.socket().polls;
         assert!(!host.wait(Some(Duration::from_millis(5))).unwrap());
         assert_eq!(host.socket().polls, polls);
+    }
+
+    /// Adaptive polling that keeps finding nothing stops at its budget: with every wait armed
+    /// (a datagram ends each sleep at once) and each poll then running out after 3 ms, at most
+    /// `ADAPTIVE_BUDGET` (10 ms: 4 such polls) is spent per 100 ms period.
+    #[test]
+    fn adaptive_busy_poll_stops_at_its_budget() {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut host = counting_host(BusyPoll::Adaptive(Duration::from_secs(5)));
+        let to = host.local_addr().unwrap();
+        let started = Instant::now();
+        let rounds = 20;
+        let mut polled = 0;
+        for _ in 0..rounds {
+            // Arms polling (unless the scheduler stretched this sleep past the window).
+            udp.send_to(b"now", to).unwrap();
+            assert!(host.wait(Some(Duration::from_secs(5))).unwrap());
+            while host.service(Duration::ZERO).unwrap().is_some() {}
+            let polls = host.socket().polls;
+            assert!(!host.wait(Some(Duration::from_millis(3))).unwrap());
+            if host.socket().polls > polls {
+                polled += 1;
+            }
+        }
+        let periods = started.elapsed().as_millis() / 100 + 1;
+        assert!(polled >= 1, "never polled");
+        assert!(
+            polled <= 4 * periods as usize,
+            "{polled} polls in {periods} periods"
+        );
+        assert!(polled < rounds, "the budget never stopped polling");
     }
 
     /// While flushes are deferred, `flush` sends nothing; the next flush after sends the queued
